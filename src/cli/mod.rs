@@ -1,0 +1,141 @@
+//! The command line: argument parsing and dispatch to one module per command.
+
+mod demo;
+mod models;
+mod run;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use whet::engine::{LoadRequest, SpawnOptions};
+use whet::paths;
+
+#[derive(Parser)]
+#[command(
+    name = "whet",
+    version,
+    about = "A terminal workbench for tuning prompts on local GGUF models"
+)]
+struct Cli {
+    /// Also print log lines (including llama.cpp's) to stderr.
+    #[arg(long, short, global = true)]
+    verbose: bool,
+    #[command(subcommand)]
+    command: Option<Commands>,
+}
+
+#[derive(Subcommand)]
+enum Commands {
+    /// Generate a completion, streaming it to stdout.
+    Run(run::RunArgs),
+    /// Fetch, list and inspect models.
+    #[command(subcommand)]
+    Models(models::ModelsCommand),
+    /// Measure whet's engine against a bare llama.cpp loop in the same run.
+    Bench(whet::bench::BenchArgs),
+    /// The inference worker process (spawned by whet itself).
+    #[command(hide = true)]
+    Engine,
+}
+
+/// Options every command that loads a model shares.
+#[derive(clap::Args, Clone, Debug)]
+pub struct ModelArgs {
+    /// GGUF model file [default: the installed default model].
+    #[arg(long, short)]
+    pub model: Option<PathBuf>,
+    /// Context size in tokens (llama.cpp rounds it up to a multiple of 256).
+    #[arg(long = "ctx", default_value_t = 4096)]
+    pub n_ctx: u32,
+    /// Prompt tokens decoded per batch.
+    #[arg(long = "batch", default_value_t = 512)]
+    pub n_batch: u32,
+    /// CPU threads [default: number of physical cores].
+    #[arg(long)]
+    pub threads: Option<u32>,
+    /// A llama.cpp built-in chat format (chatml, gemma, llama3, ...) to use
+    /// instead of the model's own template.
+    #[arg(long)]
+    pub chat_format: Option<String>,
+}
+
+impl ModelArgs {
+    pub fn load_request(&self) -> Result<LoadRequest, String> {
+        let model = match &self.model {
+            Some(path) => path.clone(),
+            None => {
+                let path = paths::default_model_path()?;
+                if !path.exists() {
+                    return Err(format!(
+                        "the default model is not installed ({}); run `whet models fetch` or pass --model PATH",
+                        path.display()
+                    ));
+                }
+                path
+            }
+        };
+        if self.n_ctx == 0 {
+            return Err("--ctx must be at least 1".into());
+        }
+        if self.n_batch == 0 {
+            return Err("--batch must be at least 1".into());
+        }
+        if self.threads == Some(0) {
+            return Err("--threads must be at least 1".into());
+        }
+        Ok(LoadRequest {
+            model,
+            n_ctx: self.n_ctx,
+            n_batch: self.n_batch,
+            threads: self.threads.unwrap_or_else(paths::default_threads),
+            chat_format: self.chat_format.clone(),
+            vocab_only: false,
+        })
+    }
+}
+
+pub fn spawn_options(verbose: bool) -> Result<SpawnOptions, String> {
+    let mut options = SpawnOptions::from_current_exe()
+        .map_err(|e| format!("cannot find the whet binary: {e}"))?;
+    options.echo_logs = verbose;
+    Ok(options)
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Some(Commands::Engine) = cli.command {
+        return ExitCode::from(u8::try_from(whet::engine::worker::run()).unwrap_or(1));
+    }
+    let _log_guard = whet::logging::init(cli.verbose);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => return fail(&format!("cannot start the async runtime: {e}")),
+    };
+    let verbose = cli.verbose;
+    let result = runtime.block_on(async move {
+        match cli.command {
+            None => demo::run(verbose).await,
+            Some(Commands::Run(args)) => run::run(args, verbose).await,
+            Some(Commands::Models(command)) => models::run(command, verbose).await,
+            Some(Commands::Bench(args)) => whet::bench::run(args).await,
+            Some(Commands::Engine) => Ok(ExitCode::SUCCESS),
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(message) => fail(&message),
+    }
+}
+
+/// One line on stderr, whatever the message contained.
+pub fn fail(message: &str) -> ExitCode {
+    let one_line = message.replace(['\n', '\r'], " ");
+    eprintln!("error: {one_line}");
+    ExitCode::FAILURE
+}

@@ -1,0 +1,181 @@
+//! `whet run`: one generation, streamed to stdout, with a summary on stderr.
+
+use std::io::{IsTerminal, Read, Write};
+use std::process::ExitCode;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use whet::engine::client::Generation;
+use whet::engine::protocol::{ChatMessage, GenerateRequest, Prompt, Role, StopReason};
+use whet::engine::{EngineClient, SamplingParams};
+
+use super::{spawn_options, ModelArgs};
+
+#[derive(clap::Args, Debug)]
+pub struct RunArgs {
+    /// The prompt; read from stdin when absent.
+    pub prompt: Option<String>,
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// A system message (chat mode only).
+    #[arg(long, conflicts_with = "raw")]
+    pub system: Option<String>,
+    /// Send the prompt as the exact model input, without a chat template.
+    #[arg(long)]
+    pub raw: bool,
+    /// Sampling temperature; 0 is greedy (deterministic).
+    #[arg(long = "temp", default_value_t = 0.8)]
+    pub temperature: f32,
+    /// Keep the k most likely tokens (0 = off).
+    #[arg(long, default_value_t = 40)]
+    pub top_k: i32,
+    /// Nucleus sampling threshold (1 = off).
+    #[arg(long, default_value_t = 0.95)]
+    pub top_p: f32,
+    /// Minimum probability relative to the top token (0 = off).
+    #[arg(long, default_value_t = 0.05)]
+    pub min_p: f32,
+    /// Penalty for repeating recent tokens (1 = off).
+    #[arg(long, default_value_t = 1.0)]
+    pub repeat_penalty: f32,
+    /// How many recent tokens the repeat penalty considers.
+    #[arg(long, default_value_t = 64)]
+    pub repeat_last_n: i32,
+    /// Random seed [default: different each run].
+    #[arg(long)]
+    pub seed: Option<u32>,
+    /// Stop after this many generated tokens (0 = until the context is full).
+    #[arg(long, default_value_t = 512)]
+    pub max_tokens: u32,
+    /// Stop when the output contains this text (repeatable); it is not printed.
+    #[arg(long = "stop", value_name = "STR")]
+    pub stops: Vec<String>,
+    /// Print one JSON object with the text and statistics instead of streaming.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub async fn run(args: RunArgs, verbose: bool) -> Result<ExitCode, String> {
+    let text = prompt_text(args.prompt.clone())?;
+    if args.stops.iter().any(|s| s.is_empty()) {
+        return Err("--stop needs a non-empty string".into());
+    }
+    let sampling = SamplingParams {
+        temperature: args.temperature,
+        top_k: args.top_k,
+        top_p: args.top_p,
+        min_p: args.min_p,
+        repeat_penalty: args.repeat_penalty,
+        repeat_last_n: args.repeat_last_n,
+        seed: args.seed.unwrap_or_else(random_seed),
+    };
+    sampling.validate()?;
+    let load = args.model.load_request()?;
+
+    let mut engine = EngineClient::spawn(&spawn_options(verbose)?)
+        .await
+        .map_err(|e| e.to_string())?;
+    let info = engine.load(load).await.map_err(|e| e.to_string())?;
+    let prompt = if args.raw {
+        Prompt::Raw { text }
+    } else {
+        let mut messages = Vec::new();
+        if let Some(system) = &args.system {
+            messages.push(ChatMessage::new(Role::System, system.clone()));
+        }
+        messages.push(ChatMessage::new(Role::User, text));
+        Prompt::Chat { messages }
+    };
+    let request = GenerateRequest {
+        id: 0,
+        prompt,
+        sampling,
+        max_tokens: args.max_tokens,
+        stop: args.stops.clone(),
+        reuse_prefix: true,
+        ignore_eos: false,
+    };
+
+    let json = args.json;
+    let mut stdout = std::io::stdout();
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let generation = engine
+        .generate_until(
+            request,
+            |piece| {
+                if !json {
+                    // A closed stdout (e.g. `| head`) is not worth failing over.
+                    let _ = stdout.write_all(piece.as_bytes());
+                    let _ = stdout.flush();
+                }
+            },
+            ctrl_c,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    let peak_rss_kib = engine.peak_rss_kib();
+    engine.shutdown().await;
+
+    if json {
+        let report = serde_json::json!({
+            "model": info.path,
+            "text": generation.text,
+            "stop_reason": generation.reason,
+            "stats": generation.stats,
+            "timing": generation.timing,
+            "prompt_tokens_per_sec": generation.stats.prompt_tokens_per_sec(),
+            "generation_tokens_per_sec": generation.stats.generation_tokens_per_sec(),
+            "seed": args.seed,
+            "worker_peak_rss_kib": peak_rss_kib,
+            "tokens": generation.tokens,
+        });
+        println!("{report}");
+    } else {
+        if !generation.text.ends_with('\n') {
+            println!();
+        }
+        eprintln!("{}", summary_line(&generation));
+    }
+    Ok(if generation.reason == StopReason::Cancelled {
+        ExitCode::from(130)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn prompt_text(argument: Option<String>) -> Result<String, String> {
+    if let Some(text) = argument {
+        return Ok(text);
+    }
+    let mut stdin = std::io::stdin();
+    if stdin.is_terminal() {
+        return Err("no prompt: pass it as an argument or pipe it on stdin".into());
+    }
+    let mut text = String::new();
+    stdin
+        .read_to_string(&mut text)
+        .map_err(|e| format!("cannot read the prompt from stdin: {e}"))?;
+    Ok(text)
+}
+
+fn random_seed() -> u32 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.subsec_nanos() ^ (d.as_secs() as u32))
+        .unwrap_or(0)
+}
+
+pub fn summary_line(generation: &Generation) -> String {
+    let stats = &generation.stats;
+    format!(
+        "prompt {} tok ({} reused) | generated {} tok | TTFT {:.0} ms | prompt eval {:.1} tok/s | generation {:.1} tok/s | stop: {}",
+        stats.prompt_tokens,
+        stats.reused_tokens,
+        stats.generated_tokens,
+        generation.timing.ttft_ms,
+        stats.prompt_tokens_per_sec(),
+        stats.generation_tokens_per_sec(),
+        generation.reason.describe()
+    )
+}

@@ -1,0 +1,15 @@
+//! Inference: a crash-isolated worker process running llama.cpp, the typed
+//! protocol it speaks, and the async client every front end uses.
+
+pub mod chat;
+pub mod client;
+pub mod protocol;
+pub mod runner;
+pub mod sampling;
+pub mod stop;
+pub mod utf8;
+pub mod worker;
+
+pub use client::{EngineClient, EngineError, Generation, SpawnOptions};
+pub use protocol::{ChatMessage, Command, Event, GenerateRequest, LoadRequest, Prompt, Role};
+pub use sampling::SamplingParams;

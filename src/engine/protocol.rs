@@ -1,0 +1,281 @@
+//! The typed protocol between a front end and the engine worker process.
+//!
+//! Commands go to the worker's stdin and events come back on its stdout, one
+//! JSON object per line. Keeping the wire format to plain serde types lets the
+//! same protocol later front a remote server.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use super::sampling::SamplingParams;
+
+/// A request from the front end to the worker.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "cmd", rename_all = "snake_case")]
+pub enum Command {
+    /// Load a model (replacing any loaded one) and create its context.
+    Load(LoadRequest),
+    /// Generate a completion; answered by `Token` events and one `Done` or `Error`.
+    Generate(GenerateRequest),
+    /// Stop the generation with this id at the next token; it ends with `Done`
+    /// and reason `Cancelled`, keeping the partial text.
+    Cancel { id: u64 },
+    /// Count the tokens a prompt takes after formatting; answered by `TokenCount`.
+    CountTokens { id: u64, prompt: Prompt },
+    /// Return the exact text the model would see for a prompt; answered by `Formatted`.
+    FormatPrompt { id: u64, prompt: Prompt },
+    /// Exit cleanly.
+    Shutdown,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LoadRequest {
+    pub model: PathBuf,
+    /// Requested context size in tokens; llama.cpp rounds it up to a multiple of 256.
+    pub n_ctx: u32,
+    /// Prompt-evaluation chunk size; a larger single decode would abort llama.cpp.
+    pub n_batch: u32,
+    pub threads: u32,
+    /// A llama.cpp built-in chat format name that overrides the model's own template.
+    #[serde(default)]
+    pub chat_format: Option<String>,
+    /// Load only the vocabulary and metadata (for `whet models info`).
+    #[serde(default)]
+    pub vocab_only: bool,
+}
+
+/// What the model is asked to continue.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Prompt {
+    /// Exact model input; special-token text such as `<|im_start|>` is parsed.
+    Raw { text: String },
+    /// Messages formatted with the model's chat template; message text is
+    /// tokenized with special-token parsing off.
+    Chat { messages: Vec<ChatMessage> },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatMessage {
+    pub role: Role,
+    pub content: String,
+}
+
+impl ChatMessage {
+    pub fn new(role: Role, content: impl Into<String>) -> Self {
+        Self {
+            role,
+            content: content.into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    System,
+    User,
+    Assistant,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::System => "system",
+            Role::User => "user",
+            Role::Assistant => "assistant",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GenerateRequest {
+    pub id: u64,
+    pub prompt: Prompt,
+    #[serde(default)]
+    pub sampling: SamplingParams,
+    pub max_tokens: u32,
+    /// Generation ends when the text contains one of these; it is not emitted.
+    #[serde(default)]
+    pub stop: Vec<String>,
+    /// Reuse the KV cache for the prefix this prompt shares with the previous one.
+    #[serde(default = "yes")]
+    pub reuse_prefix: bool,
+    /// Keep generating past end-of-generation tokens (benchmarks only).
+    #[serde(default)]
+    pub ignore_eos: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// A message from the worker.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    /// The worker started and reads commands.
+    Ready {
+        version: String,
+        pid: u32,
+    },
+    Loaded {
+        info: ModelInfo,
+    },
+    /// One sampled token. `text` is what became printable with it: empty while a
+    /// multi-byte character or a possible stop string is still incomplete.
+    Token {
+        id: u64,
+        text: String,
+        token: i32,
+        prob: f32,
+    },
+    Done {
+        id: u64,
+        text: String,
+        reason: StopReason,
+        stats: GenerationStats,
+    },
+    TokenCount {
+        id: u64,
+        tokens: u32,
+        n_ctx: u32,
+    },
+    Formatted {
+        id: u64,
+        text: String,
+        tokens: u32,
+    },
+    /// A request failed; `id` is absent for failures outside a request (e.g. Load).
+    Error {
+        id: Option<u64>,
+        message: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StopReason {
+    /// The model produced an end-of-generation token.
+    Eos,
+    StopString,
+    MaxTokens,
+    /// No room left in the context for another token.
+    ContextFull,
+    Cancelled,
+}
+
+impl StopReason {
+    pub fn describe(self) -> &'static str {
+        match self {
+            StopReason::Eos => "end of generation",
+            StopReason::StopString => "stop string",
+            StopReason::MaxTokens => "max tokens",
+            StopReason::ContextFull => "context full",
+            StopReason::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// Timings measured inside the worker for one generation.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GenerationStats {
+    /// Tokens in the formatted prompt.
+    pub prompt_tokens: u32,
+    /// Of those, tokens whose KV entries were reused from the previous request.
+    pub reused_tokens: u32,
+    pub generated_tokens: u32,
+    /// Decoding the new part of the prompt.
+    pub prompt_eval_ms: f64,
+    /// From receiving the request to sampling the first token.
+    pub ttft_ms: f64,
+    /// From the first sampled token to the last one.
+    pub generation_ms: f64,
+}
+
+impl GenerationStats {
+    pub fn prompt_tokens_per_sec(&self) -> f64 {
+        let evaluated = self.prompt_tokens.saturating_sub(self.reused_tokens);
+        per_second(evaluated, self.prompt_eval_ms)
+    }
+
+    /// Rate between the first and the last token: the first one's latency is
+    /// prompt evaluation, counted above.
+    pub fn generation_tokens_per_sec(&self) -> f64 {
+        per_second(self.generated_tokens.saturating_sub(1), self.generation_ms)
+    }
+}
+
+pub fn per_second(count: u32, ms: f64) -> f64 {
+    if ms > 0.0 {
+        f64::from(count) * 1000.0 / ms
+    } else {
+        0.0
+    }
+}
+
+/// What the worker learned about a loaded model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelInfo {
+    pub path: PathBuf,
+    pub file_size: u64,
+    pub architecture: Option<String>,
+    pub name: Option<String>,
+    pub parameter_count: u64,
+    pub quantization: Option<String>,
+    pub n_ctx_train: Option<u64>,
+    /// The context actually allocated (0 for a vocab-only load).
+    pub n_ctx: u32,
+    pub n_batch: u32,
+    pub threads: u32,
+    pub n_vocab: u32,
+    pub chat_template_present: bool,
+    pub chat_format: ChatFormat,
+}
+
+/// How chat prompts will be formatted for this model.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum ChatFormat {
+    /// The model's template, which llama.cpp recognises; `builtin` names the
+    /// built-in format that renders identically, if one does.
+    Model { builtin: Option<String> },
+    /// Chosen with `--chat-format`.
+    Override { name: String },
+    /// The model has a template that llama.cpp's matcher does not recognise.
+    Unrecognized,
+    /// The model has no chat template (e.g. a base model).
+    Missing,
+}
+
+impl ChatFormat {
+    pub fn describe(&self) -> String {
+        match self {
+            ChatFormat::Model {
+                builtin: Some(name),
+            } => format!("model template (llama.cpp built-in '{name}')"),
+            ChatFormat::Model { builtin: None } => {
+                "model template (recognised by llama.cpp, no identical built-in)".to_string()
+            }
+            ChatFormat::Override { name } => format!("'{name}' (chosen with --chat-format)"),
+            ChatFormat::Unrecognized => {
+                "none usable: the model's template is not one llama.cpp recognises".to_string()
+            }
+            ChatFormat::Missing => "none: the model has no chat template".to_string(),
+        }
+    }
+
+    pub fn usable(&self) -> bool {
+        matches!(self, ChatFormat::Model { .. } | ChatFormat::Override { .. })
+    }
+}
+
+/// Serialises one message as a protocol line (without the newline).
+pub fn encode_line<T: Serialize>(message: &T) -> String {
+    // Serialising these plain data types cannot fail (no maps with non-string
+    // keys, no custom serialisers).
+    serde_json::to_string(message).unwrap_or_else(|e| {
+        format!("{{\"event\":\"error\",\"id\":null,\"message\":\"protocol encode failed: {e}\"}}")
+    })
+}

@@ -1,0 +1,462 @@
+//! The llama.cpp side of the engine: a loaded model, its context, and the
+//! generation loop with KV prefix reuse. Runs inside the worker process only.
+
+use std::num::NonZeroU32;
+use std::time::Instant;
+
+use llama_cpp_2::context::params::LlamaContextParams;
+use llama_cpp_2::context::LlamaContext;
+use llama_cpp_2::llama_backend::LlamaBackend;
+use llama_cpp_2::llama_batch::LlamaBatch;
+use llama_cpp_2::model::params::LlamaModelParams;
+use llama_cpp_2::model::{LlamaChatTemplate, LlamaModel};
+use llama_cpp_2::sampling::LlamaSampler;
+use llama_cpp_2::token::LlamaToken;
+
+use super::chat;
+use super::protocol::{
+    ChatFormat, Event, GenerateRequest, GenerationStats, LoadRequest, ModelInfo, Prompt, StopReason,
+};
+use super::sampling::SamplingParams;
+use super::stop::{StopMatcher, StopOutcome};
+use super::utf8::Utf8Stream;
+use crate::models::gguf;
+
+/// A model in memory with what is needed to format prompts for it.
+pub struct LoadedModel {
+    pub model: LlamaModel,
+    pub info: ModelInfo,
+    template: Option<LlamaChatTemplate>,
+}
+
+impl LoadedModel {
+    /// Checks the file in Rust first: llama.cpp aborts the process on some
+    /// malformed files instead of returning an error.
+    pub fn load(backend: &LlamaBackend, request: &LoadRequest) -> Result<Self, String> {
+        let path = &request.model;
+        let describe = |reason: String| format!("cannot load model '{}': {reason}", path.display());
+        let summary = gguf::read_summary(path).map_err(|e| describe(e.to_string()))?;
+        let params = LlamaModelParams::default().with_vocab_only(request.vocab_only);
+        let model = LlamaModel::load_from_file(backend, path, &params)
+            .map_err(|e| describe(format!("llama.cpp could not load it ({e})")))?;
+        let (template, chat_format) = chat::resolve_format(&model, request.chat_format.as_deref())?;
+        let info = ModelInfo {
+            path: path.clone(),
+            file_size: summary.file_size,
+            architecture: summary.architecture.clone(),
+            name: summary.name.clone(),
+            parameter_count: summary.parameter_count,
+            quantization: summary.quantization.clone(),
+            n_ctx_train: summary.context_length,
+            n_ctx: 0,
+            n_batch: request.n_batch,
+            threads: request.threads,
+            n_vocab: u32::try_from(model.n_vocab()).unwrap_or(0),
+            chat_template_present: summary.chat_template.is_some(),
+            chat_format,
+        };
+        Ok(Self {
+            model,
+            info,
+            template,
+        })
+    }
+
+    /// Turns a prompt into tokens. Raw prompts parse special-token text; chat
+    /// messages never do, only the template's markup is parsed.
+    pub fn tokenize(&self, prompt: &Prompt) -> Result<Vec<LlamaToken>, String> {
+        let vocab = self.model.vocab();
+        let mut tokens = Vec::new();
+        if vocab.should_add_bos() {
+            tokens.push(vocab.bos());
+        }
+        match prompt {
+            Prompt::Raw { text } => tokens.extend(vocab.tokenize(text.as_bytes(), false, true)),
+            Prompt::Chat { messages } => {
+                let template = self
+                    .template
+                    .as_ref()
+                    .ok_or_else(|| self.no_format_message())?;
+                for segment in chat::format_segments(&self.model, template, messages)? {
+                    tokens.extend(vocab.tokenize(
+                        segment.text.as_bytes(),
+                        false,
+                        segment.parse_special,
+                    ));
+                }
+            }
+        }
+        // A template or raw prompt that spells out BOS itself must not get a second one.
+        if tokens.len() >= 2 && vocab.should_add_bos() && tokens[1] == vocab.bos() {
+            tokens.remove(0);
+        }
+        Ok(tokens)
+    }
+
+    /// The exact text the model sees for these tokens, special tokens included.
+    pub fn render_tokens(&self, tokens: &[LlamaToken]) -> String {
+        let vocab = self.model.vocab();
+        let mut bytes = Vec::new();
+        for token in tokens {
+            vocab.token_to_piece_into(*token, &mut bytes, true, None);
+        }
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+
+    fn no_format_message(&self) -> String {
+        let names = chat::builtin_format_names().join(", ");
+        match self.info.chat_format {
+            ChatFormat::Missing => format!(
+                "the model has no chat template; choose a format with --chat-format NAME \
+                 (one of: {names}) or use --raw"
+            ),
+            _ => format!(
+                "the model's chat template is not one llama.cpp recognises; choose a format \
+                 with --chat-format NAME (one of: {names}) or use --raw"
+            ),
+        }
+    }
+
+    pub fn new_session(
+        &self,
+        backend: &LlamaBackend,
+        request: &LoadRequest,
+    ) -> Result<Session<'_>, String> {
+        let threads = i32::try_from(request.threads.max(1)).unwrap_or(1);
+        let n_batch = request.n_batch.max(1);
+        let params = LlamaContextParams::default()
+            .with_n_ctx(NonZeroU32::new(request.n_ctx.max(1)))
+            .with_n_batch(n_batch)
+            .with_n_ubatch(n_batch)
+            .with_n_threads(threads)
+            .with_n_threads_batch(threads);
+        let ctx = self
+            .model
+            .new_context(backend, params)
+            .map_err(|e| format!("cannot create a context of {} tokens: {e}", request.n_ctx))?;
+        Ok(Session {
+            model: self,
+            n_batch: ctx.n_batch() as usize,
+            batch: LlamaBatch::new(ctx.n_batch() as usize, 1),
+            ctx,
+            cached: Vec::new(),
+        })
+    }
+}
+
+/// A context with the token sequence currently held in its KV cache.
+pub struct Session<'m> {
+    model: &'m LoadedModel,
+    ctx: LlamaContext<'m>,
+    batch: LlamaBatch<'static>,
+    n_batch: usize,
+    /// Tokens whose keys and values are in the cache, in position order.
+    cached: Vec<LlamaToken>,
+}
+
+/// How a generation ended, reported by `Session::generate`.
+pub type Outcome = Result<(String, StopReason, GenerationStats), String>;
+
+impl Session<'_> {
+    pub fn n_ctx(&self) -> u32 {
+        self.ctx.n_ctx()
+    }
+
+    pub fn tokenize(&self, prompt: &Prompt) -> Result<Vec<LlamaToken>, String> {
+        self.model.tokenize(prompt)
+    }
+
+    /// Runs one request, sending `Token` events through `emit` as tokens are
+    /// sampled. `cancelled` is polled between prompt chunks and before each token.
+    pub fn generate(
+        &mut self,
+        request: &GenerateRequest,
+        cancelled: &dyn Fn() -> bool,
+        emit: &mut dyn FnMut(Event),
+    ) -> Outcome {
+        let started = Instant::now();
+        request.sampling.validate()?;
+        let prompt = self.tokenize(&request.prompt)?;
+        let n_ctx = self.ctx.n_ctx() as usize;
+        if prompt.is_empty() {
+            return Err("the prompt is empty".to_string());
+        }
+        if prompt.len() >= n_ctx {
+            return Err(format!(
+                "the prompt is {} tokens but the context holds {n_ctx}; shorten it or raise --ctx",
+                prompt.len()
+            ));
+        }
+        let mut stats = GenerationStats {
+            prompt_tokens: prompt.len() as u32,
+            ..GenerationStats::default()
+        };
+
+        let eval_started = Instant::now();
+        let Some(reused) = self.evaluate_prompt(&prompt, request.reuse_prefix, cancelled)? else {
+            stats.prompt_eval_ms = ms_since(eval_started);
+            return Ok((String::new(), StopReason::Cancelled, stats));
+        };
+        stats.reused_tokens = reused as u32;
+        stats.prompt_eval_ms = ms_since(eval_started);
+
+        let mut sampler = build_sampler(&request.sampling, self.model.model.n_vocab());
+        let mut utf8 = Utf8Stream::new();
+        let mut stops = StopMatcher::new(&request.stop);
+        let mut text = String::new();
+        let mut first_token_at = None;
+        let mut last_token_at = Instant::now();
+        // Logits of the last evaluated position are at the last batch index.
+        let mut logits_index = self.batch.n_tokens() - 1;
+
+        let reason = loop {
+            if cancelled() {
+                break StopReason::Cancelled;
+            }
+            if request.max_tokens > 0 && stats.generated_tokens >= request.max_tokens {
+                break StopReason::MaxTokens;
+            }
+            let token = sampler.sample(&self.ctx, logits_index);
+            let prob = token_probability(self.ctx.get_logits_ith(logits_index), token);
+            last_token_at = Instant::now();
+            if first_token_at.is_none() {
+                first_token_at = Some(last_token_at);
+                stats.ttft_ms = ms_between(started, last_token_at);
+            }
+            let vocab = self.model.model.vocab();
+            if vocab.is_eog(token) && !request.ignore_eos {
+                break StopReason::Eos;
+            }
+            stats.generated_tokens += 1;
+            let piece = utf8.push(&vocab.token_to_piece(token, false, None));
+            let (shown, stopped) = match stops.push(&piece) {
+                StopOutcome::Continue(shown) => (shown, false),
+                StopOutcome::Stopped(shown) => (shown, true),
+            };
+            text.push_str(&shown);
+            emit(Event::Token {
+                id: request.id,
+                text: shown,
+                token: token.0,
+                prob,
+            });
+            if stopped {
+                break StopReason::StopString;
+            }
+            if request.max_tokens > 0 && stats.generated_tokens >= request.max_tokens {
+                break StopReason::MaxTokens;
+            }
+            if self.cached.len() >= n_ctx {
+                break StopReason::ContextFull;
+            }
+            self.decode_one(token)?;
+            logits_index = 0;
+        };
+
+        if reason != StopReason::StopString {
+            let tail = utf8.finish();
+            let mut rest = match stops.push(&tail) {
+                StopOutcome::Continue(shown) | StopOutcome::Stopped(shown) => shown,
+            };
+            rest.push_str(&stops.finish());
+            if !rest.is_empty() {
+                text.push_str(&rest);
+                emit(Event::Token {
+                    id: request.id,
+                    text: rest,
+                    token: -1,
+                    prob: 0.0,
+                });
+            }
+        }
+        if let Some(first) = first_token_at {
+            stats.generation_ms = ms_between(first, last_token_at);
+        }
+        Ok((text, reason, stats))
+    }
+
+    /// Brings the KV cache to hold exactly `prompt`, decoding only what is not
+    /// already there. Returns how many tokens were reused, or None if the
+    /// request was cancelled first (the cache then holds what was decoded).
+    fn evaluate_prompt(
+        &mut self,
+        prompt: &[LlamaToken],
+        reuse: bool,
+        cancelled: &dyn Fn() -> bool,
+    ) -> Result<Option<usize>, String> {
+        let mut keep = if reuse {
+            common_prefix_len(&self.cached, prompt)
+        } else {
+            0
+        };
+        // The last prompt token is always decoded again: its logits are needed.
+        keep = keep.min(prompt.len() - 1);
+        self.truncate_cache(keep);
+        let keep = self.cached.len();
+
+        let pending = &prompt[keep..];
+        let chunks = pending.chunks(self.n_batch);
+        let n_chunks = chunks.len();
+        for (index, chunk) in chunks.enumerate() {
+            if cancelled() {
+                return Ok(None);
+            }
+            self.batch.clear();
+            let start = self.cached.len();
+            for (offset, token) in chunk.iter().enumerate() {
+                let is_last = index + 1 == n_chunks && offset + 1 == chunk.len();
+                self.batch
+                    .add(*token, (start + offset) as i32, &[0], is_last)
+                    .map_err(|e| format!("cannot build a batch: {e}"))?;
+            }
+            self.decode_batch()?;
+            self.cached.extend_from_slice(chunk);
+        }
+        Ok(Some(keep))
+    }
+
+    fn truncate_cache(&mut self, keep: usize) {
+        if keep == self.cached.len() {
+            return;
+        }
+        let removed = self
+            .ctx
+            .clear_kv_cache_seq(Some(0), Some(keep as u32), None)
+            .unwrap_or(false);
+        if removed {
+            self.cached.truncate(keep);
+        } else {
+            // Some memory types cannot drop a tail; start over instead.
+            self.ctx.clear_kv_cache();
+            self.cached.clear();
+        }
+    }
+
+    fn decode_one(&mut self, token: LlamaToken) -> Result<(), String> {
+        self.batch.clear();
+        self.batch
+            .add(token, self.cached.len() as i32, &[0], true)
+            .map_err(|e| format!("cannot build a batch: {e}"))?;
+        self.decode_batch()?;
+        self.cached.push(token);
+        Ok(())
+    }
+
+    fn decode_batch(&mut self) -> Result<(), String> {
+        self.ctx.decode(&mut self.batch).map_err(|e| {
+            // The cache may be partly written; forget it rather than trust it.
+            self.ctx.clear_kv_cache();
+            self.cached.clear();
+            format!("llama.cpp failed to decode: {e}")
+        })
+    }
+}
+
+fn build_sampler(params: &SamplingParams, n_vocab: i32) -> LlamaSampler {
+    let mut chain = Vec::new();
+    if (params.repeat_penalty - 1.0).abs() > f32::EPSILON {
+        chain.push(LlamaSampler::penalties(
+            n_vocab,
+            params.repeat_last_n,
+            params.repeat_penalty,
+            0.0,
+            0.0,
+        ));
+    }
+    if params.is_greedy() {
+        chain.push(LlamaSampler::greedy());
+    } else {
+        if params.top_k > 0 {
+            chain.push(LlamaSampler::top_k(params.top_k));
+        }
+        if params.top_p < 1.0 {
+            chain.push(LlamaSampler::top_p(params.top_p, 1));
+        }
+        if params.min_p > 0.0 {
+            chain.push(LlamaSampler::min_p(params.min_p, 1));
+        }
+        chain.push(LlamaSampler::temp(params.temperature));
+        chain.push(LlamaSampler::dist(params.seed));
+    }
+    LlamaSampler::chain_simple(chain)
+}
+
+/// Probability of `token` under the model's raw (temperature 1) distribution.
+fn token_probability(logits: &[f32], token: LlamaToken) -> f32 {
+    let Some(&chosen) = usize::try_from(token.0).ok().and_then(|i| logits.get(i)) else {
+        return 0.0;
+    };
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    // A fast exp: this runs over the whole vocabulary for every token, and
+    // libm's exp would cost several percent of generation speed.
+    let sum: f32 = logits.iter().map(|&l| fast_exp(l - max)).sum();
+    if sum > 0.0 {
+        fast_exp(chosen - max) / sum
+    } else {
+        0.0
+    }
+}
+
+/// exp(x) for x <= 0 with ~1e-4 relative error, written so the compiler can
+/// vectorise it: 2^(x·log2 e) split into an integer power (exponent bits) and
+/// a polynomial for the fraction.
+#[inline]
+fn fast_exp(x: f32) -> f32 {
+    let t = (x * std::f32::consts::LOG2_E).max(-126.0);
+    let floor = t.floor();
+    let f = t - floor;
+    // Taylor polynomial for 2^f on [0, 1); its error is below 1.6e-4.
+    let p = 1.0
+        + f * (0.693_147_2
+            + f * (0.240_226_5 + f * (0.055_504_1 + f * (0.009_618_1 + f * 0.001_333_4))));
+    let bits = ((floor as i32 + 127) as u32) << 23;
+    f32::from_bits(bits) * p
+}
+
+pub fn common_prefix_len(a: &[LlamaToken], b: &[LlamaToken]) -> usize {
+    a.iter().zip(b).take_while(|(x, y)| x == y).count()
+}
+
+fn ms_since(start: Instant) -> f64 {
+    start.elapsed().as_secs_f64() * 1000.0
+}
+
+fn ms_between(start: Instant, end: Instant) -> f64 {
+    end.duration_since(start).as_secs_f64() * 1000.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fast_exp_is_close_to_exp() {
+        for i in 0..2000 {
+            let x = -(i as f32) * 0.05;
+            let exact = x.exp();
+            let approx = fast_exp(x);
+            assert!(
+                (approx - exact).abs() <= exact * 2e-4 + 1e-30,
+                "x={x} exact={exact} approx={approx}"
+            );
+        }
+        assert!(fast_exp(-1000.0) >= 0.0 && fast_exp(-1000.0) < 1e-37);
+    }
+
+    #[test]
+    fn probability_sums_like_softmax() {
+        let logits = [1.0f32, 2.0, 3.0];
+        let p = token_probability(&logits, LlamaToken(2));
+        let exact = 3f32.exp() / (1f32.exp() + 2f32.exp() + 3f32.exp());
+        assert!((p - exact).abs() < 1e-3);
+        assert_eq!(token_probability(&logits, LlamaToken(7)), 0.0);
+    }
+
+    #[test]
+    fn common_prefix() {
+        let a: Vec<LlamaToken> = [1, 2, 3].map(LlamaToken).to_vec();
+        let b: Vec<LlamaToken> = [1, 2, 4, 5].map(LlamaToken).to_vec();
+        assert_eq!(common_prefix_len(&a, &b), 2);
+        assert_eq!(common_prefix_len(&a, &[]), 0);
+    }
+}

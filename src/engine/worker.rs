@@ -1,0 +1,263 @@
+//! The engine worker process (`whet engine`): reads commands on stdin, runs
+//! llama.cpp, writes events on stdout. It is a separate process because
+//! llama.cpp can abort() on malformed models; the front end survives that.
+
+use std::fs::File;
+use std::io::{BufRead, BufWriter, Write};
+use std::os::fd::FromRawFd;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{channel, Receiver};
+use std::sync::Arc;
+
+use llama_cpp_2::llama_backend::LlamaBackend;
+use llama_cpp_2::{send_logs_to_tracing, LogOptions};
+
+use super::protocol::{encode_line, Command, Event, LoadRequest};
+use super::runner::LoadedModel;
+
+/// Runs the worker until Shutdown or the end of stdin; returns the exit code.
+pub fn run() -> i32 {
+    let protocol_out = match claim_stdout_for_protocol() {
+        Ok(file) => file,
+        Err(e) => {
+            eprintln!("whet engine: cannot set up the protocol channel: {e}");
+            return 2;
+        }
+    };
+    init_stderr_tracing();
+    let mut io = WorkerIo::start(protocol_out);
+
+    let backend = match LlamaBackend::init() {
+        Ok(backend) => backend,
+        Err(e) => {
+            io.emit(&Event::Error {
+                id: None,
+                message: format!("cannot initialise llama.cpp: {e}"),
+            });
+            return 2;
+        }
+    };
+    // llama.cpp's logs become tracing events on stderr, which the parent
+    // writes to the log file: never onto the user's terminal.
+    send_logs_to_tracing(LogOptions::default());
+
+    io.emit(&Event::Ready {
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        pid: std::process::id(),
+    });
+
+    let mut pending_load: Option<LoadRequest> = None;
+    loop {
+        let request = match pending_load.take() {
+            Some(request) => request,
+            None => match io.next_command() {
+                None | Some(Command::Shutdown) => break,
+                Some(Command::Load(request)) => request,
+                Some(Command::Generate(r)) => {
+                    io.error(Some(r.id), "no model is loaded");
+                    continue;
+                }
+                Some(Command::CountTokens { id, .. }) | Some(Command::FormatPrompt { id, .. }) => {
+                    io.error(Some(id), "no model is loaded");
+                    continue;
+                }
+                Some(Command::Cancel { .. }) => continue,
+            },
+        };
+        match serve_model(&backend, request, &mut io) {
+            Next::Load(request) => pending_load = Some(request),
+            Next::Idle => {}
+            Next::Exit => break,
+        }
+    }
+    0
+}
+
+enum Next {
+    Load(LoadRequest),
+    Idle,
+    Exit,
+}
+
+/// Loads one model and answers requests for it until another Load or the end.
+fn serve_model(backend: &LlamaBackend, request: LoadRequest, io: &mut WorkerIo) -> Next {
+    let loaded = match LoadedModel::load(backend, &request) {
+        Ok(loaded) => loaded,
+        Err(message) => {
+            io.error(None, &message);
+            return Next::Idle;
+        }
+    };
+    let mut session = if request.vocab_only {
+        None
+    } else {
+        match loaded.new_session(backend, &request) {
+            Ok(session) => Some(session),
+            Err(message) => {
+                io.error(None, &message);
+                return Next::Idle;
+            }
+        }
+    };
+    let mut info = loaded.info.clone();
+    info.n_ctx = session.as_ref().map_or(0, |s| s.n_ctx());
+    io.emit(&Event::Loaded { info });
+
+    loop {
+        match io.next_command() {
+            None | Some(Command::Shutdown) => return Next::Exit,
+            Some(Command::Load(next)) => return Next::Load(next),
+            Some(Command::Cancel { .. }) => {}
+            Some(Command::Generate(request)) => {
+                let Some(session) = session.as_mut() else {
+                    io.error(
+                        Some(request.id),
+                        "the model was loaded without a context (vocab only)",
+                    );
+                    continue;
+                };
+                let id = request.id;
+                let cancel = Arc::clone(&io.cancel);
+                let cancelled = move || cancel.load(Ordering::Relaxed) == id;
+                let out = &mut io.out;
+                let result = session.generate(&request, &cancelled, &mut |event| out.emit(&event));
+                match result {
+                    Ok((text, reason, stats)) => io.emit(&Event::Done {
+                        id,
+                        text,
+                        reason,
+                        stats,
+                    }),
+                    Err(message) => io.error(Some(id), &message),
+                }
+            }
+            Some(Command::CountTokens { id, prompt }) => match loaded.tokenize(&prompt) {
+                Ok(tokens) => io.emit(&Event::TokenCount {
+                    id,
+                    tokens: tokens.len() as u32,
+                    n_ctx: session.as_ref().map_or(0, |s| s.n_ctx()),
+                }),
+                Err(message) => io.error(Some(id), &message),
+            },
+            Some(Command::FormatPrompt { id, prompt }) => match loaded.tokenize(&prompt) {
+                Ok(tokens) => io.emit(&Event::Formatted {
+                    id,
+                    text: loaded.render_tokens(&tokens),
+                    tokens: tokens.len() as u32,
+                }),
+                Err(message) => io.error(Some(id), &message),
+            },
+        }
+    }
+}
+
+/// The worker's side of the pipes.
+struct WorkerIo {
+    commands: Receiver<Incoming>,
+    /// Id of the generation to cancel, set by the reader thread as soon as the
+    /// Cancel line arrives, so that it takes effect within one token.
+    cancel: Arc<AtomicU64>,
+    out: EventWriter,
+}
+
+enum Incoming {
+    Command(Command),
+    Malformed(String),
+}
+
+impl WorkerIo {
+    fn start(protocol_out: File) -> Self {
+        let (sender, commands) = channel();
+        let cancel = Arc::new(AtomicU64::new(0));
+        let reader_cancel = Arc::clone(&cancel);
+        std::thread::spawn(move || {
+            let stdin = std::io::stdin();
+            for line in stdin.lock().lines() {
+                let Ok(line) = line else { break };
+                if line.trim().is_empty() {
+                    continue;
+                }
+                let incoming = match serde_json::from_str::<Command>(&line) {
+                    Ok(Command::Cancel { id }) => {
+                        reader_cancel.store(id, Ordering::Relaxed);
+                        continue;
+                    }
+                    Ok(command) => Incoming::Command(command),
+                    Err(e) => Incoming::Malformed(format!("malformed command ({e}): {line}")),
+                };
+                if sender.send(incoming).is_err() {
+                    break;
+                }
+            }
+        });
+        Self {
+            commands,
+            cancel,
+            out: EventWriter(BufWriter::new(protocol_out)),
+        }
+    }
+
+    /// The next command, or None when the parent closed stdin.
+    fn next_command(&mut self) -> Option<Command> {
+        loop {
+            match self.commands.recv().ok()? {
+                Incoming::Command(command) => return Some(command),
+                Incoming::Malformed(message) => self.error(None, &message),
+            }
+        }
+    }
+
+    fn emit(&mut self, event: &Event) {
+        self.out.emit(event);
+    }
+
+    fn error(&mut self, id: Option<u64>, message: &str) {
+        tracing::warn!("{message}");
+        self.emit(&Event::Error {
+            id,
+            message: message.to_string(),
+        });
+    }
+}
+
+struct EventWriter(BufWriter<File>);
+
+impl EventWriter {
+    fn emit(&mut self, event: &Event) {
+        let line = encode_line(event);
+        let written = writeln!(self.0, "{line}").and_then(|_| self.0.flush());
+        if written.is_err() {
+            // The parent is gone; nobody is left to answer.
+            std::process::exit(0);
+        }
+    }
+}
+
+/// Moves the real stdout to a private descriptor for protocol lines and points
+/// fd 1 at stderr, so anything llama.cpp prints to stdout lands in the log
+/// instead of corrupting the protocol.
+fn claim_stdout_for_protocol() -> std::io::Result<File> {
+    // SAFETY: plain descriptor duplication; the new descriptor is owned by the File.
+    unsafe {
+        let protocol_fd = libc::dup(1);
+        if protocol_fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        if libc::dup2(2, 1) < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(File::from_raw_fd(protocol_fd))
+    }
+}
+
+fn init_stderr_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("WHET_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .without_time()
+        .with_target(true)
+        .try_init();
+}

@@ -1,0 +1,10 @@
+//! whet: a terminal workbench for tuning prompts on local GGUF models.
+//!
+//! The library holds everything the front ends share: the crash-isolated
+//! inference engine, model files, paths and logging. `main.rs` is a thin CLI.
+
+pub mod bench;
+pub mod engine;
+pub mod logging;
+pub mod models;
+pub mod paths;
