@@ -1,9 +1,382 @@
-//! `whet bench` (being written).
+//! `whet bench`: whet's engine path (worker process, protocol, streaming)
+//! against a bare in-process llama-cpp-2 loop on the same model, threads and
+//! prompt, measured in the same run, alternating the two, several times.
+
+pub mod raw;
+pub mod stats;
+
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-#[derive(clap::Args, Debug)]
-pub struct BenchArgs {}
+use serde::Serialize;
 
-pub async fn run(_args: BenchArgs) -> Result<ExitCode, String> {
-    Err("bench: not written yet".into())
+use crate::engine::client::Generation;
+use crate::engine::protocol::{ChatMessage, GenerateRequest, LoadRequest, Prompt, Role};
+use crate::engine::{EngineClient, SamplingParams, SpawnOptions};
+use crate::paths;
+use stats::Summary;
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct BenchArgs {
+    /// GGUF model file [default: the installed default model].
+    #[arg(long, short)]
+    pub model: Option<PathBuf>,
+    /// CPU threads for both paths [default: number of physical cores].
+    #[arg(long)]
+    pub threads: Option<u32>,
+    /// Context size for both paths.
+    #[arg(long = "ctx", default_value_t = 2048)]
+    pub n_ctx: u32,
+    /// Prompt-evaluation batch size for both paths.
+    #[arg(long = "batch", default_value_t = 512)]
+    pub n_batch: u32,
+    /// Repetitions of each measurement (the two paths alternate).
+    #[arg(long, default_value_t = 5)]
+    pub reps: usize,
+    /// Tokens generated per run.
+    #[arg(long, default_value_t = 128)]
+    pub gen_tokens: u32,
+    /// Chat turns in the prefix-reuse conversation.
+    #[arg(long, default_value_t = 10)]
+    pub turns: usize,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// The whet binary that provides the worker [default: this binary].
+    #[arg(long, hide = true)]
+    pub worker_exe: Option<PathBuf>,
+}
+
+/// A few paragraphs of plain prose, long enough (~250 tokens) for a stable
+/// prompt-evaluation rate.
+const PROMPT: &str = "The history of sharpening stones is as long as the history of tools. \
+Early people rubbed flakes of flint against sandstone to restore an edge, and every farming \
+village later kept a whetstone beside the scythes and sickles. A good stone is chosen for the \
+size of its grain: coarse stones remove metal quickly and repair chips, while fine stones \
+polish the edge until it shaves. Water or oil carries away the loose particles so the surface \
+keeps cutting. Natural stones from a handful of famous quarries were traded across continents, \
+and their names still appear in catalogues today. In the nineteenth century manufacturers \
+learned to bond crushed abrasives into artificial stones of uniform grit, which made sharpening \
+cheaper and more predictable. Modern workshops use diamond plates, ceramic rods and leather \
+strops, yet the basic motion has not changed: hold a steady angle, apply light pressure, and \
+work both sides of the blade evenly until a small burr forms and is removed. Patience matters \
+more than force, and a few careful strokes often do more than many hurried ones. Write a short \
+summary of this passage.";
+
+const CHAT_TURNS: &[&str] = &[
+    "Hi! Can you help me plan a small vegetable garden?",
+    "Which vegetables grow well for beginners?",
+    "How much sun do tomatoes need?",
+    "What about watering, how often?",
+    "Should I use raised beds?",
+    "What soil should I buy for them?",
+    "How do I keep slugs away?",
+    "When should I plant the seedlings outside?",
+    "Can I grow herbs in the same bed?",
+    "Thanks! Can you summarise the plan in three points?",
+    "One more question: how do I store the harvest?",
+    "And which vegetables freeze well?",
+];
+
+#[derive(Debug, Serialize)]
+pub struct BenchReport {
+    pub model: PathBuf,
+    pub threads: u32,
+    pub n_ctx: u32,
+    pub reps: usize,
+    pub prompt_tokens: usize,
+    pub gen_tokens: u32,
+    pub generation_tok_s: Comparison,
+    pub prompt_eval_tok_s: Comparison,
+    /// Greedy tokens of the two paths were identical in every run.
+    pub outputs_identical: bool,
+    pub chat_turns: usize,
+    pub ttft_turn1_ms: Summary,
+    pub ttft_last_turn_ms: Summary,
+    pub ttft_last_turn_without_reuse_ms: Summary,
+    pub ttft_ratio_last_over_first: f64,
+    pub worker_peak_rss_kib: Option<u64>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Comparison {
+    pub whet: Summary,
+    pub raw: Summary,
+    /// whet median / raw median.
+    pub ratio: f64,
+}
+
+impl Comparison {
+    fn new(whet: &[f64], raw: &[f64]) -> Self {
+        let whet = Summary::of(whet);
+        let raw = Summary::of(raw);
+        let ratio = if raw.median > 0.0 {
+            whet.median / raw.median
+        } else {
+            0.0
+        };
+        Self { whet, raw, ratio }
+    }
+}
+
+pub async fn run(args: BenchArgs) -> Result<ExitCode, String> {
+    let report = measure(&args).await?;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?
+        );
+    } else {
+        print_table(&report);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn measure(args: &BenchArgs) -> Result<BenchReport, String> {
+    if args.reps == 0 || args.gen_tokens < 2 || args.turns == 0 {
+        return Err("--reps and --turns must be at least 1 and --gen-tokens at least 2".into());
+    }
+    if args.turns > CHAT_TURNS.len() {
+        return Err(format!("--turns can be at most {}", CHAT_TURNS.len()));
+    }
+    let model = match &args.model {
+        Some(path) => path.clone(),
+        None => paths::default_model_path()?,
+    };
+    let threads = args.threads.unwrap_or_else(paths::default_threads);
+    let spawn = SpawnOptions {
+        exe: match &args.worker_exe {
+            Some(exe) => exe.clone(),
+            None => std::env::current_exe().map_err(|e| e.to_string())?,
+        },
+        echo_logs: false,
+    };
+    let load = LoadRequest {
+        model: model.clone(),
+        n_ctx: args.n_ctx,
+        n_batch: args.n_batch,
+        threads,
+        chat_format: None,
+        vocab_only: false,
+    };
+    let mut engine = EngineClient::spawn(&spawn)
+        .await
+        .map_err(|e| e.to_string())?;
+    engine.load(load).await.map_err(|e| e.to_string())?;
+
+    // The raw path runs in this process; its llama.cpp logs go to the log file.
+    llama_cpp_2::send_logs_to_tracing(llama_cpp_2::LogOptions::default());
+    let raw_model = raw::RawModel::load(&model)?;
+    let mut raw_ctx = raw_model.context(args.n_ctx, args.n_batch, threads)?;
+    let prompt_tokens = raw_model.tokenize(PROMPT);
+
+    // One unmeasured run each warms caches and page-ins the weights.
+    whet_run(&mut engine, args.gen_tokens).await?;
+    raw_model.measure(&mut raw_ctx, &prompt_tokens, args.gen_tokens as usize)?;
+
+    let (mut whet_gen, mut whet_prompt, mut raw_gen, mut raw_prompt) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut outputs_identical = true;
+    for rep in 0..args.reps {
+        // Alternate which path goes first, so drift in machine load hits both.
+        for path_index in 0..2 {
+            let whet_turn = (rep + path_index) % 2 == 0;
+            if whet_turn {
+                let generation = whet_run(&mut engine, args.gen_tokens).await?;
+                if generation.stats.prompt_tokens as usize != prompt_tokens.len() {
+                    return Err(format!(
+                        "the two paths tokenized the prompt differently ({} vs {} tokens)",
+                        generation.stats.prompt_tokens,
+                        prompt_tokens.len()
+                    ));
+                }
+                whet_gen.push(generation.timing.generation_tokens_per_sec());
+                whet_prompt.push(per_sec(prompt_tokens.len(), generation.timing.ttft_ms));
+                let whet_tokens: Vec<i32> = generation.tokens.iter().map(|t| t.token).collect();
+                let raw_reference = raw_model.measure(&mut raw_ctx, &prompt_tokens, 2)?;
+                outputs_identical &= whet_tokens.first() == raw_reference.tokens.first();
+            } else {
+                let run =
+                    raw_model.measure(&mut raw_ctx, &prompt_tokens, args.gen_tokens as usize)?;
+                raw_gen.push(per_sec(run.tokens.len() - 1, run.first_to_last_ms));
+                raw_prompt.push(per_sec(run.prompt_tokens, run.ttft_ms));
+            }
+        }
+    }
+    // Full-sequence check once, outside the timed runs.
+    let whet_full = whet_run(&mut engine, args.gen_tokens).await?;
+    let raw_full = raw_model.measure(&mut raw_ctx, &prompt_tokens, args.gen_tokens as usize)?;
+    outputs_identical &= whet_full
+        .tokens
+        .iter()
+        .map(|t| t.token)
+        .eq(raw_full.tokens.iter().copied());
+    drop(raw_ctx);
+    drop(raw_model);
+
+    let (turn1, last, last_fresh) = chat_ttft(&mut engine, args).await?;
+    let worker_peak_rss_kib = engine.peak_rss_kib();
+    engine.shutdown().await;
+
+    let ttft_turn1_ms = Summary::of(&turn1);
+    let ttft_last_turn_ms = Summary::of(&last);
+    let ratio = if ttft_turn1_ms.median > 0.0 {
+        ttft_last_turn_ms.median / ttft_turn1_ms.median
+    } else {
+        0.0
+    };
+    Ok(BenchReport {
+        model,
+        threads,
+        n_ctx: args.n_ctx,
+        reps: args.reps,
+        prompt_tokens: prompt_tokens.len(),
+        gen_tokens: args.gen_tokens,
+        generation_tok_s: Comparison::new(&whet_gen, &raw_gen),
+        prompt_eval_tok_s: Comparison::new(&whet_prompt, &raw_prompt),
+        outputs_identical,
+        chat_turns: args.turns,
+        ttft_turn1_ms,
+        ttft_last_turn_ms,
+        ttft_last_turn_without_reuse_ms: Summary::of(&last_fresh),
+        ttft_ratio_last_over_first: ratio,
+        worker_peak_rss_kib,
+    })
+}
+
+/// One generation through the worker with prefix reuse off, so the whole
+/// prompt is evaluated as in the raw loop.
+async fn whet_run(engine: &mut EngineClient, gen_tokens: u32) -> Result<Generation, String> {
+    let request = GenerateRequest {
+        id: 0,
+        prompt: Prompt::Raw {
+            text: PROMPT.to_string(),
+        },
+        sampling: SamplingParams::greedy(),
+        max_tokens: gen_tokens,
+        stop: Vec::new(),
+        reuse_prefix: false,
+        ignore_eos: true,
+    };
+    engine
+        .generate(request, |_| {})
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// Time to first token of turn 1 and of the last turn of a scripted chat,
+/// and of the last turn again without prefix reuse for contrast.
+async fn chat_ttft(
+    engine: &mut EngineClient,
+    args: &BenchArgs,
+) -> Result<(Vec<f64>, Vec<f64>, Vec<f64>), String> {
+    let (mut first, mut last, mut last_fresh) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..args.reps {
+        let mut messages = vec![ChatMessage::new(
+            Role::System,
+            "You are a friendly gardening assistant. Answer briefly.",
+        )];
+        for (turn, question) in CHAT_TURNS.iter().take(args.turns).enumerate() {
+            messages.push(ChatMessage::new(Role::User, *question));
+            // Turn 1 starts from an empty cache, as a new conversation would.
+            let generation = chat_turn(engine, &messages, turn != 0).await?;
+            if turn == 0 {
+                first.push(generation.timing.ttft_ms);
+            }
+            if turn + 1 == args.turns {
+                last.push(generation.timing.ttft_ms);
+                // The same last prompt evaluated from scratch, for contrast.
+                let fresh = chat_turn(engine, &messages, false).await?;
+                last_fresh.push(fresh.timing.ttft_ms);
+            }
+            messages.push(ChatMessage::new(Role::Assistant, generation.text));
+        }
+    }
+    Ok((first, last, last_fresh))
+}
+
+async fn chat_turn(
+    engine: &mut EngineClient,
+    messages: &[ChatMessage],
+    reuse_prefix: bool,
+) -> Result<Generation, String> {
+    let request = GenerateRequest {
+        id: 0,
+        prompt: Prompt::Chat {
+            messages: messages.to_vec(),
+        },
+        sampling: SamplingParams::greedy(),
+        max_tokens: 48,
+        stop: Vec::new(),
+        reuse_prefix,
+        ignore_eos: false,
+    };
+    engine
+        .generate(request, |_| {})
+        .await
+        .map_err(|e| e.to_string())
+}
+
+fn per_sec(count: usize, ms: f64) -> f64 {
+    if ms > 0.0 {
+        count as f64 * 1000.0 / ms
+    } else {
+        0.0
+    }
+}
+
+fn print_table(r: &BenchReport) {
+    println!(
+        "whet bench: {} | {} threads | ctx {} | {} reps, paths alternating",
+        r.model.display(),
+        r.threads,
+        r.n_ctx,
+        r.reps
+    );
+    println!(
+        "prompt {} tokens, {} generated tokens (greedy, end-of-generation ignored)\n",
+        r.prompt_tokens, r.gen_tokens
+    );
+    println!(
+        "{:<22} {:>28} {:>28} {:>7}",
+        "median [min-max]", "whet (worker + protocol)", "raw llama-cpp-2 loop", "ratio"
+    );
+    for (name, c) in [
+        ("generation tok/s", &r.generation_tok_s),
+        ("prompt eval tok/s", &r.prompt_eval_tok_s),
+    ] {
+        println!(
+            "{:<22} {:>28} {:>28} {:>7.3}",
+            name,
+            c.whet.display(1),
+            c.raw.display(1),
+            c.ratio
+        );
+    }
+    println!(
+        "greedy outputs identical on both paths: {}\n",
+        if r.outputs_identical { "yes" } else { "NO" }
+    );
+    println!(
+        "chat time to first token ({} turns, prefix reuse):",
+        r.chat_turns
+    );
+    println!(
+        "  turn 1:                     {} ms",
+        r.ttft_turn1_ms.display(1)
+    );
+    println!(
+        "  turn {}:                    {} ms  (ratio to turn 1: {:.2})",
+        r.chat_turns,
+        r.ttft_last_turn_ms.display(1),
+        r.ttft_ratio_last_over_first
+    );
+    println!(
+        "  turn {} without reuse:      {} ms",
+        r.chat_turns,
+        r.ttft_last_turn_without_reuse_ms.display(1)
+    );
+    if let Some(kib) = r.worker_peak_rss_kib {
+        println!("\nworker peak RSS: {:.1} MiB", kib as f64 / 1024.0);
+    }
 }

@@ -1,0 +1,122 @@
+//! The reference: a bare in-process llama-cpp-2 decode loop, written the way
+//! the crate's own examples do it, to measure whet's engine against.
+
+use std::num::NonZeroU32;
+use std::path::Path;
+use std::time::Instant;
+
+use llama_cpp_2::context::params::LlamaContextParams;
+use llama_cpp_2::context::LlamaContext;
+use llama_cpp_2::llama_backend::LlamaBackend;
+use llama_cpp_2::llama_batch::LlamaBatch;
+use llama_cpp_2::model::params::LlamaModelParams;
+use llama_cpp_2::model::LlamaModel;
+use llama_cpp_2::sampling::LlamaSampler;
+use llama_cpp_2::token::LlamaToken;
+
+pub struct RawModel {
+    // Declared before the backend so that it is freed first.
+    model: LlamaModel,
+    backend: LlamaBackend,
+}
+
+/// One run of the bare loop.
+#[derive(Debug, Clone)]
+pub struct RawRun {
+    pub prompt_tokens: usize,
+    /// From the first prompt decode to the first sampled token.
+    pub ttft_ms: f64,
+    /// From the first sampled token to the last.
+    pub first_to_last_ms: f64,
+    pub tokens: Vec<i32>,
+}
+
+impl RawModel {
+    pub fn load(path: &Path) -> Result<Self, String> {
+        let backend =
+            LlamaBackend::init().map_err(|e| format!("cannot initialise llama.cpp: {e}"))?;
+        let model = LlamaModel::load_from_file(&backend, path, &LlamaModelParams::default())
+            .map_err(|e| format!("cannot load model '{}': {e}", path.display()))?;
+        Ok(Self { model, backend })
+    }
+
+    pub fn tokenize(&self, text: &str) -> Vec<LlamaToken> {
+        let vocab = self.model.vocab();
+        let mut tokens = Vec::new();
+        if vocab.should_add_bos() {
+            tokens.push(vocab.bos());
+        }
+        tokens.extend(vocab.tokenize(text.as_bytes(), false, true));
+        tokens
+    }
+
+    pub fn context(
+        &self,
+        n_ctx: u32,
+        n_batch: u32,
+        threads: u32,
+    ) -> Result<LlamaContext<'_>, String> {
+        let threads = i32::try_from(threads).unwrap_or(1);
+        let params = LlamaContextParams::default()
+            .with_n_ctx(NonZeroU32::new(n_ctx))
+            .with_n_batch(n_batch)
+            .with_n_ubatch(n_batch)
+            .with_n_threads(threads)
+            .with_n_threads_batch(threads);
+        self.model
+            .new_context(&self.backend, params)
+            .map_err(|e| format!("cannot create a context: {e}"))
+    }
+
+    /// Greedy decoding of `n_gen` tokens after `prompt`, end-of-generation ignored.
+    pub fn measure(
+        &self,
+        ctx: &mut LlamaContext<'_>,
+        prompt: &[LlamaToken],
+        n_gen: usize,
+    ) -> Result<RawRun, String> {
+        let n_batch = ctx.n_batch() as usize;
+        let mut batch = LlamaBatch::new(n_batch, 1);
+        let vocab = self.model.vocab();
+        let mut piece = Vec::new();
+        ctx.clear_kv_cache();
+
+        let started = Instant::now();
+        let mut position = 0i32;
+        let chunks: Vec<&[LlamaToken]> = prompt.chunks(n_batch).collect();
+        for (index, chunk) in chunks.iter().enumerate() {
+            batch.clear();
+            for (offset, token) in chunk.iter().enumerate() {
+                let last = index + 1 == chunks.len() && offset + 1 == chunk.len();
+                batch
+                    .add(*token, position, &[0], last)
+                    .map_err(|e| e.to_string())?;
+                position += 1;
+            }
+            ctx.decode(&mut batch).map_err(|e| e.to_string())?;
+        }
+        let mut sampler = LlamaSampler::greedy();
+        let mut token = sampler.sample(ctx, batch.n_tokens() - 1);
+        let first = Instant::now();
+        let mut tokens = vec![token.0];
+        while tokens.len() < n_gen {
+            piece.clear();
+            vocab.token_to_piece_into(token, &mut piece, false, None);
+            batch.clear();
+            batch
+                .add(token, position, &[0], true)
+                .map_err(|e| e.to_string())?;
+            position += 1;
+            ctx.decode(&mut batch).map_err(|e| e.to_string())?;
+            token = sampler.sample(ctx, 0);
+            tokens.push(token.0);
+        }
+        let last = Instant::now();
+        Ok(RawRun {
+            prompt_tokens: prompt.len(),
+            ttft_ms: first.duration_since(started).as_secs_f64() * 1000.0,
+            first_to_last_ms: last.duration_since(first).as_secs_f64() * 1000.0,
+            tokens,
+        })
+    }
+}
