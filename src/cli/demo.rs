@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use whet::engine::protocol::{ChatMessage, GenerateRequest, Prompt, Role};
 use whet::engine::{EngineClient, SamplingParams};
 
-use super::{run::summary_line, spawn_options, ModelArgs};
+use super::{load_error, run::summary_line, spawn_options, ModelArgs};
 
 pub async fn run(verbose: bool) -> Result<ExitCode, String> {
     let model = ModelArgs {
@@ -26,7 +26,10 @@ pub async fn run(verbose: bool) -> Result<ExitCode, String> {
     let mut engine = EngineClient::spawn(&spawn_options(verbose)?)
         .await
         .map_err(|e| e.to_string())?;
-    engine.load(load).await.map_err(|e| e.to_string())?;
+    engine
+        .load(load.clone())
+        .await
+        .map_err(|e| load_error(&load, e))?;
     let request = GenerateRequest {
         id: 0,
         prompt: Prompt::Chat {

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use whet::engine::{LoadRequest, SpawnOptions};
+use whet::engine::{EngineError, LoadRequest, SpawnOptions};
 use whet::paths;
 
 #[derive(Parser)]
@@ -93,6 +93,16 @@ impl ModelArgs {
             chat_format: self.chat_format.clone(),
             vocab_only: false,
         })
+    }
+}
+
+/// A worker that dies while loading is a property of the model file: say which.
+pub fn load_error(request: &LoadRequest, error: EngineError) -> String {
+    match error {
+        EngineError::Stopped(exit) => {
+            format!("cannot load model '{}': {exit}", request.model.display())
+        }
+        other => other.to_string(),
     }
 }
 

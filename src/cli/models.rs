@@ -146,9 +146,12 @@ async fn detect_chat_format(path: &Path, verbose: bool) -> Result<ChatFormat, St
         chat_format: None,
         vocab_only: true,
     };
-    let result = engine.load(request).await.map(|info| info.chat_format);
+    let result = engine
+        .load(request.clone())
+        .await
+        .map(|info| info.chat_format);
     engine.shutdown().await;
-    result.map_err(|e| e.to_string())
+    result.map_err(|e| super::load_error(&request, e))
 }
 
 fn print_info(path: &Path, s: &GgufSummary, chat_format: &Result<ChatFormat, String>) {

@@ -8,7 +8,7 @@ use whet::engine::client::Generation;
 use whet::engine::protocol::{ChatMessage, GenerateRequest, Prompt, Role, StopReason};
 use whet::engine::{EngineClient, SamplingParams};
 
-use super::{spawn_options, ModelArgs};
+use super::{load_error, spawn_options, ModelArgs};
 
 #[derive(clap::Args, Debug)]
 pub struct RunArgs {
@@ -74,7 +74,10 @@ pub async fn run(args: RunArgs, verbose: bool) -> Result<ExitCode, String> {
     let mut engine = EngineClient::spawn(&spawn_options(verbose)?)
         .await
         .map_err(|e| e.to_string())?;
-    let info = engine.load(load).await.map_err(|e| e.to_string())?;
+    let info = engine
+        .load(load.clone())
+        .await
+        .map_err(|e| load_error(&load, e))?;
     let prompt = if args.raw {
         Prompt::Raw { text }
     } else {

@@ -23,7 +23,7 @@ use super::protocol::{
 /// Lines of the worker's log kept for the "engine stopped" message.
 const LOG_TAIL_LINES: usize = 64;
 /// Lines of that tail shown in the message itself.
-const LOG_LINES_IN_MESSAGE: usize = 3;
+const LOG_LINES_IN_MESSAGE: usize = 2;
 
 #[derive(Debug, Clone)]
 pub struct SpawnOptions {
@@ -53,22 +53,40 @@ pub struct WorkerExit {
 impl fmt::Display for WorkerExit {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "the engine stopped: {}", self.status)?;
-        let shown: Vec<&str> = self
-            .last_lines
-            .iter()
-            .rev()
-            .filter(|l| !l.trim().is_empty())
-            .take(LOG_LINES_IN_MESSAGE)
-            .map(|l| l.trim())
-            .collect::<Vec<_>>()
-            .into_iter()
-            .rev()
-            .collect();
-        if !shown.is_empty() {
-            write!(f, " — {}", shown.join(" | "))?;
+        let words = last_words(&self.last_lines);
+        if !words.is_empty() {
+            write!(f, " — {}", words.join(" | "))?;
         }
         Ok(())
     }
+}
+
+/// The log lines that explain a death: error-looking lines if there are any
+/// (an abort's GGML_ASSERT is the last line), else the last few lines.
+pub fn last_words(lines: &[String]) -> Vec<String> {
+    let looks_like_error = |l: &&String| {
+        let lower = l.to_ascii_lowercase();
+        ["error", "assert", "failed", "panicked", "abort"]
+            .iter()
+            .any(|w| lower.contains(w))
+    };
+    let errors: Vec<&String> = lines.iter().filter(looks_like_error).collect();
+    let chosen: Vec<&String> = if errors.is_empty() {
+        lines.iter().filter(|l| !l.trim().is_empty()).collect()
+    } else {
+        errors
+    };
+    let skip = chosen.len().saturating_sub(LOG_LINES_IN_MESSAGE);
+    chosen[skip..].iter().map(|l| tidy_log_line(l)).collect()
+}
+
+/// Drops tracing decorations: level, span, the crate prefix and trailing fields.
+fn tidy_log_line(line: &str) -> String {
+    let text = line
+        .rsplit_once("llama-cpp-2: ")
+        .map_or(line, |(_, rest)| rest);
+    let text = text.split(" module=\"").next().unwrap_or(text);
+    text.trim().to_string()
 }
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -418,18 +436,24 @@ impl EngineClient {
         }
     }
 
-    /// llama.cpp explains load failures only in its log; add its last error line.
+    /// llama.cpp explains load failures only in its log; add its reason.
     fn with_llama_reason(&self, message: String) -> String {
+        const MARK: &str = "error loading model: ";
         if !message.contains("llama.cpp could not load") {
             return message;
         }
-        let reason = self
-            .last_log_lines()
-            .into_iter()
-            .rev()
-            .find(|l| l.contains("error") || l.contains("failed"));
+        let reason = self.last_log_lines().into_iter().rev().find_map(|line| {
+            let (_, rest) = line.rsplit_once(MARK)?;
+            Some(
+                rest.split(" module=\"")
+                    .next()
+                    .unwrap_or(rest)
+                    .trim()
+                    .to_string(),
+            )
+        });
         match reason {
-            Some(line) => format!("{message}: {}", line.trim()),
+            Some(reason) => format!("{message}: {reason}"),
             None => message,
         }
     }

@@ -38,7 +38,7 @@ impl LoadedModel {
         let summary = gguf::read_summary(path).map_err(|e| describe(e.to_string()))?;
         let params = LlamaModelParams::default().with_vocab_only(request.vocab_only);
         let model = LlamaModel::load_from_file(backend, path, &params)
-            .map_err(|e| describe(format!("llama.cpp could not load it ({e})")))?;
+            .map_err(|_| describe("llama.cpp could not load it".to_string()))?;
         let (template, chat_format) = chat::resolve_format(&model, request.chat_format.as_deref())?;
         let info = ModelInfo {
             path: path.clone(),

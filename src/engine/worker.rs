@@ -25,6 +25,7 @@ pub fn run() -> i32 {
         }
     };
     init_stderr_tracing();
+    disable_core_dumps();
     let mut io = WorkerIo::start(protocol_out);
 
     let backend = match LlamaBackend::init() {
@@ -247,6 +248,19 @@ fn claim_stdout_for_protocol() -> std::io::Result<File> {
             return Err(std::io::Error::last_os_error());
         }
         Ok(File::from_raw_fd(protocol_fd))
+    }
+}
+
+/// An abort inside llama.cpp would otherwise leave a core file the size of
+/// the model behind; the log already holds the reason.
+fn disable_core_dumps() {
+    let none = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: setrlimit only reads the struct passed by reference.
+    unsafe {
+        libc::setrlimit(libc::RLIMIT_CORE, &none);
     }
 }
 
