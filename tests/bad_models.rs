@@ -196,13 +196,6 @@ fn llama_cpp_abort_is_contained_in_the_worker() {
     // The abort's own output went to the log file, not the terminal.
     let log = std::fs::read_to_string(dir.path().join("whet.log")).unwrap();
     assert!(log.contains("GGML_ASSERT"));
-    // The worker switches core dumps off: no core file of the model's size.
-    let cores: Vec<_> = std::fs::read_dir(dir.path())
-        .unwrap()
-        .filter_map(|e| e.ok())
-        .filter(|e| e.file_name().to_string_lossy().starts_with("core"))
-        .collect();
-    assert!(cores.is_empty(), "core files: {cores:?}");
 }
 
 #[test]
