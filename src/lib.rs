@@ -8,3 +8,12 @@ pub mod engine;
 pub mod logging;
 pub mod models;
 pub mod paths;
+
+/// `println!` that does not panic when stdout is closed (e.g. `whet models list | head -1`).
+#[macro_export]
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}

@@ -5,6 +5,7 @@
 pub mod raw;
 pub mod stats;
 
+use crate::outln;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -122,7 +123,7 @@ impl Comparison {
 pub async fn run(args: BenchArgs) -> Result<ExitCode, String> {
     let report = measure(&args).await?;
     if args.json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?
         );
@@ -326,26 +327,30 @@ fn per_sec(count: usize, ms: f64) -> f64 {
 }
 
 fn print_table(r: &BenchReport) {
-    println!(
+    outln!(
         "whet bench: {} | {} threads | ctx {} | {} reps, paths alternating",
         r.model.display(),
         r.threads,
         r.n_ctx,
         r.reps
     );
-    println!(
+    outln!(
         "prompt {} tokens, {} generated tokens (greedy, end-of-generation ignored)\n",
-        r.prompt_tokens, r.gen_tokens
+        r.prompt_tokens,
+        r.gen_tokens
     );
-    println!(
+    outln!(
         "{:<22} {:>28} {:>28} {:>7}",
-        "median [min-max]", "whet (worker + protocol)", "raw llama-cpp-2 loop", "ratio"
+        "median [min-max]",
+        "whet (worker + protocol)",
+        "raw llama-cpp-2 loop",
+        "ratio"
     );
     for (name, c) in [
         ("generation tok/s", &r.generation_tok_s),
         ("prompt eval tok/s", &r.prompt_eval_tok_s),
     ] {
-        println!(
+        outln!(
             "{:<22} {:>28} {:>28} {:>7.3}",
             name,
             c.whet.display(1),
@@ -353,30 +358,30 @@ fn print_table(r: &BenchReport) {
             c.ratio
         );
     }
-    println!(
+    outln!(
         "greedy outputs identical on both paths: {}\n",
         if r.outputs_identical { "yes" } else { "NO" }
     );
-    println!(
+    outln!(
         "chat time to first token ({} turns, prefix reuse):",
         r.chat_turns
     );
-    println!(
+    outln!(
         "  turn 1:                     {} ms",
         r.ttft_turn1_ms.display(1)
     );
-    println!(
+    outln!(
         "  turn {}:                    {} ms  (ratio to turn 1: {:.2})",
         r.chat_turns,
         r.ttft_last_turn_ms.display(1),
         r.ttft_ratio_last_over_first
     );
-    println!(
+    outln!(
         "  turn {} without reuse:      {} ms",
         r.chat_turns,
         r.ttft_last_turn_without_reuse_ms.display(1)
     );
     if let Some(kib) = r.worker_peak_rss_kib {
-        println!("\nworker peak RSS: {:.1} MiB", kib as f64 / 1024.0);
+        outln!("\nworker peak RSS: {:.1} MiB", kib as f64 / 1024.0);
     }
 }

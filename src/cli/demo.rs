@@ -3,6 +3,7 @@
 
 use std::io::Write;
 use std::process::ExitCode;
+use whet::outln;
 
 use whet::engine::protocol::{ChatMessage, GenerateRequest, Prompt, Role};
 use whet::engine::{EngineClient, SamplingParams};
@@ -18,11 +19,11 @@ pub async fn run(verbose: bool) -> Result<ExitCode, String> {
         chat_format: None,
     };
     let load = model.load_request()?;
-    println!("whet — a terminal workbench for local language models.");
-    println!("The chat UI is not built yet; `whet --help` lists what works today.");
-    println!("Demo with {}:\n", load.model.display());
+    outln!("whet — a terminal workbench for local language models.");
+    outln!("The chat UI is not built yet; `whet --help` lists what works today.");
+    outln!("Demo with {}:\n", load.model.display());
     let question = "In two sentences, what is a whetstone used for?";
-    println!("> {question}");
+    outln!("> {question}");
     let mut engine = EngineClient::spawn(&spawn_options(verbose)?)
         .await
         .map_err(|e| e.to_string())?;
@@ -50,7 +51,7 @@ pub async fn run(verbose: bool) -> Result<ExitCode, String> {
         .await
         .map_err(|e| e.to_string())?;
     engine.shutdown().await;
-    println!("\n");
-    println!("{}", summary_line(&generation));
+    outln!("\n");
+    outln!("{}", summary_line(&generation));
     Ok(ExitCode::SUCCESS)
 }

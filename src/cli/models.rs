@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use whet::outln;
 
 use clap::Subcommand;
 
@@ -80,13 +81,13 @@ fn list() -> Result<ExitCode, String> {
         .unwrap_or_default();
     files.sort();
     if files.is_empty() {
-        println!(
+        outln!(
             "no models installed in {} (run `whet models fetch`)",
             dir.display()
         );
         return Ok(ExitCode::SUCCESS);
     }
-    println!("models in {}:", dir.display());
+    outln!("models in {}:", dir.display());
     for path in files {
         let file_name = path
             .file_name()
@@ -107,7 +108,7 @@ fn list() -> Result<ExitCode, String> {
             ),
             Err(e) => format!("unusable: {e}"),
         };
-        println!(
+        outln!(
             "  {file_name}{default}{}  [{detail}]",
             known.map(|id| format!("  ({id})")).unwrap_or_default()
         );
@@ -127,7 +128,7 @@ async fn info(path: &Path, json: bool, verbose: bool) -> Result<ExitCode, String
             "chat_format": chat_format.as_ref().ok(),
             "chat_format_error": chat_format.as_ref().err(),
         });
-        println!("{report}");
+        outln!("{report}");
     } else {
         print_info(path, &summary, &chat_format);
     }
@@ -156,28 +157,28 @@ async fn detect_chat_format(path: &Path, verbose: bool) -> Result<ChatFormat, St
 
 fn print_info(path: &Path, s: &GgufSummary, chat_format: &Result<ChatFormat, String>) {
     let or_unknown = |v: &Option<String>| v.clone().unwrap_or_else(|| "unknown".into());
-    println!("file:           {}", path.display());
-    println!(
+    outln!("file:           {}", path.display());
+    outln!(
         "size:           {:.1} MB ({} bytes)",
         mb(s.file_size),
         s.file_size
     );
-    println!("GGUF version:   {}", s.version);
-    println!("name:           {}", or_unknown(&s.name));
-    println!("architecture:   {}", or_unknown(&s.architecture));
-    println!(
+    outln!("GGUF version:   {}", s.version);
+    outln!("name:           {}", or_unknown(&s.name));
+    outln!("architecture:   {}", or_unknown(&s.architecture));
+    outln!(
         "parameters:     {} ({})",
         human_count(s.parameter_count),
         s.parameter_count
     );
-    println!("quantization:   {}", or_unknown(&s.quantization));
-    println!(
+    outln!("quantization:   {}", or_unknown(&s.quantization));
+    outln!(
         "context length: {}",
         s.context_length
             .map(|c| c.to_string())
             .unwrap_or_else(|| "unknown".into())
     );
-    println!(
+    outln!(
         "chat template:  {}",
         if s.chat_template.is_some() {
             "present"
@@ -186,11 +187,11 @@ fn print_info(path: &Path, s: &GgufSummary, chat_format: &Result<ChatFormat, Str
         }
     );
     match chat_format {
-        Ok(format) => println!("chat format:    {}", format.describe()),
-        Err(e) => println!("chat format:    unknown ({e})"),
+        Ok(format) => outln!("chat format:    {}", format.describe()),
+        Err(e) => outln!("chat format:    unknown ({e})"),
     }
     if let Ok(ChatFormat::Missing | ChatFormat::Unrecognized) = chat_format {
-        println!("                use --chat-format NAME to chat with it, or --raw");
+        outln!("                use --chat-format NAME to chat with it, or --raw");
     }
 }
 

@@ -2,8 +2,11 @@
 
 use std::io::{IsTerminal, Read, Write};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
+use whet::outln;
 
+use tokio::sync::Notify;
 use whet::engine::client::Generation;
 use whet::engine::protocol::{ChatMessage, GenerateRequest, Prompt, Role, StopReason};
 use whet::engine::{EngineClient, SamplingParams};
@@ -100,20 +103,34 @@ pub async fn run(args: RunArgs, verbose: bool) -> Result<ExitCode, String> {
 
     let json = args.json;
     let mut stdout = std::io::stdout();
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
+    // Ctrl+C, or a reader that went away (`| head`), ends the generation early.
+    let stdout_closed = Arc::new(Notify::new());
+    let mut stdout_is_closed = false;
+    let cancel = {
+        let stdout_closed = Arc::clone(&stdout_closed);
+        async move {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                () = stdout_closed.notified() => {}
+            }
+        }
     };
     let generation = engine
         .generate_until(
             request,
             |piece| {
-                if !json {
-                    // A closed stdout (e.g. `| head`) is not worth failing over.
-                    let _ = stdout.write_all(piece.as_bytes());
-                    let _ = stdout.flush();
+                if json || stdout_is_closed {
+                    return;
+                }
+                let written = stdout
+                    .write_all(piece.as_bytes())
+                    .and_then(|()| stdout.flush());
+                if written.is_err() {
+                    stdout_is_closed = true;
+                    stdout_closed.notify_one();
                 }
             },
-            ctrl_c,
+            cancel,
         )
         .await
         .map_err(|e| e.to_string())?;
@@ -133,12 +150,15 @@ pub async fn run(args: RunArgs, verbose: bool) -> Result<ExitCode, String> {
             "worker_peak_rss_kib": peak_rss_kib,
             "tokens": generation.tokens,
         });
-        println!("{report}");
+        outln!("{report}");
     } else {
-        if !generation.text.ends_with('\n') {
-            println!();
+        if !generation.text.ends_with('\n') && !stdout_is_closed {
+            outln!();
         }
         eprintln!("{}", summary_line(&generation));
+    }
+    if stdout_is_closed {
+        return Ok(ExitCode::SUCCESS);
     }
     Ok(if generation.reason == StopReason::Cancelled {
         ExitCode::from(130)

@@ -174,6 +174,9 @@ impl EngineClient {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true)
+            // Its own process group: terminal signals (Ctrl+C, Ctrl+Z) reach
+            // the front end only, which decides what the worker should do.
+            .process_group(0)
             .spawn()
             .map_err(|e| EngineError::Spawn(format!("{}: {e}", options.exe.display())))?;
         let pid = child.id().unwrap_or(0);

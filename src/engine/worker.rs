@@ -15,6 +15,9 @@ use llama_cpp_2::{send_logs_to_tracing, LogOptions};
 use super::protocol::{encode_line, Command, Event, LoadRequest};
 use super::runner::LoadedModel;
 
+/// Cancel marker for "whatever is running", set when stdin closes.
+const CANCEL_ALL: u64 = u64::MAX;
+
 /// Runs the worker until Shutdown or the end of stdin; returns the exit code.
 pub fn run() -> i32 {
     let protocol_out = match claim_stdout_for_protocol() {
@@ -26,6 +29,7 @@ pub fn run() -> i32 {
     };
     init_stderr_tracing();
     disable_core_dumps();
+    ignore_terminal_interrupts();
     let mut io = WorkerIo::start(protocol_out);
 
     let backend = match LlamaBackend::init() {
@@ -119,7 +123,10 @@ fn serve_model(backend: &LlamaBackend, request: LoadRequest, io: &mut WorkerIo) 
                 };
                 let id = request.id;
                 let cancel = Arc::clone(&io.cancel);
-                let cancelled = move || cancel.load(Ordering::Relaxed) == id;
+                let cancelled = move || {
+                    let target = cancel.load(Ordering::Relaxed);
+                    target == id || target == CANCEL_ALL
+                };
                 let out = &mut io.out;
                 let result = session.generate(&request, &cancelled, &mut |event| out.emit(&event));
                 match result {
@@ -190,6 +197,9 @@ impl WorkerIo {
                     break;
                 }
             }
+            // The front end is gone: stop any generation now rather than at
+            // its token limit; the main loop then sees the channel close.
+            reader_cancel.store(CANCEL_ALL, Ordering::Relaxed);
         });
         Self {
             commands,
@@ -248,6 +258,15 @@ fn claim_stdout_for_protocol() -> std::io::Result<File> {
             return Err(std::io::Error::last_os_error());
         }
         Ok(File::from_raw_fd(protocol_fd))
+    }
+}
+
+/// Ctrl+C in the terminal is the front end's to handle (it cancels the
+/// generation and keeps the partial text); the worker must not die of it.
+fn ignore_terminal_interrupts() {
+    // SAFETY: installing SIG_IGN has no handler code to be unsafe in.
+    unsafe {
+        libc::signal(libc::SIGINT, libc::SIG_IGN);
     }
 }
 
