@@ -279,3 +279,70 @@ async fn base_model_without_template_needs_an_explicit_chat_format() {
     assert_eq!(generation.stats.generated_tokens, 6);
     engine.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_worker_survives_an_interrupt_meant_for_the_terminal() {
+    let mut engine = engine_with(smollm2(), 2048).await;
+    let pid = engine.pid() as i32;
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
+    let generation = engine
+        .generate(greedy(raw("Hello"), 8, true), |_| {})
+        .await
+        .unwrap();
+    assert_eq!(generation.stats.generated_tokens, 8);
+    engine.shutdown().await;
+}
+
+#[test]
+fn the_worker_stops_generating_when_its_front_end_goes_away() {
+    use std::io::{BufRead, BufReader, Write};
+    let logs = tempfile::tempdir().unwrap();
+    let mut worker = std::process::Command::new(whet_bin())
+        .arg("engine")
+        .env("WHET_LOG_DIR", logs.path())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = worker.stdin.take().unwrap();
+    let load = whet::engine::Command::Load(load_request(smollm2(), 4096));
+    let generate = whet::engine::Command::Generate(GenerateRequest {
+        id: 1,
+        ignore_eos: true,
+        ..greedy(raw("Once upon a time"), 0, true)
+    });
+    for command in [load, generate] {
+        writeln!(stdin, "{}", whet::engine::protocol::encode_line(&command)).unwrap();
+    }
+    let mut lines = BufReader::new(worker.stdout.take().unwrap()).lines();
+    let mut tokens = 0;
+    while tokens < 3 {
+        let event: Event = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+        if let Event::Token { .. } = event {
+            tokens += 1;
+        }
+    }
+    drop(stdin);
+    let rest: Vec<Event> = lines
+        .map(|l| serde_json::from_str(&l.unwrap()).unwrap())
+        .collect();
+    assert!(worker.wait().unwrap().success());
+    // Without the stop it would run on to the 4096-token context.
+    assert!(
+        rest.len() < 200,
+        "{} more events after stdin closed",
+        rest.len()
+    );
+    assert!(
+        matches!(
+            rest.last(),
+            Some(Event::Done {
+                reason: StopReason::Cancelled,
+                ..
+            })
+        ),
+        "{:?}",
+        rest.last()
+    );
+}

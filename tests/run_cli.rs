@@ -295,3 +295,40 @@ fn logs_go_to_the_log_file_not_the_terminal() {
         "llama.cpp's log lines are in the log file"
     );
 }
+
+#[test]
+fn interrupt_cancels_and_keeps_the_partial_text() {
+    use std::io::Read;
+    let logs = tempfile::tempdir().unwrap();
+    let model = smollm2();
+    let mut child = std::process::Command::new(whet_bin())
+        .args([
+            "run",
+            "--model",
+            model.to_str().unwrap(),
+            "--raw",
+            "--temp",
+            "0",
+            "--max-tokens",
+            "0",
+            "1, 2, 3,",
+        ])
+        .env("WHET_LOG_DIR", logs.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until text streams, then interrupt as Ctrl+C would.
+    let mut out = child.stdout.take().unwrap();
+    let mut first = [0u8; 8];
+    out.read_exact(&mut first).unwrap();
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
+    let mut rest = String::new();
+    out.read_to_string(&mut rest).unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(130));
+    let text = format!("{}{rest}", String::from_utf8_lossy(&first));
+    assert!(text.starts_with(" 4, 5,"), "{text:?}");
+    let summary = stderr(&output);
+    assert!(summary.trim_end().ends_with("stop: cancelled"), "{summary}");
+}
