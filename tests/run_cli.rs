@@ -2,14 +2,27 @@
 
 mod common;
 
+use std::process::Output;
+
 use common::*;
 
-fn run_json(args: &[&str]) -> serde_json::Value {
+/// `whet run --model <default model> ARGS`, with its logs in a private directory.
+fn run(args: &[&str]) -> Output {
+    run_with_stdin(args, None)
+}
+
+fn run_with_stdin(args: &[&str], stdin: Option<&str>) -> Output {
     let logs = tempfile::tempdir().unwrap();
     let model = smollm2();
-    let mut full = vec!["run", "--json", "--model", model.to_str().unwrap()];
+    let mut full = vec!["run", "--model", model.to_str().unwrap()];
     full.extend_from_slice(args);
-    let output = whet(&full, logs.path());
+    whet_with_stdin(&full, logs.path(), stdin)
+}
+
+fn run_json(args: &[&str]) -> serde_json::Value {
+    let mut full = vec!["--json"];
+    full.extend_from_slice(args);
+    let output = run(&full);
     assert!(
         output.status.success(),
         "whet run failed: {}",
@@ -20,12 +33,7 @@ fn run_json(args: &[&str]) -> serde_json::Value {
 
 #[test]
 fn greedy_raw_output_is_deterministic_across_runs() {
-    let logs = tempfile::tempdir().unwrap();
-    let model = smollm2();
     let args = [
-        "run",
-        "--model",
-        model.to_str().unwrap(),
         "--raw",
         "--temp",
         "0",
@@ -33,8 +41,8 @@ fn greedy_raw_output_is_deterministic_across_runs() {
         "32",
         "The three primary colours are",
     ];
-    let first = whet(&args, logs.path());
-    let second = whet(&args, logs.path());
+    let first = run(&args);
+    let second = run(&args);
     assert!(first.status.success(), "{}", stderr(&first));
     assert!(second.status.success(), "{}", stderr(&second));
     assert!(
@@ -101,24 +109,16 @@ fn stop_string_ends_generation_and_is_not_printed() {
     assert_eq!(text, &free_text[..free_text.find(" 9,").unwrap()]);
 
     // The streamed (stdout) form agrees with the JSON form.
-    let logs = tempfile::tempdir().unwrap();
-    let model = smollm2();
-    let output = whet(
-        &[
-            "run",
-            "--model",
-            model.to_str().unwrap(),
-            "--raw",
-            "--temp",
-            "0",
-            "--max-tokens",
-            "40",
-            "--stop",
-            " 9,",
-            prompt,
-        ],
-        logs.path(),
-    );
+    let output = run(&[
+        "--raw",
+        "--temp",
+        "0",
+        "--max-tokens",
+        "40",
+        "--stop",
+        " 9,",
+        prompt,
+    ]);
     assert_eq!(stdout(&output).trim_end_matches('\n'), text);
     assert!(stderr(&output).contains("stop: stop string"));
 }
@@ -161,21 +161,8 @@ fn generation_that_fills_the_context_stops_and_keeps_the_text() {
 
 #[test]
 fn prompt_longer_than_the_context_is_refused_before_decoding() {
-    let logs = tempfile::tempdir().unwrap();
-    let model = smollm2();
     let long_prompt = "word ".repeat(400);
-    let output = whet(
-        &[
-            "run",
-            "--model",
-            model.to_str().unwrap(),
-            "--ctx",
-            "256",
-            "--raw",
-            &long_prompt,
-        ],
-        logs.path(),
-    );
+    let output = run(&["--ctx", "256", "--raw", &long_prompt]);
     assert!(!output.status.success());
     let err = stderr(&output);
     assert_eq!(err.lines().count(), 1, "stderr: {err}");
@@ -212,22 +199,11 @@ fn cjk_and_emoji_output_has_no_replacement_characters() {
 
 #[test]
 fn prompt_is_read_from_stdin() {
-    let logs = tempfile::tempdir().unwrap();
-    let model = smollm2();
-    let args = [
-        "run",
-        "--model",
-        model.to_str().unwrap(),
-        "--raw",
-        "--temp",
-        "0",
-        "--max-tokens",
-        "8",
-    ];
-    let from_stdin = whet_with_stdin(&args, logs.path(), Some("The sky is"));
+    let args = ["--raw", "--temp", "0", "--max-tokens", "8"];
+    let from_stdin = run_with_stdin(&args, Some("The sky is"));
     let mut with_arg = args.to_vec();
     with_arg.push("The sky is");
-    let from_arg = whet(&with_arg, logs.path());
+    let from_arg = run(&with_arg);
     assert!(from_stdin.status.success(), "{}", stderr(&from_stdin));
     assert_eq!(stdout(&from_stdin), stdout(&from_arg));
 }
@@ -266,22 +242,7 @@ fn bad_options_give_one_line_errors() {
 
 #[test]
 fn logs_go_to_the_log_file_not_the_terminal() {
-    let logs = tempfile::tempdir().unwrap();
-    let model = smollm2();
-    let output = whet(
-        &[
-            "run",
-            "--model",
-            model.to_str().unwrap(),
-            "--raw",
-            "--temp",
-            "0",
-            "--max-tokens",
-            "3",
-            "Hi",
-        ],
-        logs.path(),
-    );
+    let output = run(&["--raw", "--temp", "0", "--max-tokens", "3", "Hi"]);
     assert!(output.status.success());
     assert_eq!(
         stderr(&output).lines().count(),

@@ -96,7 +96,29 @@ pub struct BenchReport {
     pub ttft_last_turn_ms: Summary,
     pub ttft_last_turn_without_reuse_ms: Summary,
     pub ttft_ratio_last_over_first: f64,
+    /// Tokens already cached and tokens decoded for turn 1 and the last turn.
+    pub turn1_shape: TurnShape,
+    pub last_turn_shape: TurnShape,
+    /// The bare loop decoding the same number of new tokens at the same depth.
+    pub raw_turn1_ms: Summary,
+    pub raw_last_turn_ms: Summary,
     pub worker_peak_rss_kib: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct TurnShape {
+    pub cached: usize,
+    pub decoded: usize,
+}
+
+struct ChatTtft {
+    first: Vec<f64>,
+    last: Vec<f64>,
+    last_fresh: Vec<f64>,
+    raw_first: Vec<f64>,
+    raw_last: Vec<f64>,
+    first_shape: TurnShape,
+    last_shape: TurnShape,
 }
 
 #[derive(Debug, Serialize)]
@@ -212,15 +234,13 @@ pub async fn measure(args: &BenchArgs) -> Result<BenchReport, String> {
         .iter()
         .map(|t| t.token)
         .eq(raw_full.tokens.iter().copied());
-    drop(raw_ctx);
-    drop(raw_model);
 
-    let (turn1, last, last_fresh) = chat_ttft(&mut engine, args).await?;
+    let chat = chat_ttft(&mut engine, args, &raw_model, &mut raw_ctx, &prompt_tokens).await?;
     let worker_peak_rss_kib = engine.peak_rss_kib();
     engine.shutdown().await;
 
-    let ttft_turn1_ms = Summary::of(&turn1);
-    let ttft_last_turn_ms = Summary::of(&last);
+    let ttft_turn1_ms = Summary::of(&chat.first);
+    let ttft_last_turn_ms = Summary::of(&chat.last);
     let ratio = if ttft_turn1_ms.median > 0.0 {
         ttft_last_turn_ms.median / ttft_turn1_ms.median
     } else {
@@ -239,7 +259,11 @@ pub async fn measure(args: &BenchArgs) -> Result<BenchReport, String> {
         chat_turns: args.turns,
         ttft_turn1_ms,
         ttft_last_turn_ms,
-        ttft_last_turn_without_reuse_ms: Summary::of(&last_fresh),
+        ttft_last_turn_without_reuse_ms: Summary::of(&chat.last_fresh),
+        turn1_shape: chat.first_shape,
+        last_turn_shape: chat.last_shape,
+        raw_turn1_ms: Summary::of(&chat.raw_first),
+        raw_last_turn_ms: Summary::of(&chat.raw_last),
         ttft_ratio_last_over_first: ratio,
         worker_peak_rss_kib,
     })
@@ -266,12 +290,28 @@ async fn whet_run(engine: &mut EngineClient, gen_tokens: u32) -> Result<Generati
 }
 
 /// Time to first token of turn 1 and of the last turn of a scripted chat,
-/// and of the last turn again without prefix reuse for contrast.
+/// of the last turn again without prefix reuse for contrast, and of the bare
+/// loop decoding as many new tokens at the same depth, alternating per rep.
 async fn chat_ttft(
     engine: &mut EngineClient,
     args: &BenchArgs,
-) -> Result<(Vec<f64>, Vec<f64>, Vec<f64>), String> {
-    let (mut first, mut last, mut last_fresh) = (Vec::new(), Vec::new(), Vec::new());
+    raw_model: &raw::RawModel,
+    raw_ctx: &mut llama_cpp_2::context::LlamaContext<'_>,
+    filler: &[llama_cpp_2::token::LlamaToken],
+) -> Result<ChatTtft, String> {
+    let mut out = ChatTtft {
+        first: Vec::new(),
+        last: Vec::new(),
+        last_fresh: Vec::new(),
+        raw_first: Vec::new(),
+        raw_last: Vec::new(),
+        first_shape: TurnShape::default(),
+        last_shape: TurnShape::default(),
+    };
+    let shape = |g: &Generation| TurnShape {
+        cached: g.stats.reused_tokens as usize,
+        decoded: (g.stats.prompt_tokens - g.stats.reused_tokens) as usize,
+    };
     for _ in 0..args.reps {
         let mut messages = vec![ChatMessage::new(
             Role::System,
@@ -282,18 +322,29 @@ async fn chat_ttft(
             // Turn 1 starts from an empty cache, as a new conversation would.
             let generation = chat_turn(engine, &messages, turn != 0).await?;
             if turn == 0 {
-                first.push(generation.timing.ttft_ms);
+                out.first.push(generation.timing.ttft_ms);
+                out.first_shape = shape(&generation);
             }
             if turn + 1 == args.turns {
-                last.push(generation.timing.ttft_ms);
+                out.last.push(generation.timing.ttft_ms);
+                out.last_shape = shape(&generation);
                 // The same last prompt evaluated from scratch, for contrast.
                 let fresh = chat_turn(engine, &messages, false).await?;
-                last_fresh.push(fresh.timing.ttft_ms);
+                out.last_fresh.push(fresh.timing.ttft_ms);
             }
             messages.push(ChatMessage::new(Role::Assistant, generation.text));
         }
+        let (first, last) = (out.first_shape, out.last_shape);
+        out.raw_first.push(raw_model.measure_suffix(
+            raw_ctx,
+            filler,
+            first.cached,
+            first.decoded,
+        )?);
+        out.raw_last
+            .push(raw_model.measure_suffix(raw_ctx, filler, last.cached, last.decoded)?);
     }
-    Ok((first, last, last_fresh))
+    Ok(out)
 }
 
 async fn chat_turn(
@@ -367,17 +418,40 @@ fn print_table(r: &BenchReport) {
         r.chat_turns
     );
     outln!(
-        "  turn 1:                     {} ms",
-        r.ttft_turn1_ms.display(1)
+        "{:<22} {:>28} {:>28} {:>7}",
+        "median [min-max] ms",
+        "whet (worker + protocol)",
+        "raw loop, same tokens",
+        "ratio"
     );
+    for (name, shape, whet, raw) in [
+        ("turn 1", r.turn1_shape, &r.ttft_turn1_ms, &r.raw_turn1_ms),
+        (
+            &*format!("turn {}", r.chat_turns),
+            r.last_turn_shape,
+            &r.ttft_last_turn_ms,
+            &r.raw_last_turn_ms,
+        ),
+    ] {
+        let ratio = if raw.median > 0.0 {
+            whet.median / raw.median
+        } else {
+            0.0
+        };
+        outln!(
+            "{:<22} {:>28} {:>28} {:>7.3}   ({} tokens decoded on {} cached)",
+            name,
+            whet.display(1),
+            raw.display(1),
+            ratio,
+            shape.decoded,
+            shape.cached
+        );
+    }
     outln!(
-        "  turn {}:                    {} ms  (ratio to turn 1: {:.2})",
+        "turn {} / turn 1: {:.2}; turn {} without prefix reuse: {} ms",
         r.chat_turns,
-        r.ttft_last_turn_ms.display(1),
-        r.ttft_ratio_last_over_first
-    );
-    outln!(
-        "  turn {} without reuse:      {} ms",
+        r.ttft_ratio_last_over_first,
         r.chat_turns,
         r.ttft_last_turn_without_reuse_ms.display(1)
     );

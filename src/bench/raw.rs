@@ -119,4 +119,44 @@ impl RawModel {
             tokens,
         })
     }
+
+    /// Time to decode `new` tokens on top of `depth` cached ones and sample
+    /// the next: what a chat turn with prefix reuse costs in the bare loop.
+    /// The cached part is filled with `filler` (cycled) and not timed.
+    pub fn measure_suffix(
+        &self,
+        ctx: &mut LlamaContext<'_>,
+        filler: &[LlamaToken],
+        depth: usize,
+        new: usize,
+    ) -> Result<f64, String> {
+        if filler.is_empty() || new == 0 {
+            return Err("measure_suffix needs filler tokens and at least one new token".into());
+        }
+        let n_batch = ctx.n_batch() as usize;
+        let mut batch = LlamaBatch::new(n_batch, 1);
+        let tokens: Vec<LlamaToken> = filler.iter().copied().cycle().take(depth + new).collect();
+        ctx.clear_kv_cache();
+        let mut decode = |ctx: &mut LlamaContext<'_>, range: std::ops::Range<usize>| {
+            for start in range.clone().step_by(n_batch) {
+                let end = (start + n_batch).min(range.end);
+                batch.clear();
+                for position in start..end {
+                    let wants_logits = position + 1 == range.end;
+                    batch
+                        .add(tokens[position], position as i32, &[0], wants_logits)
+                        .map_err(|e| e.to_string())?;
+                }
+                ctx.decode(&mut batch).map_err(|e| e.to_string())?;
+            }
+            Ok::<i32, String>(batch.n_tokens() - 1)
+        };
+        if depth > 0 {
+            decode(ctx, 0..depth)?;
+        }
+        let started = Instant::now();
+        let last = decode(ctx, depth..depth + new)?;
+        let _first = LlamaSampler::greedy().sample(ctx, last);
+        Ok(started.elapsed().as_secs_f64() * 1000.0)
+    }
 }

