@@ -61,6 +61,7 @@ fn every_command_round_trips() {
             threads: 2,
             chat_format: Some("chatml".into()),
             vocab_only: true,
+            flash_attention: Some(false),
         }),
         Command::Generate(GenerateRequest {
             id: 7,

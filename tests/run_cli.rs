@@ -242,7 +242,20 @@ fn bad_options_give_one_line_errors() {
 
 #[test]
 fn logs_go_to_the_log_file_not_the_terminal() {
-    let output = run(&["--raw", "--temp", "0", "--max-tokens", "3", "Hi"]);
+    let logs = tempfile::tempdir().unwrap();
+    let model = smollm2();
+    let output = whet(
+        &[
+            "run",
+            "--model",
+            model.to_str().unwrap(),
+            "--raw",
+            "--max-tokens",
+            "3",
+            "Hi",
+        ],
+        logs.path(),
+    );
     assert!(output.status.success());
     assert_eq!(
         stderr(&output).lines().count(),

@@ -12,7 +12,7 @@ use std::process::ExitCode;
 use serde::Serialize;
 
 use crate::engine::client::Generation;
-use crate::engine::protocol::{ChatMessage, GenerateRequest, LoadRequest, Prompt, Role};
+use crate::engine::protocol::{ChatMessage, FlashAttn, GenerateRequest, LoadRequest, Prompt, Role};
 use crate::engine::{EngineClient, SamplingParams, SpawnOptions};
 use crate::paths;
 use stats::Summary;
@@ -40,6 +40,9 @@ pub struct BenchArgs {
     /// Chat turns in the prefix-reuse conversation.
     #[arg(long, default_value_t = 10)]
     pub turns: usize,
+    /// Flash attention, for both paths.
+    #[arg(long, value_enum, default_value_t = FlashAttn::Auto)]
+    pub flash_attn: FlashAttn,
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -181,6 +184,7 @@ pub async fn measure(args: &BenchArgs) -> Result<BenchReport, String> {
         threads,
         chat_format: None,
         vocab_only: false,
+        flash_attention: args.flash_attn.setting(),
     };
     let mut engine = EngineClient::spawn(&spawn)
         .await
@@ -190,7 +194,8 @@ pub async fn measure(args: &BenchArgs) -> Result<BenchReport, String> {
     // The raw path runs in this process; its llama.cpp logs go to the log file.
     llama_cpp_2::send_logs_to_tracing(llama_cpp_2::LogOptions::default());
     let raw_model = raw::RawModel::load(&model)?;
-    let mut raw_ctx = raw_model.context(args.n_ctx, args.n_batch, threads)?;
+    let mut raw_ctx =
+        raw_model.context(args.n_ctx, args.n_batch, threads, args.flash_attn.setting())?;
     let prompt_tokens = raw_model.tokenize(PROMPT);
 
     // One unmeasured run each warms caches and page-ins the weights.

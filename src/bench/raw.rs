@@ -55,6 +55,7 @@ impl RawModel {
         n_ctx: u32,
         n_batch: u32,
         threads: u32,
+        flash_attention: Option<bool>,
     ) -> Result<LlamaContext<'_>, String> {
         let threads = i32::try_from(threads).unwrap_or(1);
         let params = LlamaContextParams::default()
@@ -62,7 +63,10 @@ impl RawModel {
             .with_n_batch(n_batch)
             .with_n_ubatch(n_batch)
             .with_n_threads(threads)
-            .with_n_threads_batch(threads);
+            .with_n_threads_batch(threads)
+            .with_flash_attention_policy(crate::engine::runner::flash_attention_policy(
+                flash_attention,
+            ));
         self.model
             .new_context(&self.backend, params)
             .map_err(|e| format!("cannot create a context: {e}"))

@@ -17,6 +17,7 @@ pub async fn run(verbose: bool) -> Result<ExitCode, String> {
         n_batch: 512,
         threads: None,
         chat_format: None,
+        flash_attn: super::FlashAttn::Auto,
     };
     let load = model.load_request()?;
     outln!("whet — a terminal workbench for local language models.");

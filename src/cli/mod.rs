@@ -59,7 +59,12 @@ pub struct ModelArgs {
     /// instead of the model's own template.
     #[arg(long)]
     pub chat_format: Option<String>,
+    /// Flash attention.
+    #[arg(long, value_enum, default_value_t = FlashAttn::Auto)]
+    pub flash_attn: FlashAttn,
 }
+
+pub use whet::engine::protocol::FlashAttn;
 
 impl ModelArgs {
     pub fn load_request(&self) -> Result<LoadRequest, String> {
@@ -92,6 +97,7 @@ impl ModelArgs {
             threads: self.threads.unwrap_or_else(paths::default_threads),
             chat_format: self.chat_format.clone(),
             vocab_only: false,
+            flash_attention: self.flash_attn.setting(),
         })
     }
 }

@@ -146,6 +146,7 @@ async fn detect_chat_format(path: &Path, verbose: bool) -> Result<ChatFormat, St
         threads: 1,
         chat_format: None,
         vocab_only: true,
+        flash_attention: None,
     };
     let result = engine
         .load(request.clone())

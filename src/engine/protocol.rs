@@ -43,6 +43,29 @@ pub struct LoadRequest {
     /// Load only the vocabulary and metadata (for `whet models info`).
     #[serde(default)]
     pub vocab_only: bool,
+    /// Flash attention: None lets llama.cpp decide.
+    #[serde(default)]
+    pub flash_attention: Option<bool>,
+}
+
+/// The `--flash-attn` choice of the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum FlashAttn {
+    /// llama.cpp decides (it enables it on the CPU).
+    #[default]
+    Auto,
+    On,
+    Off,
+}
+
+impl FlashAttn {
+    pub fn setting(self) -> Option<bool> {
+        match self {
+            FlashAttn::Auto => None,
+            FlashAttn::On => Some(true),
+            FlashAttn::Off => Some(false),
+        }
+    }
 }
 
 /// What the model is asked to continue.

@@ -129,7 +129,8 @@ impl LoadedModel {
             .with_n_batch(n_batch)
             .with_n_ubatch(n_batch)
             .with_n_threads(threads)
-            .with_n_threads_batch(threads);
+            .with_n_threads_batch(threads)
+            .with_flash_attention_policy(flash_attention_policy(request.flash_attention));
         let ctx = self
             .model
             .new_context(backend, params)
@@ -349,6 +350,14 @@ impl Session<'_> {
             self.cached.clear();
             format!("llama.cpp failed to decode: {e}")
         })
+    }
+}
+
+pub fn flash_attention_policy(setting: Option<bool>) -> llama_cpp_sys_2::llama_flash_attn_type {
+    match setting {
+        None => llama_cpp_sys_2::LLAMA_FLASH_ATTN_TYPE_AUTO,
+        Some(true) => llama_cpp_sys_2::LLAMA_FLASH_ATTN_TYPE_ENABLED,
+        Some(false) => llama_cpp_sys_2::LLAMA_FLASH_ATTN_TYPE_DISABLED,
     }
 }
 

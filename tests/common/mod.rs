@@ -84,6 +84,7 @@ pub fn load_request(model: PathBuf, n_ctx: u32) -> LoadRequest {
         threads: whet::paths::default_threads(),
         chat_format: None,
         vocab_only: false,
+        flash_attention: None,
     }
 }
 
