@@ -145,10 +145,10 @@ impl RawModel {
             for start in range.clone().step_by(n_batch) {
                 let end = (start + n_batch).min(range.end);
                 batch.clear();
-                for position in start..end {
+                for (position, token) in (start..end).zip(&tokens[start..end]) {
                     let wants_logits = position + 1 == range.end;
                     batch
-                        .add(tokens[position], position as i32, &[0], wants_logits)
+                        .add(*token, position as i32, &[0], wants_logits)
                         .map_err(|e| e.to_string())?;
                 }
                 ctx.decode(&mut batch).map_err(|e| e.to_string())?;

@@ -179,7 +179,10 @@ impl EngineClient {
             .process_group(0)
             .spawn()
             .map_err(|e| EngineError::Spawn(format!("{}: {e}", options.exe.display())))?;
-        let pid = child.id().unwrap_or(0);
+        // A pid of 0 would mean "my own process group" to kill(2); refuse it.
+        let Some(pid) = child.id().filter(|&pid| pid != 0) else {
+            return Err(EngineError::Spawn("the worker exited at once".into()));
+        };
         let (Some(stdin), Some(stdout), Some(stderr)) =
             (child.stdin.take(), child.stdout.take(), child.stderr.take())
         else {

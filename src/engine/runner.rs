@@ -214,9 +214,6 @@ impl Session<'_> {
             if cancelled() {
                 break StopReason::Cancelled;
             }
-            if request.max_tokens > 0 && stats.generated_tokens >= request.max_tokens {
-                break StopReason::MaxTokens;
-            }
             let token = sampler.sample(&self.ctx, logits_index);
             let prob = token_probability(self.ctx.get_logits_ith(logits_index), token);
             last_token_at = Instant::now();
@@ -439,7 +436,7 @@ fn fast_exp(x: f32) -> f32 {
     let f = t - floor as f32;
     // Taylor polynomial for 2^f on [0, 1); its error is below 1.6e-4.
     let p = 1.0
-        + f * (0.693_147_2
+        + f * (std::f32::consts::LN_2
             + f * (0.240_226_5 + f * (0.055_504_1 + f * (0.009_618_1 + f * 0.001_333_4))));
     let bits = ((floor + 127) as u32) << 23;
     f32::from_bits(bits) * p
