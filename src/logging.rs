@@ -1,5 +1,7 @@
 //! Logs go to a file, never to the terminal (the TUI owns the screen).
 
+use std::io::IsTerminal;
+
 use tracing_appender::non_blocking::WorkerGuard;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -33,6 +35,7 @@ pub fn init(echo_to_stderr: bool) -> Option<WorkerGuard> {
     let stderr_layer = echo_to_stderr.then(|| {
         fmt::layer()
             .with_writer(std::io::stderr)
+            .with_ansi(std::io::stderr().is_terminal())
             .without_time()
             .with_filter(filter())
     });

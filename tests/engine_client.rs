@@ -233,10 +233,7 @@ async fn a_killed_worker_is_reported_and_a_new_one_works() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn base_model_without_template_needs_an_explicit_chat_format() {
-    let options = SpawnOptions {
-        exe: whet_bin(),
-        echo_logs: false,
-    };
+    let options = SpawnOptions { exe: whet_bin() };
     let mut engine = EngineClient::spawn(&options).await.unwrap();
     let info = engine.load(load_request(gemma3(), 1024)).await.unwrap();
     assert_eq!(

@@ -175,7 +175,6 @@ pub async fn measure(args: &BenchArgs) -> Result<BenchReport, String> {
             Some(exe) => exe.clone(),
             None => std::env::current_exe().map_err(|e| e.to_string())?,
         },
-        echo_logs: false,
     };
     let load = LoadRequest {
         model: model.clone(),

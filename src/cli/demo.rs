@@ -10,7 +10,7 @@ use whet::engine::{EngineClient, SamplingParams};
 
 use super::{load_error, run::summary_line, spawn_options, ModelArgs};
 
-pub async fn run(verbose: bool) -> Result<ExitCode, String> {
+pub async fn run() -> Result<ExitCode, String> {
     let model = ModelArgs {
         model: None,
         n_ctx: 2048,
@@ -25,7 +25,7 @@ pub async fn run(verbose: bool) -> Result<ExitCode, String> {
     outln!("Demo with {}:\n", load.model.display());
     let question = "In two sentences, what is a whetstone used for?";
     outln!("> {question}");
-    let mut engine = EngineClient::spawn(&spawn_options(verbose)?)
+    let mut engine = EngineClient::spawn(&spawn_options()?)
         .await
         .map_err(|e| e.to_string())?;
     engine

@@ -112,11 +112,8 @@ pub fn load_error(request: &LoadRequest, error: EngineError) -> String {
     }
 }
 
-pub fn spawn_options(verbose: bool) -> Result<SpawnOptions, String> {
-    let mut options = SpawnOptions::from_current_exe()
-        .map_err(|e| format!("cannot find the whet binary: {e}"))?;
-    options.echo_logs = verbose;
-    Ok(options)
+pub fn spawn_options() -> Result<SpawnOptions, String> {
+    SpawnOptions::from_current_exe().map_err(|e| format!("cannot find the whet binary: {e}"))
 }
 
 pub fn main() -> ExitCode {
@@ -133,12 +130,11 @@ pub fn main() -> ExitCode {
         Ok(runtime) => runtime,
         Err(e) => return fail(&format!("cannot start the async runtime: {e}")),
     };
-    let verbose = cli.verbose;
     let result = runtime.block_on(async move {
         match cli.command {
-            None => demo::run(verbose).await,
-            Some(Commands::Run(args)) => run::run(args, verbose).await,
-            Some(Commands::Models(command)) => models::run(command, verbose).await,
+            None => demo::run().await,
+            Some(Commands::Run(args)) => run::run(args).await,
+            Some(Commands::Models(command)) => models::run(command).await,
             Some(Commands::Bench(args)) => whet::bench::run(args).await,
             Some(Commands::Engine) => Ok(ExitCode::SUCCESS),
         }

@@ -34,11 +34,11 @@ pub enum ModelsCommand {
     },
 }
 
-pub async fn run(command: ModelsCommand, verbose: bool) -> Result<ExitCode, String> {
+pub async fn run(command: ModelsCommand) -> Result<ExitCode, String> {
     match command {
         ModelsCommand::Fetch { name } => fetch_model(&name),
         ModelsCommand::List => list(),
-        ModelsCommand::Info { path, json } => info(&path, json, verbose).await,
+        ModelsCommand::Info { path, json } => info(&path, json).await,
     }
 }
 
@@ -116,11 +116,11 @@ fn list() -> Result<ExitCode, String> {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn info(path: &Path, json: bool, verbose: bool) -> Result<ExitCode, String> {
+async fn info(path: &Path, json: bool) -> Result<ExitCode, String> {
     let summary = gguf::read_summary(path)
         .map_err(|e| format!("cannot read model '{}': {e}", path.display()))?;
     // The built-in format mapping needs llama.cpp, which runs in the worker.
-    let chat_format = detect_chat_format(path, verbose).await;
+    let chat_format = detect_chat_format(path).await;
     if json {
         let report = serde_json::json!({
             "path": path,
@@ -135,8 +135,8 @@ async fn info(path: &Path, json: bool, verbose: bool) -> Result<ExitCode, String
     Ok(ExitCode::SUCCESS)
 }
 
-async fn detect_chat_format(path: &Path, verbose: bool) -> Result<ChatFormat, String> {
-    let mut engine = EngineClient::spawn(&spawn_options(verbose)?)
+async fn detect_chat_format(path: &Path) -> Result<ChatFormat, String> {
+    let mut engine = EngineClient::spawn(&spawn_options()?)
         .await
         .map_err(|e| e.to_string())?;
     let request = LoadRequest {

@@ -57,7 +57,7 @@ pub struct RunArgs {
     pub json: bool,
 }
 
-pub async fn run(args: RunArgs, verbose: bool) -> Result<ExitCode, String> {
+pub async fn run(args: RunArgs) -> Result<ExitCode, String> {
     let text = prompt_text(args.prompt.clone())?;
     if args.stops.iter().any(|s| s.is_empty()) {
         return Err("--stop needs a non-empty string".into());
@@ -74,7 +74,7 @@ pub async fn run(args: RunArgs, verbose: bool) -> Result<ExitCode, String> {
     sampling.validate()?;
     let load = args.model.load_request()?;
 
-    let mut engine = EngineClient::spawn(&spawn_options(verbose)?)
+    let mut engine = EngineClient::spawn(&spawn_options()?)
         .await
         .map_err(|e| e.to_string())?;
     let info = engine

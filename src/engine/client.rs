@@ -29,8 +29,6 @@ const LOG_LINES_IN_MESSAGE: usize = 2;
 pub struct SpawnOptions {
     /// The `whet` binary that provides the hidden `engine` subcommand.
     pub exe: PathBuf,
-    /// Also copy the worker's log lines to this process's stderr (`--verbose`).
-    pub echo_logs: bool,
 }
 
 impl SpawnOptions {
@@ -38,7 +36,6 @@ impl SpawnOptions {
     pub fn from_current_exe() -> std::io::Result<Self> {
         Ok(Self {
             exe: std::env::current_exe()?,
-            echo_logs: false,
         })
     }
 }
@@ -193,11 +190,7 @@ impl EngineClient {
         let (command_tx, command_rx) = mpsc::unbounded_channel();
         let (event_tx, events) = mpsc::unbounded_channel();
         tokio::spawn(write_commands(stdin, command_rx));
-        let stderr_task = tokio::spawn(collect_logs(
-            stderr,
-            Arc::clone(&log_tail),
-            options.echo_logs,
-        ));
+        let stderr_task = tokio::spawn(collect_logs(stderr, Arc::clone(&log_tail)));
         tokio::spawn(read_events(
             child,
             stdout,
@@ -488,13 +481,12 @@ async fn write_commands(mut stdin: ChildStdin, mut commands: mpsc::UnboundedRece
     // Dropping stdin tells the worker to exit.
 }
 
-async fn collect_logs(stderr: ChildStderr, tail: Arc<Mutex<VecDeque<String>>>, echo: bool) {
+/// The worker's stderr becomes tracing events (the log file, and stderr too
+/// with `--verbose`); the last lines are kept for the "engine stopped" message.
+async fn collect_logs(stderr: ChildStderr, tail: Arc<Mutex<VecDeque<String>>>) {
     let mut lines = BufReader::new(stderr).lines();
     while let Ok(Some(line)) = lines.next_line().await {
         tracing::info!(target: "whet::engine", "{line}");
-        if echo {
-            eprintln!("[engine] {line}");
-        }
         if let Ok(mut tail) = tail.lock() {
             if tail.len() == LOG_TAIL_LINES {
                 tail.pop_front();
