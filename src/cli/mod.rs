@@ -1,6 +1,5 @@
 //! The command line: argument parsing and dispatch to one module per command.
 
-mod demo;
 mod models;
 mod run;
 
@@ -22,6 +21,9 @@ struct Cli {
     /// Also print log lines (including llama.cpp's) to stderr.
     #[arg(long, short, global = true)]
     verbose: bool,
+    /// Model and context options for the chat UI (when no command is given).
+    #[command(flatten)]
+    model: ModelArgs,
     #[command(subcommand)]
     command: Option<Commands>,
 }
@@ -132,7 +134,7 @@ pub fn main() -> ExitCode {
     };
     let result = runtime.block_on(async move {
         match cli.command {
-            None => demo::run().await,
+            None => open_ui(&cli.model).await,
             Some(Commands::Run(args)) => run::run(args).await,
             Some(Commands::Models(command)) => models::run(command).await,
             Some(Commands::Bench(args)) => whet::bench::run(args).await,
@@ -143,6 +145,17 @@ pub fn main() -> ExitCode {
         Ok(code) => code,
         Err(message) => fail(&message),
     }
+}
+
+/// `whet` without a command: the chat UI, which needs a terminal.
+async fn open_ui(model: &ModelArgs) -> Result<ExitCode, String> {
+    use std::io::IsTerminal;
+    if !std::io::stdin().is_terminal() || !std::io::stdout().is_terminal() {
+        return Err("the chat UI needs a terminal; use `whet run` in scripts and pipes".into());
+    }
+    let load = model.load_request()?;
+    whet::tui::run(load, spawn_options()?).await?;
+    Ok(ExitCode::SUCCESS)
 }
 
 /// One line on stderr, whatever the message contained.
