@@ -1,6 +1,6 @@
 # Installs what building llama.cpp needs, if missing: cmake and a C++
 # toolchain for the library, libclang (with clang's built-in headers) for
-# bindgen. Sourced by scripts/start and scripts/test.
+# bindgen; pip for fetching models; tmux for the UI's end-to-end tests. Sourced by scripts/start and scripts/test.
 
 install_prerequisites() {
     local missing=()
@@ -10,6 +10,8 @@ install_prerequisites() {
     dpkg -s libclang-dev >/dev/null 2>&1 || missing+=(libclang-dev)
     command -v python3 >/dev/null 2>&1 || missing+=(python3)
     python3 -m pip --version >/dev/null 2>&1 || missing+=(python3-pip)
+    # The end-to-end tests drive the UI in a real terminal.
+    command -v tmux >/dev/null 2>&1 || missing+=(tmux)
     if [ ${#missing[@]} -eq 0 ]; then
         return 0
     fi

@@ -1,0 +1,177 @@
+//! The real binary in a real terminal (tmux), with the real default model:
+//! type a question, watch the reply stream, stop one with Esc, quit, and find
+//! the terminal restored, also after SIGTERM.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// A tmux server of its own, killed when the test ends.
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    fn start(name: &str, logs: &Path) -> Self {
+        let tmux = Tmux {
+            socket: format!("whet-test-{name}-{}", std::process::id()),
+        };
+        let shell = format!(
+            "env WHET_LOG_DIR={} PS1='$ ' bash --norc --noprofile",
+            logs.display()
+        );
+        tmux.run(&["new-session", "-d", "-x", "100", "-y", "30", &shell]);
+        tmux
+    }
+
+    fn run(&self, args: &[&str]) -> String {
+        let output = Command::new("tmux")
+            .arg("-L")
+            .arg(&self.socket)
+            .args(args)
+            .output()
+            .expect("tmux is installed (scripts/test installs it)");
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        let mut args = vec!["send-keys", "-t", "0"];
+        args.extend_from_slice(keys);
+        self.run(&args);
+    }
+
+    fn screen(&self) -> String {
+        self.run(&["capture-pane", "-p", "-t", "0"])
+    }
+
+    /// Waits until the screen satisfies `done`, or fails with the screen.
+    fn wait_for(&self, what: &str, done: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let screen = self.screen();
+            if done(&screen) {
+                return screen;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; screen:\n{screen}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn shell_pid(&self) -> i32 {
+        self.run(&["list-panes", "-F", "#{pane_pid}"])
+            .trim()
+            .parse()
+            .unwrap()
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        self.run(&["kill-server"]);
+    }
+}
+
+fn start_whet(tmux: &Tmux, dir: &Path) {
+    let command = format!(
+        "{} --model {}; echo EXIT=$?; stty -a > {}/stty.txt",
+        whet_bin().display(),
+        smollm2().display(),
+        dir.display()
+    );
+    tmux.keys(&[&command, "Enter"]);
+    tmux.wait_for("the model to load", |s| s.contains("● ready"));
+}
+
+/// After whet exits, the shell's terminal is back in cooked mode with echo.
+fn assert_terminal_restored(tmux: &Tmux, dir: &Path) {
+    tmux.wait_for("whet to exit", |s| s.contains("EXIT=0"));
+    let stty_file = dir.join("stty.txt");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !stty_file.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let stty = std::fs::read_to_string(&stty_file).unwrap();
+    let flags: Vec<&str> = stty.split_whitespace().collect();
+    for flag in ["icanon", "echo", "isig", "icrnl", "opost"] {
+        assert!(
+            flags.contains(&flag),
+            "terminal mode {flag} not restored: {stty}"
+        );
+    }
+    // No worker is left behind.
+    let workers = Command::new("pgrep")
+        .args(["-f", &format!("{} engine", whet_bin().display())])
+        .output()
+        .unwrap();
+    assert!(
+        workers.stdout.is_empty(),
+        "a worker survived: {}",
+        String::from_utf8_lossy(&workers.stdout)
+    );
+}
+
+#[test]
+fn chat_stream_stop_and_quit_in_a_real_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let tmux = Tmux::start("chat", dir.path());
+    start_whet(&tmux, dir.path());
+
+    tmux.keys(&["What is the capital of France?", "Enter"]);
+    let screen = tmux.wait_for("a finished reply", |s| {
+        s.contains("Assistant") && s.contains("tok/s") && !s.contains("● generating")
+    });
+    let reply: Vec<&str> = screen
+        .lines()
+        .skip_while(|l| !l.contains("Assistant"))
+        .skip(1)
+        .take_while(|l| !l.trim_matches(|c| c == '│' || c == ' ').is_empty())
+        .collect();
+    assert!(!reply.is_empty(), "the reply has text:\n{screen}");
+
+    // A long reply, stopped while it streams: the partial text stays.
+    tmux.keys(&[
+        "Write a very long story about a lighthouse keeper and the sea.",
+        "Enter",
+    ]);
+    tmux.wait_for("streaming", |s| {
+        s.contains("● generating") && s.contains("Assistant …")
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    tmux.keys(&["Escape"]);
+    let screen = tmux.wait_for("the stop", |s| s.contains("Assistant [stopped]"));
+    assert!(screen.contains("● ready"), "{screen}");
+
+    // Ctrl+C once only warns; twice quits.
+    tmux.keys(&["C-c"]);
+    tmux.wait_for("the quit warning", |s| {
+        s.contains("press Ctrl+C again to quit")
+    });
+    tmux.keys(&["C-c"]);
+    assert_terminal_restored(&tmux, dir.path());
+}
+
+#[test]
+fn sigterm_restores_the_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let tmux = Tmux::start("sigterm", dir.path());
+    start_whet(&tmux, dir.path());
+    let shell = tmux.shell_pid();
+    let children = Command::new("pgrep")
+        .args(["-P", &shell.to_string()])
+        .output()
+        .unwrap();
+    let whet_pid: i32 = String::from_utf8_lossy(&children.stdout)
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(unsafe { libc::kill(whet_pid, libc::SIGTERM) }, 0);
+    assert_terminal_restored(&tmux, dir.path());
+}
