@@ -8,6 +8,7 @@ pub mod engine;
 pub mod logging;
 pub mod models;
 pub mod paths;
+pub mod store;
 pub mod tui;
 
 /// `println!` that does not panic when stdout is closed (e.g. `whet models list | head -1`).

@@ -1,0 +1,255 @@
+//! Chat sessions as versioned JSON files in `<data>/sessions/NAME.json`.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::atomic::write_atomic;
+use crate::engine::protocol::Role;
+use crate::engine::SamplingParams;
+
+/// The format version this build writes; it reads this one and older.
+pub const SESSION_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Session {
+    pub version: u32,
+    pub name: String,
+    #[serde(default)]
+    pub model: Option<PathBuf>,
+    #[serde(default)]
+    pub system_prompt: Option<String>,
+    #[serde(default)]
+    pub sampling: SamplingParams,
+    #[serde(default)]
+    pub messages: Vec<StoredMessage>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoredMessage {
+    pub role: Role,
+    pub text: String,
+    /// Why a reply ended early ("stopped", "context full", "failed: …"), if it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error("{path}: cannot read the session: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "{path}:{line}:{column}: not a valid session file: {message} (the file was left untouched)"
+    )]
+    Corrupt {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    #[error("{path}: session format version {found} is newer than this whet reads ({SESSION_VERSION}); update whet (the file was left untouched)")]
+    FutureVersion { path: PathBuf, found: u64 },
+    #[error("{path}: cannot save the session: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "invalid session name '{0}': use letters, digits, '-', '_' and '.' (not starting with '.')"
+    )]
+    BadName(String),
+}
+
+impl Session {
+    pub fn new(name: impl Into<String>) -> Self {
+        Self {
+            version: SESSION_VERSION,
+            name: name.into(),
+            model: None,
+            system_prompt: None,
+            sampling: SamplingParams::default(),
+            messages: Vec::new(),
+        }
+    }
+}
+
+pub fn sessions_dir() -> Result<PathBuf, String> {
+    Ok(crate::paths::data_dir()?.join("sessions"))
+}
+
+/// Session names become file names; keep them to a safe alphabet.
+pub fn session_path(dir: &Path, name: &str) -> Result<PathBuf, SessionError> {
+    let valid = !name.is_empty()
+        && !name.starts_with('.')
+        && name.len() <= 120
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if !valid {
+        return Err(SessionError::BadName(name.to_string()));
+    }
+    Ok(dir.join(format!("{name}.json")))
+}
+
+pub fn load(path: &Path) -> Result<Session, SessionError> {
+    let text = std::fs::read_to_string(path).map_err(|source| SessionError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let corrupt = |e: serde_json::Error| SessionError::Corrupt {
+        path: path.to_path_buf(),
+        line: e.line(),
+        column: e.column(),
+        message: e
+            .to_string()
+            .split(" at line ")
+            .next()
+            .unwrap_or_default()
+            .to_string(),
+    };
+    // The version is checked before the shape: a newer file may have fields
+    // this build does not know, and must be refused for its version.
+    let value: serde_json::Value = serde_json::from_str(&text).map_err(corrupt)?;
+    if let Some(found) = value.get("version").and_then(|v| v.as_u64()) {
+        if found > u64::from(SESSION_VERSION) {
+            return Err(SessionError::FutureVersion {
+                path: path.to_path_buf(),
+                found,
+            });
+        }
+    }
+    serde_json::from_str(&text).map_err(corrupt)
+}
+
+pub fn save(path: &Path, session: &Session) -> Result<(), SessionError> {
+    let write_error = |source| SessionError::Write {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut json =
+        serde_json::to_string_pretty(session).map_err(|e| write_error(std::io::Error::other(e)))?;
+    json.push('\n');
+    write_atomic(path, json.as_bytes()).map_err(write_error)
+}
+
+/// A name for a new session: `chat-YYYYMMDD-HHMMSS` in UTC.
+pub fn fresh_name(unix_seconds: u64) -> String {
+    let days = unix_seconds / 86_400;
+    let seconds = unix_seconds % 86_400;
+    let (year, month, day) = civil_from_days(days as i64);
+    format!(
+        "chat-{year:04}{month:02}{day:02}-{:02}{:02}{:02}",
+        seconds / 3600,
+        seconds / 60 % 60,
+        seconds % 60
+    )
+}
+
+/// Days since 1970-01-01 to a Gregorian date (Howard Hinnant's algorithm).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Session {
+        let mut session = Session::new("demo");
+        session.system_prompt = Some("Be brief.".into());
+        session.messages = vec![
+            StoredMessage {
+                role: Role::User,
+                text: "日本語 👩‍👩‍👧 \"quoted\"\nline".into(),
+                note: None,
+            },
+            StoredMessage {
+                role: Role::Assistant,
+                text: "part".into(),
+                note: Some("stopped".into()),
+            },
+        ];
+        session
+    }
+
+    #[test]
+    fn round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = session_path(dir.path(), "demo").unwrap();
+        save(&path, &sample()).unwrap();
+        assert_eq!(load(&path).unwrap(), sample());
+    }
+
+    #[test]
+    fn corrupt_file_is_refused_with_its_position_and_left_untouched() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("broken.json");
+        let text = "{\n  \"version\": 1,\n  \"name\": \"x\",\n  \"messages\": [ oops ]\n}\n";
+        std::fs::write(&path, text).unwrap();
+        let error = load(&path).unwrap_err().to_string();
+        assert_eq!(
+            error,
+            format!(
+                "{}:4:17: not a valid session file: expected value (the file was left untouched)",
+                path.display()
+            )
+        );
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), text);
+    }
+
+    #[test]
+    fn unknown_fields_and_wrong_types_are_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("odd.json");
+        std::fs::write(&path, "{\"version\": 1, \"name\": \"x\", \"colour\": 3}").unwrap();
+        assert!(load(&path)
+            .unwrap_err()
+            .to_string()
+            .contains("unknown field `colour`"));
+        std::fs::write(&path, "{\"version\": 1, \"name\": 5}").unwrap();
+        let error = load(&path).unwrap_err().to_string();
+        assert!(error.contains(":1:24: not a valid session file: invalid type"), "{error}");
+    }
+
+    #[test]
+    fn future_version_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("new.json");
+        std::fs::write(&path, "{\"version\": 9, \"name\": \"x\", \"tabs\": []}").unwrap();
+        let error = load(&path).unwrap_err().to_string();
+        assert!(
+            error.contains("session format version 9 is newer than this whet reads (1)"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn names_are_checked() {
+        let dir = Path::new("/s");
+        assert!(session_path(dir, "chat-1_a.b").is_ok());
+        for bad in ["", "../x", ".hidden", "a/b", "sp ace", "é"] {
+            assert!(session_path(dir, bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn fresh_names_are_dates() {
+        assert_eq!(fresh_name(0), "chat-19700101-000000");
+        assert_eq!(fresh_name(1_795_876_496), "chat-20261128-143456");
+        assert_eq!(fresh_name(951_782_400), "chat-20000229-000000");
+    }
+}
