@@ -21,7 +21,7 @@ impl Tmux {
             socket: format!("whet-test-{name}-{}", std::process::id()),
         };
         let shell = format!(
-            "env WHET_LOG_DIR={} PS1='$ ' bash --norc --noprofile",
+            "env WHET_LOG_DIR={0} WHET_DATA_DIR={0} PS1='$ ' bash --norc --noprofile",
             logs.display()
         );
         tmux.run(&["new-session", "-d", "-x", "100", "-y", "30", &shell]);
@@ -80,7 +80,7 @@ impl Drop for Tmux {
 
 fn start_whet(tmux: &Tmux, dir: &Path) {
     let command = format!(
-        "{} --model {}; echo EXIT=$?; stty -a > {}/stty.txt",
+        "{} --model {} --session e2e; echo EXIT=$?; stty -a > {}/stty.txt",
         whet_bin().display(),
         smollm2().display(),
         dir.display()
@@ -156,6 +156,72 @@ fn chat_stream_stop_and_quit_in_a_real_terminal() {
     });
     tmux.keys(&["C-c"]);
     assert_terminal_restored(&tmux, dir.path());
+
+    // The session on disk holds the conversation, the stopped reply marked.
+    let saved = whet::store::session::load(&dir.path().join("sessions/e2e.json")).unwrap();
+    let texts: Vec<(&str, &str)> = saved
+        .messages
+        .iter()
+        .map(|m| (m.role.as_str(), m.text.as_str()))
+        .collect();
+    assert_eq!(texts.len(), 4, "{texts:?}");
+    assert_eq!(texts[0], ("user", "What is the capital of France?"));
+    assert_eq!(texts[1].0, "assistant");
+    assert!(!texts[1].1.is_empty());
+    assert_eq!(
+        texts[2],
+        (
+            "user",
+            "Write a very long story about a lighthouse keeper and the sea."
+        )
+    );
+    assert_eq!(saved.messages[3].note.as_deref(), Some("stopped"));
+    assert!(!saved.messages[3].text.is_empty());
+    assert_eq!(saved.model.as_deref(), Some(smollm2().as_path()));
+}
+
+/// `whet --session NAME` with NAME's file unreadable: one line, exit 1, the
+/// file byte for byte as it was.
+fn open_session(dir: &Path, name: &str) -> std::process::Output {
+    Command::new(whet_bin())
+        .args(["--model", smollm2().to_str().unwrap(), "--session", name])
+        .env("WHET_DATA_DIR", dir)
+        .env("WHET_LOG_DIR", dir)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn corrupt_and_future_sessions_are_refused_and_left_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let sessions = dir.path().join("sessions");
+    std::fs::create_dir_all(&sessions).unwrap();
+
+    let broken = sessions.join("broken.json");
+    let text = "{\n  \"version\": 1,\n  \"name\": \"broken\",\n  \"messages\": [ oops ]\n}\n";
+    std::fs::write(&broken, text).unwrap();
+    let output = open_session(dir.path(), "broken");
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&output.stderr).trim_end(),
+        format!(
+            "error: {}:4:17: not a valid session file: expected value (the file was left untouched)",
+            broken.display()
+        )
+    );
+    assert_eq!(std::fs::read_to_string(&broken).unwrap(), text);
+
+    let future = sessions.join("future.json");
+    let text = "{\"version\": 2, \"name\": \"future\", \"tabs\": []}";
+    std::fs::write(&future, text).unwrap();
+    let output = open_session(dir.path(), "future");
+    assert_eq!(output.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&output.stderr).to_string();
+    assert!(
+        err.contains("session format version 2 is newer than this whet reads (1)"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_to_string(&future).unwrap(), text);
 }
 
 #[test]

@@ -47,6 +47,7 @@ fn send(app: &mut App, text: &str) {
 /// then a reply still streaming.
 fn conversation() -> App {
     let mut app = App::new("SmolLM2-135M-Instruct.Q4_1");
+    app.session_name = "chat-20261128-170000".into();
     update(
         &mut app,
         Msg::EngineLoaded {

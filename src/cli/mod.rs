@@ -24,6 +24,9 @@ struct Cli {
     /// Model and context options for the chat UI (when no command is given).
     #[command(flatten)]
     model: ModelArgs,
+    /// Open this chat session (created if new) instead of a fresh one.
+    #[arg(long)]
+    session: Option<String>,
     #[command(subcommand)]
     command: Option<Commands>,
 }
@@ -134,7 +137,7 @@ pub fn main() -> ExitCode {
     };
     let result = runtime.block_on(async move {
         match cli.command {
-            None => open_ui(&cli.model).await,
+            None => open_ui(&cli.model, cli.session.as_deref()).await,
             Some(Commands::Run(args)) => run::run(args).await,
             Some(Commands::Models(command)) => models::run(command).await,
             Some(Commands::Bench(args)) => whet::bench::run(args).await,
@@ -148,13 +151,28 @@ pub fn main() -> ExitCode {
 }
 
 /// `whet` without a command: the chat UI, which needs a terminal.
-async fn open_ui(model: &ModelArgs) -> Result<ExitCode, String> {
+async fn open_ui(model: &ModelArgs, session_name: Option<&str>) -> Result<ExitCode, String> {
     use std::io::IsTerminal;
+    use whet::store::session::{self, Session};
+    let load = model.load_request()?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let name = session_name.map_or_else(|| session::fresh_name(now), str::to_string);
+    let path =
+        session::session_path(&session::sessions_dir()?, &name).map_err(|e| e.to_string())?;
+    // An unreadable session stops here, before the UI, and is not touched.
+    let session = if path.exists() {
+        session::load(&path).map_err(|e| e.to_string())?
+    } else {
+        Session::new(name)
+    };
     if !std::io::stdin().is_terminal() || !std::io::stdout().is_terminal() {
         return Err("the chat UI needs a terminal; use `whet run` in scripts and pipes".into());
     }
-    let load = model.load_request()?;
-    whet::tui::run(load, spawn_options()?).await?;
+    let target = whet::tui::SessionTarget { session, path };
+    whet::tui::run(load, spawn_options()?, target).await?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -222,7 +222,10 @@ mod tests {
             .contains("unknown field `colour`"));
         std::fs::write(&path, "{\"version\": 1, \"name\": 5}").unwrap();
         let error = load(&path).unwrap_err().to_string();
-        assert!(error.contains(":1:24: not a valid session file: invalid type"), "{error}");
+        assert!(
+            error.contains(":1:24: not a valid session file: invalid type"),
+            "{error}"
+        );
     }
 
     #[test]

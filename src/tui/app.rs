@@ -6,7 +6,10 @@ use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui_textarea::TextArea;
 
 use super::sanitize::sanitize;
+use std::path::PathBuf;
+
 use crate::engine::protocol::{ChatMessage, Role, StopReason};
+use crate::store::session::{Session, StoredMessage};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EntryStatus {
@@ -87,10 +90,14 @@ pub enum Effect {
     },
     RestartEngine,
     Suspend,
+    /// Write the session file (after every change to the conversation).
+    SaveSession,
     Quit,
 }
 
 pub struct App {
+    pub session_name: String,
+    pub system_prompt: Option<String>,
     pub model_name: String,
     pub entries: Vec<Entry>,
     pub input: TextArea<'static>,
@@ -113,10 +120,58 @@ pub struct App {
 pub const CONTEXT_WARNING_MARGIN: u32 = 256;
 
 impl App {
+    /// A UI for an existing (or new, empty) session.
+    pub fn with_session(session: &Session, model_name: impl Into<String>) -> Self {
+        let mut app = Self::new(model_name);
+        app.session_name = session.name.clone();
+        app.system_prompt = session.system_prompt.clone();
+        app.entries = session
+            .messages
+            .iter()
+            .map(|m| Entry {
+                role: m.role,
+                text: m.text.clone(),
+                status: match &m.note {
+                    None => EntryStatus::Done,
+                    Some(note) => match note.strip_prefix("failed: ") {
+                        Some(why) => EntryStatus::Failed(why.to_string()),
+                        None => EntryStatus::Stopped(note.clone()),
+                    },
+                },
+            })
+            .collect();
+        app
+    }
+
+    /// The session as it should be saved; a reply still streaming is saved
+    /// with what has arrived so far.
+    pub fn to_session(&self, model: Option<PathBuf>) -> Session {
+        let mut session = Session::new(self.session_name.clone());
+        session.model = model;
+        session.system_prompt = self.system_prompt.clone();
+        session.messages = self
+            .entries
+            .iter()
+            .map(|e| StoredMessage {
+                role: e.role,
+                text: e.text.clone(),
+                note: match &e.status {
+                    EntryStatus::Done => None,
+                    EntryStatus::Streaming => Some("stopped".into()),
+                    EntryStatus::Stopped(why) => Some(why.clone()),
+                    EntryStatus::Failed(why) => Some(format!("failed: {why}")),
+                },
+            })
+            .collect();
+        session
+    }
+
     pub fn new(model_name: impl Into<String>) -> Self {
         let mut input = TextArea::default();
         input.set_placeholder_text("Type a message; Enter sends, Alt+Enter or Ctrl+J adds a line");
         Self {
+            session_name: String::new(),
+            system_prompt: None,
             model_name: model_name.into(),
             entries: Vec::new(),
             input,
@@ -143,13 +198,19 @@ impl App {
         self.n_ctx > 0 && self.context_used + CONTEXT_WARNING_MARGIN >= self.n_ctx
     }
 
-    /// The conversation as the model should see it: finished turns only.
+    /// The conversation as the model should see it: the system prompt and
+    /// the finished turns.
     fn conversation(&self) -> Vec<ChatMessage> {
-        self.entries
+        let system = self
+            .system_prompt
+            .iter()
+            .map(|s| ChatMessage::new(Role::System, s.clone()));
+        let turns = self
+            .entries
             .iter()
             .filter(|e| !matches!(e.status, EntryStatus::Failed(_) | EntryStatus::Streaming))
-            .map(|e| ChatMessage::new(e.role, e.text.clone()))
-            .collect()
+            .map(|e| ChatMessage::new(e.role, e.text.clone()));
+        system.chain(turns).collect()
     }
 
     fn streaming_entry(&mut self) -> Option<&mut Entry> {
@@ -211,6 +272,7 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
                 app.engine = EngineState::Ready;
                 app.context_used = context_used;
                 app.last_turn = Some(figures);
+                return vec![Effect::SaveSession];
             }
             Vec::new()
         }
@@ -224,6 +286,7 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
                     app.engine = EngineState::Ready;
                 }
                 app.notice = Some(message);
+                return vec![Effect::SaveSession];
             }
             Vec::new()
         }
@@ -234,7 +297,7 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
             }
             app.generating = None;
             app.engine = EngineState::Crashed(message);
-            Vec::new()
+            vec![Effect::SaveSession]
         }
     }
 }
@@ -355,7 +418,7 @@ fn send(app: &mut App) -> Vec<Effect> {
     app.scroll_up = 0;
     app.notice = None;
     app.engine = EngineState::Generating;
-    vec![Effect::Generate { messages }]
+    vec![Effect::SaveSession, Effect::Generate { messages }]
 }
 
 #[cfg(test)]
@@ -412,9 +475,12 @@ mod tests {
         let effects = update(&mut app, key(KeyCode::Enter));
         assert_eq!(
             effects,
-            vec![Effect::Generate {
-                messages: vec![ChatMessage::new(Role::User, "hello")]
-            }]
+            vec![
+                Effect::SaveSession,
+                Effect::Generate {
+                    messages: vec![ChatMessage::new(Role::User, "hello")]
+                }
+            ]
         );
         assert!(app.input.is_empty());
     }
@@ -468,13 +534,16 @@ mod tests {
         let effects = update(&mut app, key(KeyCode::Enter));
         assert_eq!(
             effects,
-            vec![Effect::Generate {
-                messages: vec![
-                    ChatMessage::new(Role::User, "Hi"),
-                    ChatMessage::new(Role::Assistant, "Hello␛[2J"),
-                    ChatMessage::new(Role::User, "More"),
-                ]
-            }]
+            vec![
+                Effect::SaveSession,
+                Effect::Generate {
+                    messages: vec![
+                        ChatMessage::new(Role::User, "Hi"),
+                        ChatMessage::new(Role::Assistant, "Hello␛[2J"),
+                        ChatMessage::new(Role::User, "More"),
+                    ]
+                }
+            ]
         );
     }
 
@@ -587,12 +656,52 @@ mod tests {
         let effects = update(&mut app, key(KeyCode::Enter));
         assert_eq!(
             effects,
-            vec![Effect::Generate {
-                messages: vec![
-                    ChatMessage::new(Role::User, "Hi"),
-                    ChatMessage::new(Role::User, "again"),
-                ]
-            }]
+            vec![
+                Effect::SaveSession,
+                Effect::Generate {
+                    messages: vec![
+                        ChatMessage::new(Role::User, "Hi"),
+                        ChatMessage::new(Role::User, "again"),
+                    ]
+                }
+            ]
+        );
+    }
+
+    #[test]
+    fn the_session_round_trips_through_the_ui_state() {
+        let mut app = ready_app();
+        app.session_name = "s1".into();
+        app.system_prompt = Some("Be brief.".into());
+        type_text(&mut app, "Hi");
+        update(&mut app, key(KeyCode::Enter));
+        update(&mut app, Msg::GenerationStarted { id: 1 });
+        update(
+            &mut app,
+            Msg::Token {
+                id: 1,
+                text: "Hel".into(),
+            },
+        );
+        update(
+            &mut app,
+            Msg::GenerationDone {
+                id: 1,
+                reason: StopReason::Cancelled,
+                context_used: 9,
+                figures: figures(),
+            },
+        );
+        let session = app.to_session(None);
+        assert_eq!(session.name, "s1");
+        assert_eq!(session.messages[1].note.as_deref(), Some("stopped"));
+        let reopened = App::with_session(&session, "m");
+        assert_eq!(reopened.entries, app.entries);
+        assert_eq!(reopened.system_prompt.as_deref(), Some("Be brief."));
+        // The system prompt leads the conversation sent to the model.
+        assert_eq!(
+            reopened.conversation()[0],
+            ChatMessage::new(Role::System, "Be brief.")
         );
     }
 

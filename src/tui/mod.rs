@@ -10,6 +10,7 @@ pub mod sanitize;
 pub mod view;
 
 use std::io::stdout;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use crossterm::event::{
@@ -23,6 +24,7 @@ use tokio::sync::oneshot;
 
 use crate::engine::protocol::{Event, GenerateRequest, LoadRequest, ModelInfo, Prompt};
 use crate::engine::{EngineClient, EngineError, SamplingParams, SpawnOptions};
+use crate::store::session::{self, Session};
 use app::{update, App, Effect, Msg, TurnFigures};
 
 /// At most this often the screen is redrawn while tokens stream in.
@@ -31,11 +33,21 @@ const MAX_REPLY_TOKENS: u32 = 1024;
 
 type Loading = oneshot::Receiver<Result<(EngineClient, ModelInfo), EngineError>>;
 
-pub async fn run(load: LoadRequest, spawn: SpawnOptions) -> Result<(), String> {
+/// Where the conversation is kept: a session and its file.
+pub struct SessionTarget {
+    pub session: Session,
+    pub path: PathBuf,
+}
+
+pub async fn run(
+    load: LoadRequest,
+    spawn: SpawnOptions,
+    target: SessionTarget,
+) -> Result<(), String> {
     // Installs a panic hook that restores the terminal before printing.
     let mut terminal = ratatui::init();
     let _ = execute!(stdout(), EnableBracketedPaste);
-    let result = event_loop(&mut terminal, load, spawn).await;
+    let result = event_loop(&mut terminal, load, spawn, target).await;
     let _ = execute!(stdout(), DisableBracketedPaste);
     ratatui::restore();
     result
@@ -67,13 +79,19 @@ async fn event_loop(
     terminal: &mut DefaultTerminal,
     load: LoadRequest,
     spawn: SpawnOptions,
+    target: SessionTarget,
 ) -> Result<(), String> {
     let model_name = load
         .model
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let mut app = App::new(model_name);
+    let mut app = App::with_session(&target.session, model_name);
+    let save = |app: &mut App| {
+        if let Err(error) = session::save(&target.path, &app.to_session(Some(load.model.clone()))) {
+            app.notice = Some(error.to_string());
+        }
+    };
     let mut engine: Option<EngineClient> = None;
     let mut loading: Option<Loading> = Some(start_loading(&load, &spawn));
     let mut terminal_events = EventStream::new();
@@ -128,6 +146,7 @@ async fn event_loop(
         for effect in effects {
             match effect {
                 Effect::Quit => {}
+                Effect::SaveSession => save(&mut app),
                 Effect::Generate { messages } => {
                     let request = GenerateRequest {
                         id: 0,
@@ -175,6 +194,10 @@ async fn event_loop(
                 .map_err(|e| e.to_string())?;
             dirty = false;
         }
+    }
+    // Whatever arrived of a reply in flight is kept.
+    if app.is_busy() {
+        save(&mut app);
     }
     if let Some(engine) = engine {
         engine.shutdown().await;

@@ -56,7 +56,11 @@ fn render_messages(app: &App, frame: &mut Frame, area: Rect) {
     let block = Block::default()
         .borders(Borders::ALL)
         .border_style(border_style(app.focus == Focus::Messages))
-        .title(format!(" whet · {} ", app.model_name));
+        .title(if app.session_name.is_empty() {
+            format!(" whet · {} ", app.model_name)
+        } else {
+            format!(" whet · {} · {} ", app.model_name, app.session_name)
+        });
     let inner = block.inner(area);
     let paragraph = Paragraph::new(conversation_text(app)).wrap(Wrap { trim: false });
     // Follow the end unless the user scrolled up.
