@@ -158,3 +158,36 @@ fn roles_and_states_have_their_colours() {
         (0..24).find(|&y| buffer[(1, y)].symbol() == "─" && buffer[(0, y)].fg == Color::Cyan);
     assert!(input_top.is_some(), "focused input border is cyan");
 }
+
+#[test]
+fn the_view_follows_the_end_and_scrolls_back_through_a_long_session() {
+    let mut app = App::new("m");
+    update(
+        &mut app,
+        Msg::EngineLoaded {
+            model_name: "m".into(),
+            n_ctx: 4096,
+        },
+    );
+    for i in 0..200 {
+        app.entries.push(whet::tui::app::Entry {
+            role: whet::engine::protocol::Role::User,
+            text: format!("message number {i}"),
+            status: whet::tui::app::EntryStatus::Done,
+        });
+    }
+    let bottom = text_of(&draw(&app, 60, 20));
+    assert!(bottom.contains("message number 199"), "{bottom}");
+    assert!(!bottom.contains("message number 190 "), "{bottom}");
+    app.scroll_up = 30; // ten three-line messages up
+    let scrolled = text_of(&draw(&app, 60, 20));
+    assert!(scrolled.contains("message number 189"), "{scrolled}");
+    assert!(!scrolled.contains("message number 199"), "{scrolled}");
+    // Scrolling past the top shows the first message and does not panic.
+    app.scroll_up = u16::MAX;
+    let top = text_of(&draw(&app, 60, 20));
+    assert!(
+        top.contains("message number 0\n") || top.contains("message number 0 "),
+        "{top}"
+    );
+}

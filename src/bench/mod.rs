@@ -4,6 +4,7 @@
 
 pub mod raw;
 pub mod stats;
+pub mod ui;
 
 use crate::outln;
 use std::path::PathBuf;
@@ -43,6 +44,10 @@ pub struct BenchArgs {
     /// Flash attention, for both paths.
     #[arg(long, value_enum, default_value_t = FlashAttn::Auto)]
     pub flash_attn: FlashAttn,
+    /// Only measure the chat screen's frame render time with a session of
+    /// this many messages (no model needed).
+    #[arg(long, value_name = "MESSAGES")]
+    pub ui: Option<usize>,
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -146,6 +151,24 @@ impl Comparison {
 }
 
 pub async fn run(args: BenchArgs) -> Result<ExitCode, String> {
+    if let Some(messages) = args.ui {
+        let report = ui::measure(messages, 200)?;
+        if args.json {
+            outln!(
+                "{}",
+                serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?
+            );
+        } else {
+            outln!(
+                "chat screen {}x{}, {} messages: frame render {} ms (median [min-max] of 200 frames)",
+                report.width,
+                report.height,
+                report.messages,
+                report.frame_ms.display(3)
+            );
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     let report = measure(&args).await?;
     if args.json {
         outln!(

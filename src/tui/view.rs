@@ -7,7 +7,7 @@ use ratatui::text::{Line, Span, Text};
 use ratatui::widgets::{Block, Borders, Paragraph, Wrap};
 use ratatui::Frame;
 
-use super::app::{App, EngineState, EntryStatus, Focus};
+use super::app::{App, EngineState, Entry, EntryStatus, Focus};
 use super::sanitize::sanitize;
 use crate::engine::protocol::Role;
 
@@ -62,55 +62,77 @@ fn render_messages(app: &App, frame: &mut Frame, area: Rect) {
             format!(" whet · {} · {} ", app.model_name, app.session_name)
         });
     let inner = block.inner(area);
-    let paragraph = Paragraph::new(conversation_text(app)).wrap(Wrap { trim: false });
-    // Follow the end unless the user scrolled up.
-    let total = paragraph.line_count(inner.width) as u16;
-    let bottom = total.saturating_sub(inner.height);
-    let offset = bottom.saturating_sub(app.scroll_up);
-    frame.render_widget(paragraph.scroll((offset, 0)).block(block), area);
-}
-
-fn conversation_text(app: &App) -> Text<'static> {
-    let mut lines: Vec<Line<'static>> = Vec::new();
+    frame.render_widget(block, area);
     if app.entries.is_empty() {
-        lines.push(Line::styled(
+        let hint = Paragraph::new(Line::styled(
             "Ask something. Tab moves between the input and the messages; Esc stops a reply.",
             Style::default().fg(Color::DarkGray),
-        ));
+        ))
+        .wrap(Wrap { trim: false });
+        frame.render_widget(hint, inner);
+        return;
     }
-    for entry in &app.entries {
-        let (name, colour) = match entry.role {
-            Role::User => ("You", Color::Green),
-            Role::Assistant => ("Assistant", Color::Magenta),
-            Role::System => ("System", Color::Yellow),
-        };
-        let mut header = vec![Span::styled(
-            name,
-            Style::default().fg(colour).add_modifier(Modifier::BOLD),
-        )];
-        match &entry.status {
-            EntryStatus::Streaming => {
-                header.push(Span::styled(" …", Style::default().fg(Color::DarkGray)))
-            }
-            EntryStatus::Stopped(why) => header.push(Span::styled(
-                format!(" [{why}]"),
-                Style::default().fg(Color::Yellow),
-            )),
-            EntryStatus::Failed(why) => header.push(Span::styled(
-                format!(" [failed: {why}]"),
-                Style::default().fg(Color::Red),
-            )),
-            EntryStatus::Done => {}
+    // Only the entries that reach into the view are laid out, newest first:
+    // a long session costs no more per frame than a short one.
+    let wanted = usize::from(inner.height) + usize::from(app.scroll_up);
+    let mut visible: Vec<Vec<Line<'static>>> = Vec::new();
+    let mut height = 0usize;
+    for entry in app.entries.iter().rev() {
+        let lines = entry_lines(entry);
+        height += Paragraph::new(lines.clone())
+            .wrap(Wrap { trim: false })
+            .line_count(inner.width);
+        visible.push(lines);
+        if height >= wanted {
+            break;
         }
-        lines.push(Line::from(header));
-        // User text is shown safely too (tabs, pasted control characters);
-        // what is sent to the model stays as typed.
-        for line in sanitize(&entry.text).split('\n') {
-            lines.push(Line::raw(line.to_string()));
-        }
-        lines.push(Line::raw(""));
     }
-    Text::from(lines)
+    let lines: Vec<Line<'static>> = visible.into_iter().rev().flatten().collect();
+    // Follow the end unless the user scrolled up.
+    let offset = height
+        .saturating_sub(usize::from(inner.height))
+        .saturating_sub(usize::from(app.scroll_up));
+    let offset = u16::try_from(offset).unwrap_or(u16::MAX);
+    let paragraph = Paragraph::new(Text::from(lines))
+        .wrap(Wrap { trim: false })
+        .scroll((offset, 0));
+    frame.render_widget(paragraph, inner);
+}
+
+/// One message: a header with the role and its state, the text, a blank line.
+fn entry_lines(entry: &Entry) -> Vec<Line<'static>> {
+    let (name, colour) = match entry.role {
+        Role::User => ("You", Color::Green),
+        Role::Assistant => ("Assistant", Color::Magenta),
+        Role::System => ("System", Color::Yellow),
+    };
+    let mut header = vec![Span::styled(
+        name,
+        Style::default().fg(colour).add_modifier(Modifier::BOLD),
+    )];
+    let dim = Style::default().fg(Color::DarkGray);
+    match &entry.status {
+        EntryStatus::Streaming => header.push(Span::styled(" …", dim)),
+        EntryStatus::Stopped(why) => header.push(Span::styled(
+            format!(" [{why}]"),
+            Style::default().fg(Color::Yellow),
+        )),
+        EntryStatus::Failed(why) => header.push(Span::styled(
+            format!(" [failed: {why}]"),
+            Style::default().fg(Color::Red),
+        )),
+        EntryStatus::Done => {}
+    }
+    let mut lines = vec![Line::from(header)];
+    // User text is shown safely too (tabs, pasted control characters);
+    // what is sent to the model stays as typed.
+    lines.extend(
+        sanitize(&entry.text)
+            .split('\n')
+            .map(|line| Line::raw(line.to_string())),
+    );
+    lines.push(Line::raw(""));
+    lines
 }
 
 fn render_input(app: &App, frame: &mut Frame, area: Rect) {
