@@ -343,3 +343,41 @@ fn the_worker_stops_generating_when_its_front_end_goes_away() {
         rest.last()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sampled_reply_is_reused_whole_in_the_next_turn() {
+    let mut engine = engine_with(smollm2(), 4096).await;
+    let sampled = |prompt: Prompt| GenerateRequest {
+        sampling: SamplingParams {
+            temperature: 1.0,
+            // With this seed the reply holds a split the tokenizer would not
+            // make: retokenizing its text would miss the cache at token 59.
+            seed: 35,
+            ..SamplingParams::default()
+        },
+        ..greedy(prompt, 120, true)
+    };
+    let turn1 = [(Role::User, "Tell me a story about a fox.")];
+    let reply = engine
+        .generate(sampled(chat(&turn1)), |_| {})
+        .await
+        .unwrap();
+    let turn2 = [
+        turn1[0],
+        (Role::Assistant, reply.text.as_str()),
+        (Role::User, "And then?"),
+    ];
+    let next = engine
+        .generate(sampled(chat(&turn2)), |_| {})
+        .await
+        .unwrap();
+    // Everything the first turn put in the cache is reused: the prompt and
+    // every sampled token that was decoded (the last one never is).
+    let in_cache = reply.stats.prompt_tokens + reply.stats.generated_tokens - 1;
+    assert!(
+        next.stats.reused_tokens >= in_cache,
+        "reused {} of {in_cache} cached tokens",
+        next.stats.reused_tokens
+    );
+    engine.shutdown().await;
+}

@@ -1,6 +1,7 @@
 //! The llama.cpp side of the engine: a loaded model, its context, and the
 //! generation loop with KV prefix reuse. Runs inside the worker process only.
 
+use std::collections::VecDeque;
 use std::num::NonZeroU32;
 use std::time::Instant;
 
@@ -65,6 +66,19 @@ impl LoadedModel {
     /// Turns a prompt into tokens. Raw prompts parse special-token text; chat
     /// messages never do, only the template's markup is parsed.
     pub fn tokenize(&self, prompt: &Prompt) -> Result<Vec<LlamaToken>, String> {
+        self.tokenize_with_replies(prompt, &VecDeque::new())
+    }
+
+    /// Like `tokenize`, but message text equal to an earlier reply's text
+    /// becomes the tokens the model sampled for it. Sampled tokens are not
+    /// always the tokenizer's own split of the same text (at temperature > 0
+    /// often not), and one difference would make the KV cache miss from there
+    /// on, re-decoding the rest of the conversation.
+    fn tokenize_with_replies(
+        &self,
+        prompt: &Prompt,
+        replies: &VecDeque<Reply>,
+    ) -> Result<Vec<LlamaToken>, String> {
         let vocab = self.model.vocab();
         let mut tokens = Vec::new();
         if vocab.should_add_bos() {
@@ -78,11 +92,17 @@ impl LoadedModel {
                     .as_ref()
                     .ok_or_else(|| self.no_format_message())?;
                 for segment in chat::format_segments(&self.model, template, messages)? {
-                    tokens.extend(vocab.tokenize(
-                        segment.text.as_bytes(),
-                        false,
-                        segment.parse_special,
-                    ));
+                    let sampled = (!segment.parse_special)
+                        .then(|| replies.iter().rev().find(|r| r.text == segment.text))
+                        .flatten();
+                    match sampled {
+                        Some(reply) => tokens.extend_from_slice(&reply.tokens),
+                        None => tokens.extend(vocab.tokenize(
+                            segment.text.as_bytes(),
+                            false,
+                            segment.parse_special,
+                        )),
+                    }
                 }
             }
         }
@@ -91,6 +111,16 @@ impl LoadedModel {
             tokens.remove(0);
         }
         Ok(tokens)
+    }
+
+    /// Text of tokens as generation shows it (special tokens not rendered).
+    fn render_plain(&self, tokens: &[LlamaToken]) -> String {
+        let vocab = self.model.vocab();
+        let mut bytes = Vec::new();
+        for token in tokens {
+            vocab.token_to_piece_into(*token, &mut bytes, false, None);
+        }
+        String::from_utf8_lossy(&bytes).into_owned()
     }
 
     /// The exact text the model sees for these tokens, special tokens included.
@@ -141,8 +171,19 @@ impl LoadedModel {
             batch: LlamaBatch::new(ctx.n_batch() as usize, 1),
             ctx,
             cached: Vec::new(),
+            replies: VecDeque::new(),
         })
     }
+}
+
+/// Replies remembered for `tokenize_with_replies`; older ones are forgotten.
+const REMEMBERED_REPLIES: usize = 256;
+
+/// The text of a reply and the tokens that were sampled for it.
+#[derive(Debug, Clone)]
+struct Reply {
+    text: String,
+    tokens: Vec<LlamaToken>,
 }
 
 /// A context with the token sequence currently held in its KV cache.
@@ -153,6 +194,7 @@ pub struct Session<'m> {
     n_batch: usize,
     /// Tokens whose keys and values are in the cache, in position order.
     cached: Vec<LlamaToken>,
+    replies: VecDeque<Reply>,
 }
 
 /// How a generation ended, reported by `Session::generate`.
@@ -164,7 +206,7 @@ impl Session<'_> {
     }
 
     pub fn tokenize(&self, prompt: &Prompt) -> Result<Vec<LlamaToken>, String> {
-        self.model.tokenize(prompt)
+        self.model.tokenize_with_replies(prompt, &self.replies)
     }
 
     /// Runs one request, sending `Token` events through `emit` as tokens are
@@ -205,6 +247,7 @@ impl Session<'_> {
         let mut utf8 = Utf8Stream::new();
         let mut stops = StopMatcher::new(&request.stop);
         let mut text = String::new();
+        let mut sampled: Vec<LlamaToken> = Vec::new();
         let mut first_token_at = None;
         let mut last_token_at = Instant::now();
         // Logits of the last evaluated position are at the last batch index.
@@ -226,6 +269,7 @@ impl Session<'_> {
                 break StopReason::Eos;
             }
             stats.generated_tokens += 1;
+            sampled.push(token);
             let piece = utf8.push(&vocab.token_to_piece(token, false, None));
             let (shown, stopped) = match stops.push(&piece) {
                 StopOutcome::Continue(shown) => (shown, false),
@@ -269,6 +313,20 @@ impl Session<'_> {
         }
         if let Some(first) = first_token_at {
             stats.generation_ms = ms_between(first, last_token_at);
+        }
+        // Only a reply whose tokens spell exactly its text can stand in for it
+        // (not one cut by a stop string, nor one with invalid UTF-8).
+        if reason != StopReason::StopString
+            && !text.is_empty()
+            && self.model.render_plain(&sampled) == text
+        {
+            if self.replies.len() == REMEMBERED_REPLIES {
+                self.replies.pop_front();
+            }
+            self.replies.push_back(Reply {
+                text: text.clone(),
+                tokens: sampled,
+            });
         }
         Ok((text, reason, stats))
     }

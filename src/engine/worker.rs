@@ -12,8 +12,9 @@ use std::sync::Arc;
 use llama_cpp_2::llama_backend::LlamaBackend;
 use llama_cpp_2::{send_logs_to_tracing, LogOptions};
 
+use super::protocol::Prompt;
 use super::protocol::{encode_line, Command, Event, LoadRequest};
-use super::runner::LoadedModel;
+use super::runner::{LoadedModel, Session};
 
 /// Cancel marker for "whatever is running", set when stdin closes.
 const CANCEL_ALL: u64 = u64::MAX;
@@ -139,7 +140,8 @@ fn serve_model(backend: &LlamaBackend, request: LoadRequest, io: &mut WorkerIo) 
                     Err(message) => io.error(Some(id), &message),
                 }
             }
-            Some(Command::CountTokens { id, prompt }) => match loaded.tokenize(&prompt) {
+            Some(Command::CountTokens { id, prompt }) => match tokenize(&loaded, &session, &prompt)
+            {
                 Ok(tokens) => io.emit(&Event::TokenCount {
                     id,
                     tokens: tokens.len() as u32,
@@ -147,15 +149,30 @@ fn serve_model(backend: &LlamaBackend, request: LoadRequest, io: &mut WorkerIo) 
                 }),
                 Err(message) => io.error(Some(id), &message),
             },
-            Some(Command::FormatPrompt { id, prompt }) => match loaded.tokenize(&prompt) {
-                Ok(tokens) => io.emit(&Event::Formatted {
-                    id,
-                    text: loaded.render_tokens(&tokens),
-                    tokens: tokens.len() as u32,
-                }),
-                Err(message) => io.error(Some(id), &message),
-            },
+            Some(Command::FormatPrompt { id, prompt }) => {
+                match tokenize(&loaded, &session, &prompt) {
+                    Ok(tokens) => io.emit(&Event::Formatted {
+                        id,
+                        text: loaded.render_tokens(&tokens),
+                        tokens: tokens.len() as u32,
+                    }),
+                    Err(message) => io.error(Some(id), &message),
+                }
+            }
         }
+    }
+}
+
+/// Tokens as the next generation would see them (with the last reply's
+/// sampled tokens), or plain tokenization for a vocab-only load.
+fn tokenize(
+    loaded: &LoadedModel,
+    session: &Option<Session<'_>>,
+    prompt: &Prompt,
+) -> Result<Vec<llama_cpp_2::token::LlamaToken>, String> {
+    match session {
+        Some(session) => session.tokenize(prompt),
+        None => loaded.tokenize(prompt),
     }
 }
 
