@@ -168,7 +168,10 @@ async fn event_loop(
                             message: error.to_string(),
                         },
                     };
-                    update(&mut app, msg);
+                    // A failure to start is saved like any other failed turn.
+                    if update(&mut app, msg).contains(&Effect::SaveSession) {
+                        save(&mut app);
+                    }
                 }
                 Effect::Cancel { id } => {
                     if let Some(engine) = &engine {
