@@ -325,6 +325,7 @@ fn on_key(app: &mut App, key: KeyEvent) -> Vec<Effect> {
             .unwrap_or_default(),
         (KeyCode::Char('z'), true, _) => vec![Effect::Suspend],
         (KeyCode::Char('r'), true, _) => restart(app),
+        (KeyCode::Char('g'), true, _) => regenerate(app),
         (KeyCode::Tab, false, false) => {
             app.focus = match app.focus {
                 Focus::Input => Focus::Messages,
@@ -379,6 +380,38 @@ fn restart(app: &mut App) -> Vec<Effect> {
     }
 }
 
+/// Ctrl+G: replace the last reply with a new one for the same conversation.
+fn regenerate(app: &mut App) -> Vec<Effect> {
+    if app.engine != EngineState::Ready {
+        app.notice = Some("regenerate needs a ready engine and no reply in progress".into());
+        return Vec::new();
+    }
+    let Some(last) = app.entries.iter().rposition(|e| e.role == Role::Assistant) else {
+        return Vec::new();
+    };
+    // Only the latest exchange can be regenerated; later user text would be lost.
+    if app.entries[last + 1..].iter().any(|e| e.role == Role::User) {
+        app.notice = Some("only the last reply can be regenerated".into());
+        return Vec::new();
+    }
+    app.entries.truncate(last);
+    start_reply(app)
+}
+
+/// Appends an empty reply that the next tokens stream into.
+fn start_reply(app: &mut App) -> Vec<Effect> {
+    let messages = app.conversation();
+    app.entries.push(Entry {
+        role: Role::Assistant,
+        text: String::new(),
+        status: EntryStatus::Streaming,
+    });
+    app.scroll_up = 0;
+    app.notice = None;
+    app.engine = EngineState::Generating;
+    vec![Effect::SaveSession, Effect::Generate { messages }]
+}
+
 fn send(app: &mut App) -> Vec<Effect> {
     let text = app.input.lines().join("\n");
     if text.trim().is_empty() {
@@ -409,16 +442,7 @@ fn send(app: &mut App) -> Vec<Effect> {
         text,
         status: EntryStatus::Done,
     });
-    let messages = app.conversation();
-    app.entries.push(Entry {
-        role: Role::Assistant,
-        text: String::new(),
-        status: EntryStatus::Streaming,
-    });
-    app.scroll_up = 0;
-    app.notice = None;
-    app.engine = EngineState::Generating;
-    vec![Effect::SaveSession, Effect::Generate { messages }]
+    start_reply(app)
 }
 
 #[cfg(test)]
@@ -703,6 +727,45 @@ mod tests {
             reopened.conversation()[0],
             ChatMessage::new(Role::System, "Be brief.")
         );
+    }
+
+    #[test]
+    fn ctrl_g_regenerates_the_last_reply_only() {
+        let mut app = ready_app();
+        type_text(&mut app, "Hi");
+        update(&mut app, key(KeyCode::Enter));
+        // Not while the reply is still coming.
+        assert!(update(&mut app, ctrl('g')).is_empty());
+        update(&mut app, Msg::GenerationStarted { id: 1 });
+        update(
+            &mut app,
+            Msg::Token {
+                id: 1,
+                text: "first".into(),
+            },
+        );
+        update(
+            &mut app,
+            Msg::GenerationDone {
+                id: 1,
+                reason: StopReason::Eos,
+                context_used: 9,
+                figures: figures(),
+            },
+        );
+        let effects = update(&mut app, ctrl('g'));
+        assert_eq!(
+            effects,
+            vec![
+                Effect::SaveSession,
+                Effect::Generate {
+                    messages: vec![ChatMessage::new(Role::User, "Hi")]
+                }
+            ]
+        );
+        assert_eq!(app.entries.len(), 2);
+        assert_eq!(app.entries[1].text, "");
+        assert_eq!(app.entries[1].status, EntryStatus::Streaming);
     }
 
     #[test]

@@ -151,7 +151,11 @@ async fn event_loop(
                     let request = GenerateRequest {
                         id: 0,
                         prompt: Prompt::Chat { messages },
-                        sampling: SamplingParams::default(),
+                        // A new seed per turn, or regenerating would repeat the reply.
+                        sampling: SamplingParams {
+                            seed: fresh_seed(),
+                            ..SamplingParams::default()
+                        },
                         max_tokens: MAX_REPLY_TOKENS,
                         stop: Vec::new(),
                         reuse_prefix: true,
@@ -206,6 +210,13 @@ async fn event_loop(
         engine.shutdown().await;
     }
     Ok(())
+}
+
+fn fresh_seed() -> u32 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos() ^ (d.as_secs() as u32))
+        .unwrap_or(0)
 }
 
 fn engine_msg(event: Event) -> Option<Msg> {

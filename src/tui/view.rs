@@ -141,7 +141,7 @@ fn render_input(app: &App, frame: &mut Frame, area: Rect) {
         Block::default()
             .borders(Borders::ALL)
             .border_style(border_style(app.focus == Focus::Input))
-            .title(" Message · Enter send · Alt+Enter/Ctrl+J newline · Esc stop · Ctrl+C×2 quit "),
+            .title(" Message · Enter send · Alt+Enter/Ctrl+J newline · Esc stop · Ctrl+G regenerate · Ctrl+C×2 quit "),
     );
     frame.render_widget(&input, area);
 }
