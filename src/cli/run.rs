@@ -3,7 +3,6 @@
 use std::io::{IsTerminal, Read, Write};
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 use whet::outln;
 
 use tokio::sync::Notify;
@@ -69,7 +68,7 @@ pub async fn run(args: RunArgs) -> Result<ExitCode, String> {
         min_p: args.min_p,
         repeat_penalty: args.repeat_penalty,
         repeat_last_n: args.repeat_last_n,
-        seed: args.seed.unwrap_or_else(random_seed),
+        seed: args.seed.unwrap_or_else(SamplingParams::fresh_seed),
     };
     sampling.validate()?;
     let load = args.model.load_request()?;
@@ -180,13 +179,6 @@ fn prompt_text(argument: Option<String>) -> Result<String, String> {
         .read_to_string(&mut text)
         .map_err(|e| format!("cannot read the prompt from stdin: {e}"))?;
     Ok(text)
-}
-
-fn random_seed() -> u32 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.subsec_nanos() ^ (d.as_secs() as u32))
-        .unwrap_or(0)
 }
 
 pub fn summary_line(generation: &Generation) -> String {

@@ -113,22 +113,21 @@ impl LoadedModel {
         Ok(tokens)
     }
 
-    /// Text of tokens as generation shows it (special tokens not rendered).
-    fn render_plain(&self, tokens: &[LlamaToken]) -> String {
-        let vocab = self.model.vocab();
-        let mut bytes = Vec::new();
-        for token in tokens {
-            vocab.token_to_piece_into(*token, &mut bytes, false, None);
-        }
-        String::from_utf8_lossy(&bytes).into_owned()
-    }
-
     /// The exact text the model sees for these tokens, special tokens included.
     pub fn render_tokens(&self, tokens: &[LlamaToken]) -> String {
+        self.detokenize(tokens, true)
+    }
+
+    /// Text of tokens as generation shows it (special tokens not rendered).
+    fn render_plain(&self, tokens: &[LlamaToken]) -> String {
+        self.detokenize(tokens, false)
+    }
+
+    fn detokenize(&self, tokens: &[LlamaToken], special: bool) -> String {
         let vocab = self.model.vocab();
         let mut bytes = Vec::new();
         for token in tokens {
-            vocab.token_to_piece_into(*token, &mut bytes, true, None);
+            vocab.token_to_piece_into(*token, &mut bytes, special, None);
         }
         String::from_utf8_lossy(&bytes).into_owned()
     }

@@ -43,6 +43,14 @@ impl SamplingParams {
         }
     }
 
+    /// A seed that differs from run to run, for when the user gave none.
+    pub fn fresh_seed() -> u32 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos() ^ (d.as_secs() as u32))
+            .unwrap_or(0)
+    }
+
     pub fn is_greedy(&self) -> bool {
         self.temperature <= 0.0
     }

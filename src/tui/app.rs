@@ -475,6 +475,18 @@ mod tests {
         app
     }
 
+    fn finish(app: &mut App, id: u64, reason: StopReason, context_used: u32) {
+        update(
+            app,
+            Msg::GenerationDone {
+                id,
+                reason,
+                context_used,
+                figures: figures(),
+            },
+        );
+    }
+
     fn figures() -> TurnFigures {
         TurnFigures {
             ttft_ms: 100.0,
@@ -540,15 +552,7 @@ mod tests {
         let reply = app.entries.last().unwrap();
         assert_eq!(reply.text, "Hello␛[2J");
         assert_eq!(reply.status, EntryStatus::Streaming);
-        update(
-            &mut app,
-            Msg::GenerationDone {
-                id: 7,
-                reason: StopReason::Eos,
-                context_used: 40,
-                figures: figures(),
-            },
-        );
+        finish(&mut app, 7, StopReason::Eos, 40);
         assert_eq!(app.entries.last().unwrap().status, EntryStatus::Done);
         assert_eq!(app.engine, EngineState::Ready);
         assert_eq!(app.context_used, 40);
@@ -588,15 +592,7 @@ mod tests {
             update(&mut app, key(KeyCode::Esc)),
             vec![Effect::Cancel { id: 3 }]
         );
-        update(
-            &mut app,
-            Msg::GenerationDone {
-                id: 3,
-                reason: StopReason::Cancelled,
-                context_used: 10,
-                figures: figures(),
-            },
-        );
+        finish(&mut app, 3, StopReason::Cancelled, 10);
         let reply = app.entries.last().unwrap();
         assert_eq!(reply.text, "partial");
         assert_eq!(reply.status, EntryStatus::Stopped("stopped".into()));
@@ -707,15 +703,7 @@ mod tests {
                 text: "Hel".into(),
             },
         );
-        update(
-            &mut app,
-            Msg::GenerationDone {
-                id: 1,
-                reason: StopReason::Cancelled,
-                context_used: 9,
-                figures: figures(),
-            },
-        );
+        finish(&mut app, 1, StopReason::Cancelled, 9);
         let session = app.to_session(None);
         assert_eq!(session.name, "s1");
         assert_eq!(session.messages[1].note.as_deref(), Some("stopped"));
@@ -744,15 +732,7 @@ mod tests {
                 text: "first".into(),
             },
         );
-        update(
-            &mut app,
-            Msg::GenerationDone {
-                id: 1,
-                reason: StopReason::Eos,
-                context_used: 9,
-                figures: figures(),
-            },
-        );
+        finish(&mut app, 1, StopReason::Eos, 9);
         let effects = update(&mut app, ctrl('g'));
         assert_eq!(
             effects,

@@ -153,7 +153,7 @@ async fn event_loop(
                         prompt: Prompt::Chat { messages },
                         // A new seed per turn, or regenerating would repeat the reply.
                         sampling: SamplingParams {
-                            seed: fresh_seed(),
+                            seed: SamplingParams::fresh_seed(),
                             ..SamplingParams::default()
                         },
                         max_tokens: MAX_REPLY_TOKENS,
@@ -210,13 +210,6 @@ async fn event_loop(
         engine.shutdown().await;
     }
     Ok(())
-}
-
-fn fresh_seed() -> u32 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos() ^ (d.as_secs() as u32))
-        .unwrap_or(0)
 }
 
 fn engine_msg(event: Event) -> Option<Msg> {
