@@ -78,7 +78,8 @@ impl Drop for Tmux {
     }
 }
 
-fn start_whet(tmux: &Tmux, dir: &Path) {
+/// Starts the UI and waits for the model; returns the pids of whet and its worker.
+fn start_whet(tmux: &Tmux, dir: &Path) -> (i32, i32) {
     let command = format!(
         "{} --model {} --session e2e; echo EXIT=$?; stty -a > {}/stty.txt",
         whet_bin().display(),
@@ -87,10 +88,24 @@ fn start_whet(tmux: &Tmux, dir: &Path) {
     );
     tmux.keys(&[&command, "Enter"]);
     tmux.wait_for("the model to load", |s| s.contains("● ready"));
+    let whet = children(tmux.shell_pid())[0];
+    let worker = children(whet)[0];
+    (whet, worker)
+}
+
+/// The first line of text under the reply that is still streaming.
+fn streamed_reply_line(screen: &str) -> String {
+    let mut lines = screen.lines().skip_while(|l| !l.contains("Assistant …"));
+    lines.next();
+    lines
+        .next()
+        .unwrap_or_default()
+        .trim_matches(|c: char| c == '│' || c.is_whitespace())
+        .to_string()
 }
 
 /// After whet exits, the shell's terminal is back in cooked mode with echo.
-fn assert_terminal_restored(tmux: &Tmux, dir: &Path) {
+fn assert_terminal_restored(tmux: &Tmux, dir: &Path, worker: i32) {
     tmux.wait_for("whet to exit", |s| s.contains("EXIT=0"));
     let stty_file = dir.join("stty.txt");
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -106,23 +121,39 @@ fn assert_terminal_restored(tmux: &Tmux, dir: &Path) {
             "terminal mode {flag} not restored: {stty}"
         );
     }
-    // No worker is left behind.
-    let workers = Command::new("pgrep")
-        .args(["-f", &format!("{} engine", whet_bin().display())])
+    // The UI's worker is gone too (a zombie awaiting its reaper counts as gone).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while process_alive(worker) {
+        assert!(Instant::now() < deadline, "worker {worker} survived the UI");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn process_alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|stat| {
+            let state = stat.rsplit_once(") ").map(|(_, rest)| rest.chars().next());
+            !matches!(state, Some(Some('Z')))
+        })
+        .unwrap_or(false)
+}
+
+fn children(pid: i32) -> Vec<i32> {
+    let output = Command::new("pgrep")
+        .args(["-P", &pid.to_string()])
         .output()
         .unwrap();
-    assert!(
-        workers.stdout.is_empty(),
-        "a worker survived: {}",
-        String::from_utf8_lossy(&workers.stdout)
-    );
+    String::from_utf8_lossy(&output.stdout)
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect()
 }
 
 #[test]
 fn chat_stream_stop_and_quit_in_a_real_terminal() {
     let dir = tempfile::tempdir().unwrap();
     let tmux = Tmux::start("chat", dir.path());
-    start_whet(&tmux, dir.path());
+    let (_, worker) = start_whet(&tmux, dir.path());
 
     tmux.keys(&["What is the capital of France?", "Enter"]);
     let screen = tmux.wait_for("a finished reply", |s| {
@@ -141,10 +172,11 @@ fn chat_stream_stop_and_quit_in_a_real_terminal() {
         "Write a very long story about a lighthouse keeper and the sea.",
         "Enter",
     ]);
-    tmux.wait_for("streaming", |s| {
-        s.contains("● generating") && s.contains("Assistant …")
+    // Stop only once some of the reply is on screen (the machine may be slow
+    // to evaluate the prompt).
+    tmux.wait_for("reply text streaming in", |s| {
+        s.contains("● generating") && !streamed_reply_line(s).is_empty()
     });
-    std::thread::sleep(Duration::from_millis(500));
     tmux.keys(&["Escape"]);
     let screen = tmux.wait_for("the stop", |s| s.contains("Assistant [stopped]"));
     assert!(screen.contains("● ready"), "{screen}");
@@ -155,7 +187,7 @@ fn chat_stream_stop_and_quit_in_a_real_terminal() {
         s.contains("press Ctrl+C again to quit")
     });
     tmux.keys(&["C-c"]);
-    assert_terminal_restored(&tmux, dir.path());
+    assert_terminal_restored(&tmux, dir.path(), worker);
 
     // The session on disk holds the conversation, the stopped reply marked.
     let saved = whet::store::session::load(&dir.path().join("sessions/e2e.json")).unwrap();
@@ -228,16 +260,7 @@ fn corrupt_and_future_sessions_are_refused_and_left_untouched() {
 fn sigterm_restores_the_terminal() {
     let dir = tempfile::tempdir().unwrap();
     let tmux = Tmux::start("sigterm", dir.path());
-    start_whet(&tmux, dir.path());
-    let shell = tmux.shell_pid();
-    let children = Command::new("pgrep")
-        .args(["-P", &shell.to_string()])
-        .output()
-        .unwrap();
-    let whet_pid: i32 = String::from_utf8_lossy(&children.stdout)
-        .trim()
-        .parse()
-        .unwrap();
+    let (whet_pid, worker) = start_whet(&tmux, dir.path());
     assert_eq!(unsafe { libc::kill(whet_pid, libc::SIGTERM) }, 0);
-    assert_terminal_restored(&tmux, dir.path());
+    assert_terminal_restored(&tmux, dir.path(), worker);
 }
