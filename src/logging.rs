@@ -9,7 +9,6 @@ use tracing_subscriber::{fmt, EnvFilter, Layer};
 
 use crate::paths;
 
-const LOG_FILE: &str = "whet.log";
 /// llama.cpp logs ~150 lines per model load; keep one old file of this size.
 const ROTATE_AT_BYTES: u64 = 10 * 1024 * 1024;
 
@@ -24,9 +23,9 @@ fn rotate_if_large(path: &std::path::Path) {
 pub fn init(echo_to_stderr: bool) -> Option<WorkerGuard> {
     let dir = paths::log_dir().ok()?;
     std::fs::create_dir_all(&dir).ok()?;
-    rotate_if_large(&dir.join(LOG_FILE));
+    rotate_if_large(&dir.join(paths::LOG_FILE));
     let (writer, guard) =
-        tracing_appender::non_blocking(tracing_appender::rolling::never(&dir, LOG_FILE));
+        tracing_appender::non_blocking(tracing_appender::rolling::never(&dir, paths::LOG_FILE));
     let filter = || EnvFilter::try_from_env("WHET_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
     let file_layer = fmt::layer()
         .with_writer(writer)

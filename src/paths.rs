@@ -12,6 +12,9 @@ pub const LOG_DIR_ENV: &str = "WHET_LOG_DIR";
 
 pub const DEFAULT_MODEL_FILE: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
 
+/// The log file's name inside `log_dir()`.
+pub const LOG_FILE: &str = "whet.log";
+
 fn project_dirs() -> Option<ProjectDirs> {
     ProjectDirs::from("", "", "whet")
 }
@@ -51,10 +54,6 @@ pub fn log_dir() -> Result<PathBuf, String> {
         .state_dir()
         .map(|d| d.to_path_buf())
         .unwrap_or_else(|| dirs.data_dir().join("logs")))
-}
-
-pub fn log_file() -> Result<PathBuf, String> {
-    Ok(log_dir()?.join("whet.log"))
 }
 
 /// Physical cores: llama.cpp's default of 4 threads is several times slower
