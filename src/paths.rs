@@ -9,6 +9,8 @@ use directories::ProjectDirs;
 pub const DATA_DIR_ENV: &str = "WHET_DATA_DIR";
 /// Overrides the directory of `whet.log`.
 pub const LOG_DIR_ENV: &str = "WHET_LOG_DIR";
+/// Overrides the config directory (user themes, keymap, templates).
+pub const CONFIG_DIR_ENV: &str = "WHET_CONFIG_DIR";
 
 pub const DEFAULT_MODEL_FILE: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
 
@@ -29,6 +31,13 @@ pub fn data_dir() -> Result<PathBuf, String> {
     env_path(DATA_DIR_ENV)
         .or_else(|| project_dirs().map(|d| d.data_dir().to_path_buf()))
         .ok_or_else(|| format!("cannot find a home directory; set {DATA_DIR_ENV}"))
+}
+
+/// The user's configuration: `themes/*.toml`, `keymap.toml`.
+pub fn config_dir() -> Result<PathBuf, String> {
+    env_path(CONFIG_DIR_ENV)
+        .or_else(|| project_dirs().map(|d| d.config_dir().to_path_buf()))
+        .ok_or_else(|| format!("cannot find a home directory; set {CONFIG_DIR_ENV}"))
 }
 
 pub fn models_dir() -> Result<PathBuf, String> {

@@ -2,4 +2,5 @@
 //! is atomic, and a file whet cannot read is refused, never overwritten.
 
 pub mod atomic;
+pub mod export;
 pub mod session;

@@ -6,7 +6,10 @@
 //! redraws on a frame tick rather than once per token.
 
 pub mod app;
+pub mod keymap;
+pub mod markdown;
 pub mod sanitize;
+pub mod theme;
 pub mod view;
 
 use std::io::stdout;
