@@ -381,3 +381,62 @@ async fn a_sampled_reply_is_reused_whole_in_the_next_turn() {
     );
     engine.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_reply_continues_as_if_it_had_never_stopped() {
+    let mut engine = engine_with(smollm2(), 2048).await;
+    let question = (Role::User, "Name three rivers in Europe and describe each.");
+    let whole = engine
+        .generate(greedy(chat(&[question]), 40, false), |_| {})
+        .await
+        .unwrap();
+    let first = engine
+        .generate(greedy(chat(&[question]), 16, true), |_| {})
+        .await
+        .unwrap();
+    assert_eq!(first.reason, StopReason::MaxTokens);
+    assert!(whole.text.starts_with(&first.text));
+
+    let open = Prompt::ChatContinue {
+        messages: vec![
+            ChatMessage::new(question.0, question.1),
+            ChatMessage::new(Role::Assistant, first.text.clone()),
+        ],
+    };
+    // The model sees the reply with its turn still open: no end-of-turn markup.
+    let (text, _) = engine.format_prompt(open.clone()).await.unwrap();
+    assert!(
+        text.ends_with(&format!("<|im_start|>assistant\n{}", first.text)),
+        "{text:?}"
+    );
+    let rest = engine
+        .generate(greedy(open, 24, true), |_| {})
+        .await
+        .unwrap();
+    // Greedy decoding: the two halves are the uninterrupted reply, and only
+    // the one token never decoded was evaluated again.
+    assert_eq!(format!("{}{}", first.text, rest.text), whole.text);
+    assert_eq!(rest.stats.reused_tokens + 1, rest.stats.prompt_tokens);
+
+    // A user message cannot be continued.
+    let error = engine
+        .generate(
+            greedy(
+                Prompt::ChatContinue {
+                    messages: vec![ChatMessage::new(question.0, question.1)],
+                },
+                8,
+                true,
+            ),
+            |_| {},
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains("only a reply with text can be continued"),
+        "{error}"
+    );
+    engine.shutdown().await;
+}

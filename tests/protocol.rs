@@ -93,6 +93,12 @@ fn every_command_round_trips() {
         }),
         Command::Cancel { id: 7 },
         Command::CountTokens {
+            id: 11,
+            prompt: Prompt::ChatContinue {
+                messages: vec![ChatMessage::new(Role::Assistant, "Once upon")],
+            },
+        },
+        Command::CountTokens {
             id: 9,
             prompt: chat_prompt(),
         },

@@ -150,6 +150,24 @@ pub fn format_segments(
     )
 }
 
+/// Cuts the conversation right after the last message's text, dropping the
+/// end-of-turn markup and the next turn's opening, so generation continues
+/// that message. Only an assistant message with text can be continued.
+pub fn leave_last_message_open(
+    segments: &mut Vec<Segment>,
+    messages: &[ChatMessage],
+) -> Result<(), String> {
+    match messages.last() {
+        Some(last) if last.role == Role::Assistant && !last.content.trim().is_empty() => {}
+        _ => return Err("only a reply with text can be continued".to_string()),
+    }
+    let Some(content) = segments.iter().rposition(|s| !s.parse_special) else {
+        return Err("the chat template dropped the reply to continue".to_string());
+    };
+    segments.truncate(content + 1);
+    Ok(())
+}
+
 #[derive(Clone, Copy)]
 enum ContentTransform {
     Verbatim,

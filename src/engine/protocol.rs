@@ -77,6 +77,9 @@ pub enum Prompt {
     /// Messages formatted with the model's chat template; message text is
     /// tokenized with special-token parsing off.
     Chat { messages: Vec<ChatMessage> },
+    /// Like `Chat`, but the last message (the assistant's, cut short) is left
+    /// open: the model goes on writing it instead of starting a new turn.
+    ChatContinue { messages: Vec<ChatMessage> },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

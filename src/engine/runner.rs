@@ -67,6 +67,7 @@ impl LoadedModel {
     /// messages never do, only the template's markup is parsed.
     pub fn tokenize(&self, prompt: &Prompt) -> Result<Vec<LlamaToken>, String> {
         self.tokenize_with_replies(prompt, &VecDeque::new())
+            .map(|(tokens, _)| tokens)
     }
 
     /// Like `tokenize`, but message text equal to an earlier reply's text
@@ -74,27 +75,38 @@ impl LoadedModel {
     /// always the tokenizer's own split of the same text (at temperature > 0
     /// often not), and one difference would make the KV cache miss from there
     /// on, re-decoding the rest of the conversation.
+    ///
+    /// For `ChatContinue` it also returns the open reply (its text and the
+    /// tokens it ends the prompt with), so the continued reply can be
+    /// remembered whole.
     fn tokenize_with_replies(
         &self,
         prompt: &Prompt,
         replies: &VecDeque<Reply>,
-    ) -> Result<Vec<LlamaToken>, String> {
+    ) -> Result<(Vec<LlamaToken>, Option<Reply>), String> {
         let vocab = self.model.vocab();
         let mut tokens = Vec::new();
         if vocab.should_add_bos() {
             tokens.push(vocab.bos());
         }
+        let mut open_reply = None;
         match prompt {
             Prompt::Raw { text } => tokens.extend(vocab.tokenize(text.as_bytes(), false, true)),
-            Prompt::Chat { messages } => {
+            Prompt::Chat { messages } | Prompt::ChatContinue { messages } => {
                 let template = self
                     .template
                     .as_ref()
                     .ok_or_else(|| self.no_format_message())?;
-                for segment in chat::format_segments(&self.model, template, messages)? {
+                let mut segments = chat::format_segments(&self.model, template, messages)?;
+                if matches!(prompt, Prompt::ChatContinue { .. }) {
+                    chat::leave_last_message_open(&mut segments, messages)?;
+                }
+                let last = segments.len().saturating_sub(1);
+                for (index, segment) in segments.iter().enumerate() {
                     let sampled = (!segment.parse_special)
                         .then(|| replies.iter().rev().find(|r| r.text == segment.text))
                         .flatten();
+                    let start = tokens.len();
                     match sampled {
                         Some(reply) => tokens.extend_from_slice(&reply.tokens),
                         None => tokens.extend(vocab.tokenize(
@@ -103,6 +115,12 @@ impl LoadedModel {
                             segment.parse_special,
                         )),
                     }
+                    if index == last && matches!(prompt, Prompt::ChatContinue { .. }) {
+                        open_reply = Some(Reply {
+                            text: segment.text.clone(),
+                            tokens: tokens[start..].to_vec(),
+                        });
+                    }
                 }
             }
         }
@@ -110,7 +128,7 @@ impl LoadedModel {
         if tokens.len() >= 2 && vocab.should_add_bos() && tokens[1] == vocab.bos() {
             tokens.remove(0);
         }
-        Ok(tokens)
+        Ok((tokens, open_reply))
     }
 
     /// The exact text the model sees for these tokens, special tokens included.
@@ -205,7 +223,9 @@ impl Session<'_> {
     }
 
     pub fn tokenize(&self, prompt: &Prompt) -> Result<Vec<LlamaToken>, String> {
-        self.model.tokenize_with_replies(prompt, &self.replies)
+        self.model
+            .tokenize_with_replies(prompt, &self.replies)
+            .map(|(tokens, _)| tokens)
     }
 
     /// Runs one request, sending `Token` events through `emit` as tokens are
@@ -218,7 +238,9 @@ impl Session<'_> {
     ) -> Outcome {
         let started = Instant::now();
         request.sampling.validate()?;
-        let prompt = self.tokenize(&request.prompt)?;
+        let (prompt, open_reply) = self
+            .model
+            .tokenize_with_replies(&request.prompt, &self.replies)?;
         let n_ctx = self.ctx.n_ctx() as usize;
         if prompt.is_empty() {
             return Err("the prompt is empty".to_string());
@@ -313,18 +335,26 @@ impl Session<'_> {
         if let Some(first) = first_token_at {
             stats.generation_ms = ms_between(first, last_token_at);
         }
+        // A continued reply is remembered whole: the next turn sends it whole.
+        let (whole_text, whole_tokens) = match open_reply {
+            Some(open) => (
+                open.text + &text,
+                open.tokens.into_iter().chain(sampled).collect(),
+            ),
+            None => (text.clone(), sampled),
+        };
         // Only a reply whose tokens spell exactly its text can stand in for it
         // (not one cut by a stop string, nor one with invalid UTF-8).
         if reason != StopReason::StopString
             && !text.is_empty()
-            && self.model.render_plain(&sampled) == text
+            && self.model.render_plain(&whole_tokens) == whole_text
         {
             if self.replies.len() == REMEMBERED_REPLIES {
                 self.replies.pop_front();
             }
             self.replies.push_back(Reply {
-                text: text.clone(),
-                tokens: sampled,
+                text: whole_text,
+                tokens: whole_tokens,
             });
         }
         Ok((text, reason, stats))
