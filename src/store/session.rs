@@ -9,7 +9,8 @@ use crate::engine::protocol::Role;
 use crate::engine::SamplingParams;
 
 /// The format version this build writes; it reads this one and older.
-pub const SESSION_VERSION: u32 = 1;
+/// Version 2 added reply settings and kept branches of edited turns.
+pub const SESSION_VERSION: u32 = 2;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -23,7 +24,34 @@ pub struct Session {
     #[serde(default)]
     pub sampling: SamplingParams,
     #[serde(default)]
+    pub reply: ReplySettings,
+    #[serde(default)]
     pub messages: Vec<StoredMessage>,
+}
+
+/// How replies are generated, beyond the sampler: applied to the next turn.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReplySettings {
+    /// Use `sampling.seed` for every turn; otherwise each turn gets a fresh
+    /// seed, so that regenerating can give a different reply.
+    pub fixed_seed: bool,
+    /// At most this many tokens per reply (0 = until the context is full).
+    pub max_tokens: u32,
+    pub stop: Vec<String>,
+    /// Context size to load the model with; None = the command line's.
+    pub n_ctx: Option<u32>,
+}
+
+impl Default for ReplySettings {
+    fn default() -> Self {
+        Self {
+            fixed_seed: false,
+            max_tokens: 1024,
+            stop: Vec::new(),
+            n_ctx: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -34,6 +62,22 @@ pub struct StoredMessage {
     /// Why a reply ended early ("stopped", "context full", "failed: …"), if it did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// Other versions of the conversation from this message on, kept when
+    /// the message was edited and resent; each starts with its own version
+    /// of this message.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub branches: Vec<Vec<StoredMessage>>,
+}
+
+impl StoredMessage {
+    pub fn new(role: Role, text: impl Into<String>) -> Self {
+        Self {
+            role,
+            text: text.into(),
+            note: None,
+            branches: Vec::new(),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -73,6 +117,7 @@ impl Session {
             model: None,
             system_prompt: None,
             sampling: SamplingParams::default(),
+            reply: ReplySettings::default(),
             messages: Vec::new(),
         }
     }
@@ -171,16 +216,17 @@ mod tests {
     fn sample() -> Session {
         let mut session = Session::new("demo");
         session.system_prompt = Some("Be brief.".into());
+        session.reply.stop = vec!["\n\n".into()];
+        let mut edited = StoredMessage::new(Role::User, "日本語 👩‍👩‍👧 \"quoted\"\nline");
+        edited.branches = vec![vec![
+            StoredMessage::new(Role::User, "the first version"),
+            StoredMessage::new(Role::Assistant, "its reply"),
+        ]];
         session.messages = vec![
+            edited,
             StoredMessage {
-                role: Role::User,
-                text: "日本語 👩‍👩‍👧 \"quoted\"\nline".into(),
-                note: None,
-            },
-            StoredMessage {
-                role: Role::Assistant,
-                text: "part".into(),
                 note: Some("stopped".into()),
+                ..StoredMessage::new(Role::Assistant, "part")
             },
         ];
         session
@@ -235,9 +281,20 @@ mod tests {
         std::fs::write(&path, "{\"version\": 9, \"name\": \"x\", \"tabs\": []}").unwrap();
         let error = load(&path).unwrap_err().to_string();
         assert!(
-            error.contains("session format version 9 is newer than this whet reads (1)"),
+            error.contains("session format version 9 is newer than this whet reads (2)"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn version_1_files_still_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.json");
+        let text = r#"{"version": 1, "name": "old", "messages": [{"role": "user", "text": "hi"}]}"#;
+        std::fs::write(&path, text).unwrap();
+        let session = load(&path).unwrap();
+        assert_eq!(session.messages, [StoredMessage::new(Role::User, "hi")]);
+        assert_eq!(session.reply, ReplySettings::default());
     }
 
     #[test]

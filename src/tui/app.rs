@@ -161,6 +161,7 @@ impl App {
                     EntryStatus::Stopped(why) => Some(why.clone()),
                     EntryStatus::Failed(why) => Some(format!("failed: {why}")),
                 },
+                branches: Vec::new(),
             })
             .collect();
         session
