@@ -3,4 +3,5 @@
 
 pub mod atomic;
 pub mod export;
+pub mod library;
 pub mod session;
