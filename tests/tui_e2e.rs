@@ -1,6 +1,7 @@
 //! The real binary in a real terminal (tmux), with the real default model:
-//! type a question, watch the reply stream, stop one with Esc, quit, and find
-//! the terminal restored, also after SIGTERM.
+//! type a question, watch the reply stream, stop one with Esc, regenerate,
+//! edit and continue, copy, change settings, quit, and find the terminal
+//! restored, also after SIGTERM, SIGINT and a panic.
 
 mod common;
 
@@ -17,14 +18,21 @@ struct Tmux {
 
 impl Tmux {
     fn start(name: &str, logs: &Path) -> Self {
+        Self::start_with(name, logs, "")
+    }
+
+    /// `env` is extra `NAME=value` words for the shell whet runs in.
+    fn start_with(name: &str, logs: &Path, env: &str) -> Self {
         let tmux = Tmux {
             socket: format!("whet-test-{name}-{}", std::process::id()),
         };
         let shell = format!(
-            "env WHET_LOG_DIR={0} WHET_DATA_DIR={0} PS1='$ ' bash --norc --noprofile",
+            "env WHET_LOG_DIR={0} WHET_DATA_DIR={0} WHET_CONFIG_DIR={0}/config {env} PS1='$ ' bash --norc --noprofile",
             logs.display()
         );
         tmux.run(&["new-session", "-d", "-x", "100", "-y", "30", &shell]);
+        // Let OSC 52 from the application set tmux's paste buffer.
+        tmux.run(&["set-option", "-s", "set-clipboard", "on"]);
         tmux
     }
 
@@ -106,7 +114,11 @@ fn streamed_reply_line(screen: &str) -> String {
 
 /// After whet exits, the shell's terminal is back in cooked mode with echo.
 fn assert_terminal_restored(tmux: &Tmux, dir: &Path, worker: i32) {
-    tmux.wait_for("whet to exit", |s| s.contains("EXIT=0"));
+    assert_terminal_restored_after(tmux, dir, worker, "EXIT=0");
+}
+
+fn assert_terminal_restored_after(tmux: &Tmux, dir: &Path, worker: i32, exit: &str) {
+    tmux.wait_for("whet to exit", |s| s.contains(exit));
     let stty_file = dir.join("stty.txt");
     let deadline = Instant::now() + Duration::from_secs(10);
     while !stty_file.exists() && Instant::now() < deadline {
@@ -179,7 +191,15 @@ fn chat_stream_stop_and_quit_in_a_real_terminal() {
     });
     tmux.keys(&["Escape"]);
     let screen = tmux.wait_for("the stop", |s| s.contains("Assistant [stopped]"));
-    assert!(screen.contains("● ready"), "{screen}");
+    assert!(screen.contains("● stopped"), "{screen}");
+
+    // Regenerate: the stopped reply is replaced by a new one, streamed.
+    tmux.keys(&["C-g"]);
+    tmux.wait_for("the new reply streaming in", |s| {
+        s.contains("● generating") && !streamed_reply_line(s).is_empty()
+    });
+    tmux.keys(&["Escape"]);
+    tmux.wait_for("the second stop", |s| s.contains("Assistant [stopped]"));
 
     // Ctrl+C once only warns; twice quits.
     tmux.keys(&["C-c"]);
@@ -244,13 +264,13 @@ fn corrupt_and_future_sessions_are_refused_and_left_untouched() {
     assert_eq!(std::fs::read_to_string(&broken).unwrap(), text);
 
     let future = sessions.join("future.json");
-    let text = "{\"version\": 2, \"name\": \"future\", \"tabs\": []}";
+    let text = "{\"version\": 3, \"name\": \"future\", \"tabs\": []}";
     std::fs::write(&future, text).unwrap();
     let output = open_session(dir.path(), "future");
     assert_eq!(output.status.code(), Some(1));
     let err = String::from_utf8_lossy(&output.stderr).to_string();
     assert!(
-        err.contains("session format version 2 is newer than this whet reads (1)"),
+        err.contains("session format version 3 is newer than this whet reads (2)"),
         "{err}"
     );
     assert_eq!(std::fs::read_to_string(&future).unwrap(), text);
@@ -263,4 +283,136 @@ fn sigterm_restores_the_terminal() {
     let (whet_pid, worker) = start_whet(&tmux, dir.path());
     assert_eq!(unsafe { libc::kill(whet_pid, libc::SIGTERM) }, 0);
     assert_terminal_restored(&tmux, dir.path(), worker);
+}
+
+#[test]
+fn sigint_from_another_shell_restores_the_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let tmux = Tmux::start("sigint", dir.path());
+    let (whet_pid, worker) = start_whet(&tmux, dir.path());
+    assert_eq!(unsafe { libc::kill(whet_pid, libc::SIGINT) }, 0);
+    assert_terminal_restored(&tmux, dir.path(), worker);
+}
+
+#[test]
+fn a_panic_restores_the_terminal_before_its_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let tmux = Tmux::start_with("panic", dir.path(), "WHET_TEST_PANIC_ON_KEY=1");
+    let (_, worker) = start_whet(&tmux, dir.path());
+    tmux.keys(&["x"]);
+    // Rust exits 101 after a panic; the message is readable on the shell's screen.
+    assert_terminal_restored_after(&tmux, dir.path(), worker, "EXIT=101");
+    let screen = tmux.screen();
+    assert!(screen.contains("panicking on a key as asked"), "{screen}");
+}
+
+/// The message under the last header that contains `header`, joined.
+fn message_text(screen: &str, header: &str) -> String {
+    let lines: Vec<&str> = screen.lines().collect();
+    let Some(start) = lines.iter().rposition(|l| l.contains(header)) else {
+        return String::new();
+    };
+    lines[start + 1..]
+        .iter()
+        .map(|l| l.trim_matches(|c: char| c == '│' || c == '┃' || c.is_whitespace()))
+        .take_while(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[test]
+fn settings_continue_edit_branches_copy_and_config_problems() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config");
+    std::fs::create_dir_all(&config).unwrap();
+    std::fs::write(
+        config.join("keymap.toml"),
+        "[messages]\nfrobnicate = \"x\"\n",
+    )
+    .unwrap();
+    let tmux = Tmux::start("workflow", dir.path());
+    let (_, worker) = start_whet(&tmux, dir.path());
+    // The bad keymap entry is reported, and everything else works.
+    let screen = tmux.screen();
+    assert!(
+        screen.contains("keymap.toml:2:1: unknown action 'frobnicate'"),
+        "{screen}"
+    );
+
+    // Settings: greedy decoding and short replies.
+    tmux.keys(&["F2"]);
+    tmux.wait_for("the settings panel", |s| s.contains("Temperature"));
+    tmux.keys(&[
+        "Tab", "C-u", "0", "Tab", "Tab", "Tab", "Tab", "Tab", "Tab", "C-u", "12",
+    ]);
+    tmux.keys(&["C-s"]);
+    tmux.wait_for("the settings applied", |s| s.contains("settings applied"));
+
+    tmux.keys(&["Name three rivers in Europe.", "Enter"]);
+    let screen = tmux.wait_for("a reply cut at 12 tokens", |s| {
+        s.contains("Assistant [max tokens]") && s.contains("● stopped")
+    });
+    let cut = message_text(&screen, "Assistant [max tokens]");
+    assert!(!cut.is_empty(), "{screen}");
+
+    // Continue it: the reply grows from where it stopped.
+    tmux.keys(&["Tab", "c"]);
+    let screen = tmux.wait_for("the continued reply", |s| {
+        !s.contains("● generating")
+            && s.contains("tok/s")
+            && !message_text(s, "Assistant").is_empty()
+            && message_text(s, "Assistant").len() > cut.len()
+    });
+    let continued = message_text(&screen, "Assistant");
+    assert!(continued.starts_with(&cut), "{cut:?} then {continued:?}");
+
+    // Copy the selected reply (OSC 52 lands in tmux's buffer).
+    tmux.keys(&["y"]);
+    tmux.wait_for("the copy notice", |s| s.contains("copied the message"));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut buffer = String::new();
+    while Instant::now() < deadline {
+        buffer = tmux.run(&["show-buffer"]);
+        if !buffer.is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let first_words: String = cut.split_whitespace().take(2).collect::<Vec<_>>().join(" ");
+    assert!(
+        buffer.contains(&first_words),
+        "{first_words:?} in {buffer:?}"
+    );
+
+    // Edit the question and resend: the old turn is kept as a branch.
+    tmux.keys(&["k", "e"]);
+    tmux.wait_for("the message in the editor", |s| {
+        s.contains("Editing message 1")
+    });
+    tmux.keys(&["C-u", "Name three rivers in Asia.", "Enter"]);
+    tmux.wait_for("the reply to the edited question", |s| {
+        s.contains("Name three rivers in Asia.")
+            && s.contains("1 other version")
+            && s.contains("● stopped")
+    });
+    tmux.keys(&["Tab", "k", "["]);
+    tmux.wait_for("the first version back", |s| {
+        s.contains("Name three rivers in Europe.")
+    });
+
+    tmux.keys(&["q"]);
+    assert_terminal_restored(&tmux, dir.path(), worker);
+
+    let saved = whet::store::session::load(&dir.path().join("sessions/e2e.json")).unwrap();
+    assert_eq!(saved.sampling.temperature, 0.0);
+    assert_eq!(saved.reply.max_tokens, 12);
+    assert_eq!(saved.messages[0].text, "Name three rivers in Europe.");
+    assert_eq!(saved.messages[0].branches.len(), 1);
+    assert_eq!(
+        saved.messages[0].branches[0][0].text,
+        "Name three rivers in Asia."
+    );
+    assert!(saved.messages[1]
+        .text
+        .starts_with(&cut.split_whitespace().next().unwrap().to_string()));
 }

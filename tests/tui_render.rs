@@ -8,8 +8,10 @@ use ratatui::buffer::Buffer;
 use ratatui::style::Color;
 use ratatui::Terminal;
 use unicode_width::UnicodeWidthStr;
-use whet::engine::protocol::StopReason;
+use whet::engine::protocol::{Role, StopReason};
 use whet::tui::app::{update, App, Msg, TurnFigures};
+use whet::tui::conversation::{Entry, EntryStatus};
+use whet::tui::theme::{self, Slot};
 use whet::tui::view;
 
 fn draw(app: &App, width: u16, height: u16) -> Buffer {
@@ -46,12 +48,13 @@ fn send(app: &mut App, text: &str) {
 /// A finished exchange with CJK, a ZWJ emoji, a combining accent and a tab,
 /// then a reply still streaming.
 fn conversation() -> App {
-    let mut app = App::new("SmolLM2-135M-Instruct.Q4_1");
+    let mut app = App::new("/models/SmolLM2-135M-Instruct.Q4_1.gguf".into());
     app.session_name = "chat-20261128-170000".into();
     update(
         &mut app,
         Msg::EngineLoaded {
             model_name: "SmolLM2 135M".into(),
+            model_path: "/models/SmolLM2-135M-Instruct.Q4_1.gguf".into(),
             n_ctx: 4096,
         },
     );
@@ -61,7 +64,7 @@ fn conversation() -> App {
         &mut app,
         Msg::Token {
             id: 1,
-            text: "こんにちは！ e\u{301}t\u{e9} 🎉".into(),
+            text: "こんにちは！ e\u{301}t\u{e9} 🎉\n\nIn **Rust**:\n```rust\nfn main() {\n\tprintln!(\"hi\");\n}\n```".into(),
         },
     );
     update(
@@ -96,7 +99,7 @@ fn conversation_at_several_sizes() {
 
 #[test]
 fn loading_screen() {
-    let mut app = App::new("SmolLM2-135M-Instruct.Q4_1");
+    let mut app = App::new("/models/SmolLM2-135M-Instruct.Q4_1.gguf".into());
     update(&mut app, Msg::Paste("typed while loading".into()));
     insta::assert_snapshot!("loading_60x10", text_of(&draw(&app, 60, 10)));
 }
@@ -128,53 +131,22 @@ fn tiny_terminals_say_so_and_never_panic() {
 }
 
 #[test]
-fn roles_and_states_have_their_colours() {
-    let app = conversation();
-    let buffer = draw(&app, 80, 24);
-    let find = |needle: &str| -> (u16, u16) {
-        let text = text_of(&buffer);
-        for (y, line) in text.lines().enumerate() {
-            let cells: Vec<&str> = (0..buffer.area.width)
-                .map(|x| buffer[(x, y as u16)].symbol())
-                .collect();
-            for x in 0..cells.len() {
-                if cells[x..].concat().starts_with(needle) {
-                    return (x as u16, y as u16);
-                }
-            }
-            let _ = line;
-        }
-        panic!("{needle} not on screen:\n{text}");
-    };
-    let (x, y) = find("You");
-    assert_eq!(buffer[(x, y)].fg, Color::Green);
-    let (x, y) = find("Assistant");
-    assert_eq!(buffer[(x, y)].fg, Color::Magenta);
-    let (x, y) = find("● generating");
-    assert_eq!(buffer[(x, y)].fg, Color::Cyan);
-    // The focused input has a cyan border, the message list a grey one.
-    assert_eq!(buffer[(0, 0)].fg, Color::DarkGray);
-    let input_top =
-        (0..24).find(|&y| buffer[(1, y)].symbol() == "─" && buffer[(0, y)].fg == Color::Cyan);
-    assert!(input_top.is_some(), "focused input border is cyan");
-}
-
-#[test]
 fn the_view_follows_the_end_and_scrolls_back_through_a_long_session() {
-    let mut app = App::new("m");
+    let mut app = App::new("/models/m.gguf".into());
     update(
         &mut app,
         Msg::EngineLoaded {
             model_name: "m".into(),
+            model_path: "/models/SmolLM2-135M-Instruct.Q4_1.gguf".into(),
             n_ctx: 4096,
         },
     );
     for i in 0..200 {
-        app.entries.push(whet::tui::app::Entry {
-            role: whet::engine::protocol::Role::User,
-            text: format!("message number {i}"),
-            status: whet::tui::app::EntryStatus::Done,
-        });
+        app.entries.push(Entry::new(
+            Role::User,
+            format!("message number {i}"),
+            EntryStatus::Done,
+        ));
     }
     let bottom = text_of(&draw(&app, 60, 20));
     assert!(bottom.contains("message number 199"), "{bottom}");
@@ -190,4 +162,168 @@ fn the_view_follows_the_end_and_scrolls_back_through_a_long_session() {
         top.contains("message number 0\n") || top.contains("message number 0 "),
         "{top}"
     );
+}
+
+fn key(app: &mut App, code: KeyCode, modifiers: KeyModifiers) {
+    update(app, Msg::Key(KeyEvent::new(code, modifiers)));
+}
+
+/// Where `needle` starts on screen.
+fn find(buffer: &Buffer, needle: &str) -> (u16, u16) {
+    for y in 0..buffer.area.height {
+        let cells: Vec<&str> = (0..buffer.area.width)
+            .map(|x| buffer[(x, y)].symbol())
+            .collect();
+        for x in 0..cells.len() {
+            if cells[x..].concat().starts_with(needle) {
+                return (x as u16, y);
+            }
+        }
+    }
+    panic!("{needle} not on screen:\n{}", text_of(buffer));
+}
+
+#[test]
+fn every_shipped_theme_colours_the_screen_from_its_slots() {
+    for name in ["dark", "light", "high-contrast"] {
+        let mut app = conversation();
+        app.theme = theme::load(name, None).unwrap().theme;
+        let buffer = draw(&app, 80, 30);
+        let expect = |needle: &str, slot: Slot| {
+            let (x, y) = find(&buffer, needle);
+            let style = app.theme.style(slot);
+            assert_eq!(
+                buffer[(x, y)].fg,
+                style.fg.unwrap_or(Color::Reset),
+                "{name}: {needle}"
+            );
+        };
+        expect("You", Slot::UserMessage);
+        expect("Assistant", Slot::AssistantMessage);
+        expect("● generating", Slot::StatusBusy);
+        expect("fn main", Slot::CodeBlock);
+        let (x, y) = find(&buffer, "fn main");
+        assert_eq!(
+            buffer[(x, y)].bg,
+            app.theme.style(Slot::CodeBlock).bg.unwrap_or(Color::Reset),
+            "{name}: code block background"
+        );
+        // The focused input's border and the unfocused message list's.
+        assert_eq!(
+            Some(buffer[(0, 0)].fg),
+            app.theme.style(Slot::Border).fg,
+            "{name}: border"
+        );
+        let input_top = (0..30).find(|&y| {
+            buffer[(1, y)].symbol() != " "
+                && Some(buffer[(0, y)].fg) == app.theme.style(Slot::BorderFocused).fg
+                && y > 0
+        });
+        assert!(input_top.is_some(), "{name}: focused input border");
+    }
+    // The roles differ in every theme.
+    for name in ["dark", "light", "high-contrast"] {
+        let theme = theme::load(name, None).unwrap().theme;
+        assert_ne!(
+            theme.style(Slot::UserMessage),
+            theme.style(Slot::AssistantMessage)
+        );
+    }
+}
+
+#[test]
+fn markdown_replies_set_code_apart() {
+    let app = conversation();
+    let screen = text_of(&draw(&app, 60, 30));
+    assert!(screen.contains("╭─ rust"), "{screen}");
+    assert!(screen.contains("│     println!(\"hi\");"), "{screen}");
+    assert!(
+        screen.contains("In Rust:"),
+        "bold markers are not shown: {screen}"
+    );
+}
+
+#[test]
+fn help_lists_the_keys_of_the_screen_below() {
+    let mut app = conversation();
+    key(&mut app, KeyCode::F(1), KeyModifiers::NONE);
+    assert!(app.show_help);
+    let input_help = text_of(&draw(&app, 90, 40));
+    assert!(input_help.contains("Ctrl+G"), "{input_help}");
+    assert!(input_help.contains("Alt+Enter"), "{input_help}");
+    key(&mut app, KeyCode::Char('x'), KeyModifiers::NONE);
+    assert!(!app.show_help, "any key closes the help");
+    key(&mut app, KeyCode::Tab, KeyModifiers::NONE);
+    key(&mut app, KeyCode::Char('?'), KeyModifiers::NONE);
+    let messages_help = text_of(&draw(&app, 90, 40));
+    insta::assert_snapshot!("help_messages_90x40", messages_help);
+}
+
+#[test]
+fn settings_panel_and_pickers_draw_at_small_and_large_sizes() {
+    let mut app = conversation();
+    key(&mut app, KeyCode::F(2), KeyModifiers::NONE);
+    insta::assert_snapshot!("settings_80x30", text_of(&draw(&app, 80, 30)));
+    for (width, height) in [(24, 8), (30, 10), (200, 60)] {
+        draw(&app, width, height);
+    }
+    key(&mut app, KeyCode::Esc, KeyModifiers::NONE);
+    key(&mut app, KeyCode::F(4), KeyModifiers::NONE);
+    update(
+        &mut app,
+        Msg::PickerItems(
+            whet::tui::picker::PickerKind::Sessions,
+            vec![
+                whet::tui::picker::PickerItem {
+                    key: "chat-20261128-170000".into(),
+                    label: "chat-20261128-170000".into(),
+                    detail: "4 messages · 日本語で挨拶して".into(),
+                    current: true,
+                    problem: None,
+                },
+                whet::tui::picker::PickerItem {
+                    key: "broken".into(),
+                    label: "broken".into(),
+                    detail: "0 messages · ".into(),
+                    current: false,
+                    problem: Some("broken.json:4:17: not a valid session file".into()),
+                },
+            ],
+        ),
+    );
+    insta::assert_snapshot!("sessions_90x16", text_of(&draw(&app, 90, 16)));
+    for (width, height) in [(24, 8), (1, 1), (200, 3)] {
+        draw(&app, width, height);
+    }
+}
+
+#[test]
+fn the_selected_message_is_brought_into_view() {
+    let mut app = App::new("/models/m.gguf".into());
+    for i in 0..100 {
+        app.entries.push(Entry::new(
+            Role::User,
+            format!("message number {i}"),
+            EntryStatus::Done,
+        ));
+    }
+    key(&mut app, KeyCode::Tab, KeyModifiers::NONE);
+    for _ in 0..60 {
+        key(&mut app, KeyCode::Up, KeyModifiers::NONE);
+    }
+    let screen = text_of(&draw(&app, 60, 20));
+    assert!(screen.contains("▶ You"), "{screen}");
+    assert!(
+        screen.contains("message number 39\n") || screen.contains("message number 39 "),
+        "{screen}"
+    );
+    let (x, y) = find(&draw(&app, 60, 20), "▶ You");
+    assert_eq!(
+        draw(&app, 60, 20)[(x, y)].bg,
+        app.theme.style(Slot::Selection).bg.unwrap_or(Color::Reset)
+    );
+    // Scrolling from there starts where the view is.
+    let shown = app.drawn.get().scroll_up;
+    key(&mut app, KeyCode::PageDown, KeyModifiers::NONE);
+    assert_eq!(app.scroll_up, shown - 10);
 }

@@ -9,7 +9,8 @@ use serde::Serialize;
 
 use super::stats::Summary;
 use crate::engine::protocol::Role;
-use crate::tui::app::{App, Entry, EntryStatus};
+use crate::tui::app::App;
+use crate::tui::conversation::{Entry, EntryStatus};
 use crate::tui::view;
 
 #[derive(Debug, Serialize)]
@@ -21,7 +22,7 @@ pub struct UiReport {
 }
 
 pub fn measure(messages: usize, frames: usize) -> Result<UiReport, String> {
-    let mut app = App::new("SmolLM2-135M-Instruct.Q4_1");
+    let mut app = App::new("SmolLM2-135M-Instruct.Q4_1.gguf".into());
     app.session_name = "bench".into();
     for i in 0..messages {
         let (role, text) = if i % 2 == 0 {
@@ -39,11 +40,7 @@ pub fn measure(messages: usize, frames: usize) -> Result<UiReport, String> {
                 ),
             )
         };
-        app.entries.push(Entry {
-            role,
-            text,
-            status: EntryStatus::Done,
-        });
+        app.entries.push(Entry::new(role, text, EntryStatus::Done));
     }
     let (width, height) = (120, 40);
     let mut terminal = Terminal::new(TestBackend::new(width, height)).map_err(|e| e.to_string())?;

@@ -27,6 +27,10 @@ struct Cli {
     /// Open this chat session (created if new) instead of a fresh one.
     #[arg(long)]
     session: Option<String>,
+    /// Colour theme: dark, light, high-contrast, or one of yours in
+    /// <config>/themes/NAME.toml.
+    #[arg(long, default_value = whet::tui::theme::DEFAULT_THEME)]
+    theme: String,
     #[command(subcommand)]
     command: Option<Commands>,
 }
@@ -40,9 +44,24 @@ enum Commands {
     Models(models::ModelsCommand),
     /// Measure whet's engine against a bare llama.cpp loop in the same run.
     Bench(whet::bench::BenchArgs),
+    /// Check the user's theme and keymap files; prints every problem.
+    #[command(subcommand)]
+    Config(ConfigCommand),
     /// The inference worker process (spawned by whet itself).
     #[command(hide = true)]
     Engine,
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Validate <config>/keymap.toml and the theme files; exit 1 on any problem.
+    Check {
+        /// The theme to check (with its parents).
+        #[arg(long, default_value = whet::tui::theme::DEFAULT_THEME)]
+        theme: String,
+    },
+    /// Print where whet reads its configuration and keeps its data.
+    Paths,
 }
 
 /// Options every command that loads a model shares.
@@ -137,7 +156,8 @@ pub fn main() -> ExitCode {
     };
     let result = runtime.block_on(async move {
         match cli.command {
-            None => open_ui(&cli.model, cli.session.as_deref()).await,
+            None => open_ui(&cli.model, cli.session.as_deref(), &cli.theme).await,
+            Some(Commands::Config(command)) => config(command),
             Some(Commands::Run(args)) => run::run(args).await,
             Some(Commands::Models(command)) => models::run(command).await,
             Some(Commands::Bench(args)) => whet::bench::run(args).await,
@@ -151,29 +171,69 @@ pub fn main() -> ExitCode {
 }
 
 /// `whet` without a command: the chat UI, which needs a terminal.
-async fn open_ui(model: &ModelArgs, session_name: Option<&str>) -> Result<ExitCode, String> {
+async fn open_ui(
+    model: &ModelArgs,
+    session_name: Option<&str>,
+    theme: &str,
+) -> Result<ExitCode, String> {
     use std::io::IsTerminal;
     use whet::store::session::{self, Session};
-    let load = model.load_request()?;
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
     let name = session_name.map_or_else(|| session::fresh_name(now), str::to_string);
-    let path =
-        session::session_path(&session::sessions_dir()?, &name).map_err(|e| e.to_string())?;
+    let dir = session::sessions_dir()?;
+    let path = session::session_path(&dir, &name).map_err(|e| e.to_string())?;
     // An unreadable session stops here, before the UI, and is not touched.
     let session = if path.exists() {
         session::load(&path).map_err(|e| e.to_string())?
     } else {
         Session::new(name)
     };
+    // A reopened session goes on with its own model, unless one is asked for.
+    let mut model = model.clone();
+    if model.model.is_none() {
+        model.model = session.model.clone().filter(|p| p.is_file());
+    }
+    let load = model.load_request()?;
+    let config = whet::tui::UiConfig::load(theme, paths::config_dir().ok().as_deref())?;
     if !std::io::stdin().is_terminal() || !std::io::stdout().is_terminal() {
         return Err("the chat UI needs a terminal; use `whet run` in scripts and pipes".into());
     }
-    let target = whet::tui::SessionTarget { session, path };
-    whet::tui::run(load, spawn_options()?, target).await?;
+    let target = whet::tui::SessionTarget { session, dir };
+    whet::tui::run(load, spawn_options()?, target, config).await?;
     Ok(ExitCode::SUCCESS)
+}
+
+fn config(command: ConfigCommand) -> Result<ExitCode, String> {
+    let config_dir = paths::config_dir()?;
+    match command {
+        ConfigCommand::Check { theme } => {
+            let config = whet::tui::UiConfig::load(&theme, Some(&config_dir))?;
+            for problem in &config.problems {
+                whet::outln!("{problem}");
+            }
+            if config.problems.is_empty() {
+                whet::outln!("theme '{theme}' and the keymap are valid");
+                Ok(ExitCode::SUCCESS)
+            } else {
+                Ok(ExitCode::FAILURE)
+            }
+        }
+        ConfigCommand::Paths => {
+            whet::outln!("config:   {}", config_dir.display());
+            whet::outln!("themes:   {}", config_dir.join("themes").display());
+            whet::outln!("keymap:   {}", config_dir.join("keymap.toml").display());
+            whet::outln!("data:     {}", paths::data_dir()?.display());
+            whet::outln!(
+                "sessions: {}",
+                whet::store::session::sessions_dir()?.display()
+            );
+            whet::outln!("logs:     {}", paths::log_dir()?.display());
+            Ok(ExitCode::SUCCESS)
+        }
+    }
 }
 
 /// One line on stderr, whatever the message contained.

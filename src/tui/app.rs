@@ -1,31 +1,24 @@
 //! The chat screen's state and the only place it changes: `update` takes a
-//! message (a key, a paste, an engine event) and returns the effects for the
-//! driver to run. No terminal, no IO, no clock: tests drive it directly.
+//! message (a key, a paste, a mouse event, an engine event, the result of
+//! some IO) and returns the effects for the driver to run. No terminal, no
+//! IO, no clock: tests drive it directly.
 
-use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
-use ratatui_textarea::TextArea;
-
-use super::sanitize::sanitize;
+use std::cell::Cell;
 use std::path::PathBuf;
 
+use crossterm::event::{KeyCode, KeyEvent, MouseButton, MouseEvent, MouseEventKind};
+use ratatui::layout::{Position, Rect};
+use ratatui_textarea::TextArea;
+
+use super::conversation::{self, chat_messages, Entry, EntryStatus};
+use super::keymap::{Action, Context, Keymap};
+use super::picker::{Picker, PickerItem, PickerKind};
+use super::sanitize::sanitize;
+use super::settings::{ChatSettings, SettingsForm};
+use super::theme::Theme;
 use crate::engine::protocol::{ChatMessage, Role, StopReason};
-use crate::store::session::{Session, StoredMessage};
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum EntryStatus {
-    Done,
-    Streaming,
-    /// Stopped by the user (Esc) or by the context filling up.
-    Stopped(String),
-    Failed(String),
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Entry {
-    pub role: Role,
-    pub text: String,
-    pub status: EntryStatus,
-}
+use crate::engine::SamplingParams;
+use crate::store::session::{ReplySettings, Session};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EngineState {
@@ -51,11 +44,35 @@ pub struct TurnFigures {
     pub tokens_per_sec: f64,
 }
 
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notice {
+    pub text: String,
+    pub error: bool,
+}
+
+/// A popup over the chat; at most one, plus the help on top of anything.
+pub enum Overlay {
+    Settings(SettingsForm),
+    Picker(Box<Picker>),
+}
+
+/// Where the view last drew things, for mouse clicks and for scrolling from
+/// what is actually on screen. Written by `view::render`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DrawnLayout {
+    pub messages: Rect,
+    pub input: Rect,
+    /// Lines between the bottom of the conversation and the bottom of the view.
+    pub scroll_up: u16,
+}
+
 pub enum Msg {
     Key(KeyEvent),
     Paste(String),
+    Mouse(MouseEvent),
     EngineLoaded {
         model_name: String,
+        model_path: PathBuf,
         n_ctx: u32,
     },
     EngineLoadFailed(String),
@@ -77,28 +94,59 @@ pub enum Msg {
         message: String,
     },
     EngineStopped(String),
+    /// The lists a picker shows, read from disk by the driver.
+    PickerItems(PickerKind, Vec<PickerItem>),
+    /// Another session was opened.
+    SessionOpened(Box<Session>),
+    /// A session file was renamed (perhaps the open one).
+    SessionRenamed {
+        from: String,
+        to: String,
+    },
+    /// The outcome of some IO the driver ran, for the status line.
+    Notice(Notice),
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Effect {
-    /// Start a chat generation for these messages.
+    /// Start a chat generation with the session's settings.
     Generate {
         messages: Vec<ChatMessage>,
+        /// Go on writing the last message (a stopped reply) instead of
+        /// starting a new one.
+        continue_reply: bool,
     },
     Cancel {
         id: u64,
     },
+    /// Start a new worker and load the model (after a crash, or with a new
+    /// model or context size).
     RestartEngine,
     Suspend,
     /// Write the session file (after every change to the conversation).
     SaveSession,
+    /// Put text on the clipboard (OSC 52).
+    Copy(String),
+    /// Write the session as Markdown and JSON into the exports directory.
+    Export,
+    ListModels,
+    ListSessions,
+    /// Save the current session and open this one.
+    OpenSession(String),
+    RenameSession {
+        from: String,
+        to: String,
+    },
+    DeleteSession(String),
     Quit,
 }
 
 pub struct App {
     pub session_name: String,
-    pub system_prompt: Option<String>,
+    pub settings: ChatSettings,
     pub model_name: String,
+    /// The model file loaded (or to load); a picked model replaces it.
+    pub model_path: PathBuf,
     pub entries: Vec<Entry>,
     pub input: TextArea<'static>,
     pub engine: EngineState,
@@ -108,85 +156,108 @@ pub struct App {
     pub context_used: u32,
     pub last_turn: Option<TurnFigures>,
     pub focus: Focus,
+    /// The message acted on in the message list.
+    pub selected: Option<usize>,
+    /// Keep the selected message in view (until the user scrolls).
+    pub follow_selection: bool,
     /// Lines scrolled up from the bottom; 0 follows the stream.
     pub scroll_up: u16,
+    /// The message being edited in the input, and the draft it replaced.
+    pub editing: Option<(usize, Vec<String>)>,
+    pub overlay: Option<Overlay>,
+    pub show_help: bool,
     /// The first Ctrl+C arms quitting, the second quits.
     pub quit_armed: bool,
-    pub notice: Option<String>,
+    /// The first delete press arms, the second deletes.
+    pub delete_armed: bool,
+    pub notice: Option<Notice>,
     pub should_quit: bool,
+    pub keymap: Keymap,
+    pub theme: Theme,
+    pub drawn: Cell<DrawnLayout>,
 }
 
 /// Warn when fewer tokens than this are left in the context.
 pub const CONTEXT_WARNING_MARGIN: u32 = 256;
+const INPUT_PLACEHOLDER: &str = "Type a message; Enter sends, Alt+Enter or Ctrl+J adds a line";
+const WHEEL_LINES: i32 = 3;
+
+fn empty_input() -> TextArea<'static> {
+    let mut input = TextArea::default();
+    input.set_placeholder_text(INPUT_PLACEHOLDER);
+    input
+}
 
 impl App {
-    /// A UI for an existing (or new, empty) session.
-    pub fn with_session(session: &Session, model_name: impl Into<String>) -> Self {
-        let mut app = Self::new(model_name);
-        app.session_name = session.name.clone();
-        app.system_prompt = session.system_prompt.clone();
-        app.entries = session
-            .messages
-            .iter()
-            .map(|m| Entry {
-                role: m.role,
-                text: m.text.clone(),
-                status: match &m.note {
-                    None => EntryStatus::Done,
-                    Some(note) => match note.strip_prefix("failed: ") {
-                        Some(why) => EntryStatus::Failed(why.to_string()),
-                        None => EntryStatus::Stopped(note.clone()),
-                    },
-                },
-            })
-            .collect();
-        app
-    }
-
-    /// The session as it should be saved; a reply still streaming is saved
-    /// with what has arrived so far.
-    pub fn to_session(&self, model: Option<PathBuf>) -> Session {
-        let mut session = Session::new(self.session_name.clone());
-        session.model = model;
-        session.system_prompt = self.system_prompt.clone();
-        session.messages = self
-            .entries
-            .iter()
-            .map(|e| StoredMessage {
-                role: e.role,
-                text: e.text.clone(),
-                note: match &e.status {
-                    EntryStatus::Done => None,
-                    EntryStatus::Streaming => Some("stopped".into()),
-                    EntryStatus::Stopped(why) => Some(why.clone()),
-                    EntryStatus::Failed(why) => Some(format!("failed: {why}")),
-                },
-                branches: Vec::new(),
-            })
-            .collect();
-        session
-    }
-
-    pub fn new(model_name: impl Into<String>) -> Self {
-        let mut input = TextArea::default();
-        input.set_placeholder_text("Type a message; Enter sends, Alt+Enter or Ctrl+J adds a line");
+    pub fn new(model_path: PathBuf) -> Self {
+        let model_name = model_path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
         Self {
             session_name: String::new(),
-            system_prompt: None,
-            model_name: model_name.into(),
+            settings: ChatSettings {
+                system_prompt: None,
+                sampling: SamplingParams::default(),
+                reply: ReplySettings::default(),
+            },
+            model_name,
+            model_path,
             entries: Vec::new(),
-            input,
+            input: empty_input(),
             engine: EngineState::Loading,
             generating: None,
             n_ctx: 0,
             context_used: 0,
             last_turn: None,
             focus: Focus::Input,
+            selected: None,
+            follow_selection: false,
             scroll_up: 0,
+            editing: None,
+            overlay: None,
+            show_help: false,
             quit_armed: false,
+            delete_armed: false,
             notice: None,
             should_quit: false,
+            keymap: Keymap::defaults(),
+            theme: Theme::fallback(),
+            drawn: Cell::new(DrawnLayout::default()),
         }
+    }
+
+    /// A UI for an existing (or new, empty) session.
+    pub fn with_session(session: &Session, model_path: PathBuf) -> Self {
+        let mut app = Self::new(model_path);
+        app.load_session(session);
+        app
+    }
+
+    fn load_session(&mut self, session: &Session) {
+        self.session_name = session.name.clone();
+        self.settings = ChatSettings {
+            system_prompt: session.system_prompt.clone(),
+            sampling: session.sampling.clone(),
+            reply: session.reply.clone(),
+        };
+        self.entries = session.messages.iter().map(Entry::from_stored).collect();
+        self.selected = None;
+        self.editing = None;
+        self.scroll_up = 0;
+        self.context_used = 0;
+    }
+
+    /// The session as it should be saved; a reply still streaming is saved
+    /// with what has arrived so far.
+    pub fn to_session(&self) -> Session {
+        let mut session = Session::new(self.session_name.clone());
+        session.model = Some(self.model_path.clone());
+        session.system_prompt = self.settings.system_prompt.clone();
+        session.sampling = self.settings.sampling.clone();
+        session.reply = self.settings.reply.clone();
+        session.messages = self.entries.iter().map(Entry::to_stored).collect();
+        session
     }
 
     pub fn is_busy(&self) -> bool {
@@ -199,19 +270,33 @@ impl App {
         self.n_ctx > 0 && self.context_used + CONTEXT_WARNING_MARGIN >= self.n_ctx
     }
 
-    /// The conversation as the model should see it: the system prompt and
-    /// the finished turns.
-    fn conversation(&self) -> Vec<ChatMessage> {
-        let system = self
-            .system_prompt
-            .iter()
-            .map(|s| ChatMessage::new(Role::System, s.clone()));
-        let turns = self
-            .entries
-            .iter()
-            .filter(|e| !matches!(e.status, EntryStatus::Failed(_) | EntryStatus::Streaming))
-            .map(|e| ChatMessage::new(e.role, e.text.clone()));
-        system.chain(turns).collect()
+    /// The conversation as the model should see it.
+    pub fn conversation(&self) -> Vec<ChatMessage> {
+        chat_messages(self.settings.system_prompt.as_deref(), &self.entries)
+    }
+
+    /// The keymap context of what has the keyboard now.
+    pub fn context(&self) -> Context {
+        match (&self.overlay, self.focus) {
+            (Some(Overlay::Settings(_)), _) => Context::Settings,
+            (Some(Overlay::Picker(_)), _) => Context::Picker,
+            (None, Focus::Input) => Context::Input,
+            (None, Focus::Messages) => Context::Messages,
+        }
+    }
+
+    fn info(&mut self, text: impl Into<String>) {
+        self.notice = Some(Notice {
+            text: text.into(),
+            error: false,
+        });
+    }
+
+    fn error(&mut self, text: impl Into<String>) {
+        self.notice = Some(Notice {
+            text: text.into(),
+            error: true,
+        });
     }
 
     fn streaming_entry(&mut self) -> Option<&mut Entry> {
@@ -219,23 +304,50 @@ impl App {
             .last_mut()
             .filter(|e| e.status == EntryStatus::Streaming)
     }
+
+    /// The message actions apply to: the selected one, else the last.
+    fn target(&self) -> Option<usize> {
+        match self.selected {
+            Some(i) if i < self.entries.len() => Some(i),
+            _ => self.entries.len().checked_sub(1),
+        }
+    }
 }
 
 pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
     match msg {
         Msg::Key(key) => on_key(app, key),
         Msg::Paste(text) => {
-            if app.focus == Focus::Input {
-                app.input
-                    .insert_str(text.replace("\r\n", "\n").replace('\r', "\n"));
+            let text = text.replace("\r\n", "\n").replace('\r', "\n");
+            match &mut app.overlay {
+                Some(Overlay::Settings(form)) => {
+                    form.focused_area().insert_str(text);
+                }
+                Some(Overlay::Picker(picker)) => {
+                    if let Some(name) = &mut picker.renaming {
+                        name.insert_str(text.replace('\n', " "));
+                    }
+                }
+                None => {
+                    app.focus = Focus::Input;
+                    app.input.insert_str(text);
+                }
             }
             Vec::new()
         }
-        Msg::EngineLoaded { model_name, n_ctx } => {
+        Msg::Mouse(mouse) => on_mouse(app, mouse),
+        Msg::EngineLoaded {
+            model_name,
+            model_path,
+            n_ctx,
+        } => {
             app.model_name = model_name;
+            app.model_path = model_path;
             app.n_ctx = n_ctx;
             app.engine = EngineState::Ready;
-            app.notice = None;
+            if app.notice.as_ref().is_some_and(|n| n.error) {
+                app.notice = None;
+            }
             Vec::new()
         }
         Msg::EngineLoadFailed(message) => {
@@ -261,35 +373,36 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
             context_used,
             figures,
         } => {
-            if app.generating == Some(id) {
-                if let Some(entry) = app.streaming_entry() {
-                    entry.status = match reason {
-                        StopReason::Cancelled => EntryStatus::Stopped("stopped".into()),
-                        StopReason::ContextFull => EntryStatus::Stopped("context full".into()),
-                        _ => EntryStatus::Done,
-                    };
-                }
-                app.generating = None;
-                app.engine = EngineState::Ready;
-                app.context_used = context_used;
-                app.last_turn = Some(figures);
-                return vec![Effect::SaveSession];
+            if app.generating != Some(id) {
+                return Vec::new();
             }
-            Vec::new()
+            if let Some(entry) = app.streaming_entry() {
+                entry.status = match reason {
+                    StopReason::Cancelled => EntryStatus::Stopped("stopped".into()),
+                    StopReason::ContextFull => EntryStatus::Stopped("context full".into()),
+                    StopReason::MaxTokens => EntryStatus::Stopped("max tokens".into()),
+                    _ => EntryStatus::Done,
+                };
+            }
+            app.generating = None;
+            app.engine = EngineState::Ready;
+            app.context_used = context_used;
+            app.last_turn = Some(figures);
+            vec![Effect::SaveSession]
         }
         Msg::GenerationFailed { id, message } => {
-            if id.is_none() || app.generating == id {
-                if let Some(entry) = app.streaming_entry() {
-                    entry.status = EntryStatus::Failed(message.clone());
-                }
-                app.generating = None;
-                if app.engine == EngineState::Generating {
-                    app.engine = EngineState::Ready;
-                }
-                app.notice = Some(message);
-                return vec![Effect::SaveSession];
+            if id.is_some() && app.generating != id {
+                return Vec::new();
             }
-            Vec::new()
+            if let Some(entry) = app.streaming_entry() {
+                entry.status = EntryStatus::Failed(message.clone());
+            }
+            app.generating = None;
+            if app.engine == EngineState::Generating {
+                app.engine = EngineState::Ready;
+            }
+            app.error(message);
+            vec![Effect::SaveSession]
         }
         Msg::EngineStopped(message) => {
             // The conversation stays; only the reply in flight is marked.
@@ -300,76 +413,200 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
             app.engine = EngineState::Crashed(message);
             vec![Effect::SaveSession]
         }
+        Msg::PickerItems(kind, items) => {
+            if let Some(Overlay::Picker(picker)) = &mut app.overlay {
+                if picker.kind == kind {
+                    picker.set_items(items);
+                }
+            }
+            Vec::new()
+        }
+        Msg::SessionOpened(session) => {
+            app.load_session(&session);
+            app.overlay = None;
+            app.info(format!("opened session {}", session.name));
+            Vec::new()
+        }
+        Msg::SessionRenamed { from, to } => {
+            if app.session_name == from {
+                app.session_name = to.clone();
+            }
+            app.info(format!("renamed session {from} to {to}"));
+            Vec::new()
+        }
+        Msg::Notice(notice) => {
+            app.notice = Some(notice);
+            Vec::new()
+        }
     }
 }
 
 fn on_key(app: &mut App, key: KeyEvent) -> Vec<Effect> {
-    let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
-    let alt = key.modifiers.contains(KeyModifiers::ALT);
-    if ctrl && key.code == KeyCode::Char('c') {
+    let context = app.context();
+    let action = app.keymap.action(context, &key);
+    if action == Some(Action::Quit) {
         if app.quit_armed {
             app.should_quit = true;
             return vec![Effect::Quit];
         }
         app.quit_armed = true;
-        app.notice = Some("press Ctrl+C again to quit".into());
+        app.info(format!(
+            "press {} again to quit",
+            app.keymap.key_hint(Action::Quit)
+        ));
         return Vec::new();
     }
     if app.quit_armed {
         app.quit_armed = false;
         app.notice = None;
     }
-    match (key.code, ctrl, alt) {
-        (KeyCode::Esc, _, _) => app
-            .generating
-            .map(|id| vec![Effect::Cancel { id }])
-            .unwrap_or_default(),
-        (KeyCode::Char('z'), true, _) => vec![Effect::Suspend],
-        (KeyCode::Char('r'), true, _) => restart(app),
-        (KeyCode::Char('g'), true, _) => regenerate(app),
-        (KeyCode::Tab, false, false) => {
-            app.focus = match app.focus {
-                Focus::Input => Focus::Messages,
-                Focus::Messages => Focus::Input,
-            };
-            Vec::new()
-        }
-        (KeyCode::PageUp, _, _) => scroll(app, 10),
-        (KeyCode::PageDown, _, _) => scroll(app, -10),
-        _ if app.focus == Focus::Messages => on_messages_key(app, key),
-        (KeyCode::Enter, false, false) => send(app),
-        (KeyCode::Enter, _, true) | (KeyCode::Char('j'), true, false) => {
-            app.input.insert_newline();
-            Vec::new()
-        }
-        _ => {
-            app.input.input(key);
-            Vec::new()
-        }
+    if app.show_help {
+        // Any key closes the help; it is only a view.
+        app.show_help = false;
+        return Vec::new();
+    }
+    if action == Some(Action::Help) {
+        app.show_help = true;
+        return Vec::new();
+    }
+    match app.overlay {
+        Some(Overlay::Settings(_)) => on_settings_key(app, action, key),
+        Some(Overlay::Picker(_)) => on_picker_key(app, action, key),
+        None => on_chat_key(app, action, key),
     }
 }
 
-fn on_messages_key(app: &mut App, key: KeyEvent) -> Vec<Effect> {
-    match key.code {
-        KeyCode::Char('q') => {
+fn on_chat_key(app: &mut App, action: Option<Action>, key: KeyEvent) -> Vec<Effect> {
+    if action != Some(Action::DeleteMessage) {
+        app.delete_armed = false;
+    }
+    let Some(action) = action else {
+        if app.focus == Focus::Input {
+            app.input.input(key);
+        }
+        return Vec::new();
+    };
+    match action {
+        Action::Stop => stop(app),
+        Action::Suspend => vec![Effect::Suspend],
+        Action::RestartEngine => restart(app),
+        Action::Regenerate => regenerate(app),
+        Action::FocusNext => {
+            set_focus(
+                app,
+                match app.focus {
+                    Focus::Input => Focus::Messages,
+                    Focus::Messages => Focus::Input,
+                },
+            );
+            Vec::new()
+        }
+        Action::PageUp => scroll(app, 10),
+        Action::PageDown => scroll(app, -10),
+        Action::Settings => {
+            app.overlay = Some(Overlay::Settings(SettingsForm::new(&app.settings)));
+            Vec::new()
+        }
+        Action::Models => {
+            app.overlay = Some(Overlay::Picker(Box::new(Picker::new(PickerKind::Models))));
+            vec![Effect::ListModels]
+        }
+        Action::Sessions => {
+            app.overlay = Some(Overlay::Picker(Box::new(Picker::new(PickerKind::Sessions))));
+            vec![Effect::ListSessions]
+        }
+        Action::Export => vec![Effect::Export],
+        Action::Send => send(app),
+        Action::Newline => {
+            app.input.insert_newline();
+            Vec::new()
+        }
+        Action::QuitNow => {
             app.should_quit = true;
             vec![Effect::Quit]
         }
-        KeyCode::Up | KeyCode::Char('k') => scroll(app, 1),
-        KeyCode::Down | KeyCode::Char('j') => scroll(app, -1),
-        KeyCode::End | KeyCode::Char('G') => {
+        Action::SelectPrev => select(app, -1),
+        Action::SelectNext => select(app, 1),
+        Action::SelectLast => {
+            app.selected = app.entries.len().checked_sub(1);
+            app.follow_selection = false;
             app.scroll_up = 0;
             Vec::new()
         }
-        KeyCode::Char('r') => restart(app),
+        Action::EditMessage => edit(app),
+        Action::DeleteMessage => delete(app),
+        Action::ContinueReply => continue_reply(app),
+        Action::CopyMessage => copy_message(app),
+        Action::CopyCode => copy_code(app),
+        Action::BranchNext => switch_branch(app, true),
+        Action::BranchPrev => switch_branch(app, false),
+        // Keys of other contexts never come back for this one.
         _ => Vec::new(),
     }
 }
 
+fn set_focus(app: &mut App, focus: Focus) {
+    app.focus = focus;
+    if focus == Focus::Messages && app.selected.is_none() {
+        app.selected = app.entries.len().checked_sub(1);
+        app.follow_selection = true;
+    }
+}
+
+fn stop(app: &mut App) -> Vec<Effect> {
+    if let Some(id) = app.generating {
+        return vec![Effect::Cancel { id }];
+    }
+    if let Some((_, draft)) = app.editing.take() {
+        app.input = TextArea::new(draft);
+        app.input.set_placeholder_text(INPUT_PLACEHOLDER);
+        app.info("edit cancelled; the message is unchanged");
+    }
+    Vec::new()
+}
+
 fn scroll(app: &mut App, lines: i32) -> Vec<Effect> {
-    let up = i32::from(app.scroll_up) + lines;
+    // From what is on screen, which may be following the selection.
+    let from = if app.follow_selection {
+        app.drawn.get().scroll_up
+    } else {
+        app.scroll_up
+    };
+    app.follow_selection = false;
+    let up = i32::from(from) + lines;
     app.scroll_up = u16::try_from(up.max(0)).unwrap_or(u16::MAX);
     Vec::new()
+}
+
+fn select(app: &mut App, step: isize) -> Vec<Effect> {
+    let Some(last) = app.entries.len().checked_sub(1) else {
+        return Vec::new();
+    };
+    let current = app.selected.unwrap_or(last);
+    app.selected = Some(current.saturating_add_signed(step).min(last));
+    app.follow_selection = true;
+    Vec::new()
+}
+
+fn on_mouse(app: &mut App, mouse: MouseEvent) -> Vec<Effect> {
+    if app.overlay.is_some() || app.show_help {
+        return Vec::new();
+    }
+    let drawn = app.drawn.get();
+    let at = Position::new(mouse.column, mouse.row);
+    match mouse.kind {
+        MouseEventKind::ScrollUp => scroll(app, WHEEL_LINES),
+        MouseEventKind::ScrollDown => scroll(app, -WHEEL_LINES),
+        MouseEventKind::Down(MouseButton::Left) => {
+            if drawn.input.contains(at) {
+                set_focus(app, Focus::Input);
+            } else if drawn.messages.contains(at) {
+                set_focus(app, Focus::Messages);
+            }
+            Vec::new()
+        }
+        _ => Vec::new(),
+    }
 }
 
 fn restart(app: &mut App) -> Vec<Effect> {
@@ -377,22 +614,37 @@ fn restart(app: &mut App) -> Vec<Effect> {
         app.engine = EngineState::Loading;
         vec![Effect::RestartEngine]
     } else {
+        app.info("the engine is running; it restarts only after a crash or a failed load");
         Vec::new()
     }
 }
 
-/// Ctrl+G: replace the last reply with a new one for the same conversation.
+/// Whether a new turn can start now; if not, says why.
+fn engine_ready(app: &mut App) -> bool {
+    let why = match &app.engine {
+        EngineState::Ready => return true,
+        EngineState::Generating => "wait for the reply, or press Esc to stop it",
+        EngineState::Loading => "the model is still loading; your message is kept",
+        EngineState::Failed(_) | EngineState::Crashed(_) => {
+            "the engine is not running; press Ctrl+R to restart it"
+        }
+    };
+    app.info(why);
+    false
+}
+
+/// Replace the last reply with a new one for the same conversation.
 fn regenerate(app: &mut App) -> Vec<Effect> {
-    if app.engine != EngineState::Ready {
-        app.notice = Some("regenerate needs a ready engine and no reply in progress".into());
+    if !engine_ready(app) {
         return Vec::new();
     }
     let Some(last) = app.entries.iter().rposition(|e| e.role == Role::Assistant) else {
+        app.info("there is no reply to regenerate");
         return Vec::new();
     };
     // Only the latest exchange can be regenerated; later user text would be lost.
     if app.entries[last + 1..].iter().any(|e| e.role == Role::User) {
-        app.notice = Some("only the last reply can be regenerated".into());
+        app.info("only the last reply can be regenerated");
         return Vec::new();
     }
     app.entries.truncate(last);
@@ -402,53 +654,404 @@ fn regenerate(app: &mut App) -> Vec<Effect> {
 /// Appends an empty reply that the next tokens stream into.
 fn start_reply(app: &mut App) -> Vec<Effect> {
     let messages = app.conversation();
-    app.entries.push(Entry {
-        role: Role::Assistant,
-        text: String::new(),
-        status: EntryStatus::Streaming,
-    });
+    app.entries
+        .push(Entry::new(Role::Assistant, "", EntryStatus::Streaming));
+    follow_stream(app);
+    vec![
+        Effect::SaveSession,
+        Effect::Generate {
+            messages,
+            continue_reply: false,
+        },
+    ]
+}
+
+fn follow_stream(app: &mut App) {
     app.scroll_up = 0;
+    app.follow_selection = false;
+    app.selected = None;
     app.notice = None;
     app.engine = EngineState::Generating;
-    vec![Effect::SaveSession, Effect::Generate { messages }]
 }
 
 fn send(app: &mut App) -> Vec<Effect> {
-    let text = app.input.lines().join("\n");
+    let lines = app.input.lines().to_vec();
+    let text = lines.join("\n");
     if text.trim().is_empty() {
         return Vec::new();
     }
-    match &app.engine {
-        EngineState::Ready => {}
-        EngineState::Generating => {
-            app.notice = Some("wait for the reply, or press Esc to stop it".into());
-            return Vec::new();
+    let editing = app.editing.as_ref().map(|(index, _)| *index);
+    // An edited reply needs no model; everything else does.
+    let edits_reply = editing.is_some_and(|i| {
+        app.entries
+            .get(i)
+            .is_some_and(|e| e.role == Role::Assistant)
+    });
+    if !edits_reply && !engine_ready(app) {
+        return Vec::new();
+    }
+    let draft = app.editing.take().map(|(_, draft)| draft);
+    app.input = match draft {
+        Some(draft) if draft.iter().any(|l| !l.is_empty()) => TextArea::new(draft),
+        _ => empty_input(),
+    };
+    app.input.set_placeholder_text(INPUT_PLACEHOLDER);
+    match editing {
+        Some(index) if index < app.entries.len() => {
+            conversation::replace_with_branch(&mut app.entries, index, text);
+            if edits_reply {
+                app.info("reply edited; the old version is kept ([ and ] switch)");
+                return vec![Effect::SaveSession];
+            }
         }
-        EngineState::Loading => {
-            app.notice = Some("the model is still loading; your message is kept".into());
-            return Vec::new();
+        _ => app
+            .entries
+            .push(Entry::new(Role::User, text, EntryStatus::Done)),
+    }
+    start_reply(app)
+}
+
+/// Puts the selected message into the input; sending it replaces the
+/// message and everything after it, which is kept as a branch.
+fn edit(app: &mut App) -> Vec<Effect> {
+    let Some(index) = app.target() else {
+        return Vec::new();
+    };
+    if app.generating.is_some() {
+        app.info("wait for the reply, or press Esc to stop it");
+        return Vec::new();
+    }
+    let entry = &app.entries[index];
+    let draft = app.input.lines().to_vec();
+    let lines: Vec<String> = entry.text.split('\n').map(str::to_string).collect();
+    let what = match entry.role {
+        Role::Assistant => "reply; Enter saves it",
+        _ => "message; Enter resends from here",
+    };
+    app.input = TextArea::new(lines);
+    app.input.move_cursor(ratatui_textarea::CursorMove::Bottom);
+    app.input.move_cursor(ratatui_textarea::CursorMove::End);
+    app.editing = Some((index, draft));
+    app.focus = Focus::Input;
+    app.info(format!(
+        "editing the {what}; the old version is kept; Esc cancels"
+    ));
+    Vec::new()
+}
+
+fn delete(app: &mut App) -> Vec<Effect> {
+    let Some(index) = app.target() else {
+        return Vec::new();
+    };
+    if app.generating.is_some() {
+        app.info("wait for the reply, or press Esc to stop it");
+        return Vec::new();
+    }
+    if !app.entries[index].branches.is_empty() {
+        app.info("this message has other versions; switch with [ and ] (only messages without versions can be deleted)");
+        return Vec::new();
+    }
+    if !app.delete_armed {
+        app.delete_armed = true;
+        app.info(format!(
+            "press {} again to delete this message",
+            app.keymap.key_hint(Action::DeleteMessage)
+        ));
+        return Vec::new();
+    }
+    app.delete_armed = false;
+    app.entries.remove(index);
+    app.selected = match app.entries.len() {
+        0 => None,
+        n => Some(index.min(n - 1)),
+    };
+    app.info("message deleted");
+    vec![Effect::SaveSession]
+}
+
+fn continue_reply(app: &mut App) -> Vec<Effect> {
+    let Some(last) = app.entries.len().checked_sub(1) else {
+        return Vec::new();
+    };
+    let entry = &app.entries[last];
+    let stopped = matches!(entry.status, EntryStatus::Stopped(_)) && entry.role == Role::Assistant;
+    if !stopped || app.target() != Some(last) {
+        app.info("only a stopped last reply can be continued");
+        return Vec::new();
+    }
+    if entry.text.trim().is_empty() {
+        app.entries.pop();
+        return start_reply_checked(app);
+    }
+    if !engine_ready(app) {
+        return Vec::new();
+    }
+    app.entries[last].status = EntryStatus::Done;
+    let messages = app.conversation();
+    app.entries[last].status = EntryStatus::Streaming;
+    follow_stream(app);
+    vec![
+        Effect::SaveSession,
+        Effect::Generate {
+            messages,
+            continue_reply: true,
+        },
+    ]
+}
+
+fn start_reply_checked(app: &mut App) -> Vec<Effect> {
+    if engine_ready(app) {
+        start_reply(app)
+    } else {
+        Vec::new()
+    }
+}
+
+fn copy_message(app: &mut App) -> Vec<Effect> {
+    let Some(index) = app.target() else {
+        return Vec::new();
+    };
+    let text = app.entries[index].text.clone();
+    app.info(format!(
+        "copied the message ({} characters)",
+        text.chars().count()
+    ));
+    vec![Effect::Copy(text)]
+}
+
+fn copy_code(app: &mut App) -> Vec<Effect> {
+    let Some(index) = app.target() else {
+        return Vec::new();
+    };
+    let rendered = super::markdown::render(&app.entries[index].text, &Default::default());
+    match rendered.code_blocks.last() {
+        Some(code) => {
+            let code = code.clone();
+            app.info(format!(
+                "copied the code block ({} lines)",
+                code.lines().count()
+            ));
+            vec![Effect::Copy(code)]
         }
-        EngineState::Failed(_) | EngineState::Crashed(_) => {
-            app.notice = Some("the engine is not running; press Ctrl+R to restart it".into());
-            return Vec::new();
+        None => {
+            app.info("this message has no code block");
+            Vec::new()
         }
     }
-    app.input = {
-        let mut fresh = TextArea::default();
-        fresh.set_placeholder_text(app.input.placeholder_text().to_string());
-        fresh
+}
+
+fn switch_branch(app: &mut App, forward: bool) -> Vec<Effect> {
+    if app.generating.is_some() {
+        app.info("wait for the reply, or press Esc to stop it");
+        return Vec::new();
+    }
+    // The nearest message at or above the selection that has versions.
+    let from = app.target().unwrap_or(0);
+    let Some(index) = (0..=from)
+        .rev()
+        .find(|&i| app.entries.get(i).is_some_and(|e| !e.branches.is_empty()))
+    else {
+        app.info("no other versions here; editing a message keeps its old version");
+        return Vec::new();
     };
-    app.entries.push(Entry {
-        role: Role::User,
-        text,
-        status: EntryStatus::Done,
-    });
-    start_reply(app)
+    conversation::switch_branch(&mut app.entries, index, forward);
+    app.selected = Some(index);
+    app.follow_selection = true;
+    app.context_used = 0;
+    vec![Effect::SaveSession]
+}
+
+fn on_settings_key(app: &mut App, action: Option<Action>, key: KeyEvent) -> Vec<Effect> {
+    let Some(Overlay::Settings(form)) = &mut app.overlay else {
+        return Vec::new();
+    };
+    let multi_line = form.focused_field() == super::settings::Field::SystemPrompt;
+    match action {
+        Some(Action::Close) | Some(Action::Stop) => {
+            app.overlay = None;
+            app.info("settings unchanged");
+            Vec::new()
+        }
+        Some(Action::Apply) => apply_settings(app),
+        Some(Action::FieldNext) | Some(Action::FocusNext) => {
+            form.move_focus(true);
+            Vec::new()
+        }
+        Some(Action::FieldPrev) => {
+            form.move_focus(false);
+            Vec::new()
+        }
+        _ if key.code == KeyCode::BackTab => {
+            form.move_focus(false);
+            Vec::new()
+        }
+        _ if key.code == KeyCode::Enter && !multi_line => {
+            form.move_focus(true);
+            Vec::new()
+        }
+        _ if !multi_line && matches!(key.code, KeyCode::Up | KeyCode::Down) => {
+            form.move_focus(key.code == KeyCode::Down);
+            Vec::new()
+        }
+        _ => {
+            if key.code == KeyCode::Enter && key.modifiers.is_empty() {
+                form.focused_area().insert_newline();
+            } else {
+                form.focused_area().input(key);
+            }
+            Vec::new()
+        }
+    }
+}
+
+fn apply_settings(app: &mut App) -> Vec<Effect> {
+    let Some(Overlay::Settings(form)) = &mut app.overlay else {
+        return Vec::new();
+    };
+    let next = match form.parse(&app.settings) {
+        Ok(next) => next,
+        Err(error) => {
+            form.error = Some(error);
+            return Vec::new();
+        }
+    };
+    let reload = next.reply.n_ctx != app.settings.reply.n_ctx;
+    app.settings = next;
+    app.overlay = None;
+    let mut effects = vec![Effect::SaveSession];
+    if reload && app.generating.is_none() {
+        app.engine = EngineState::Loading;
+        effects.push(Effect::RestartEngine);
+        app.info("settings applied; reloading the model with the new context size");
+    } else if reload {
+        app.info("settings applied; the new context size needs a reload: stop the reply first, then reopen settings");
+    } else {
+        app.info("settings applied to the next turn");
+    }
+    effects
+}
+
+fn on_picker_key(app: &mut App, action: Option<Action>, key: KeyEvent) -> Vec<Effect> {
+    let current_session = app.session_name.clone();
+    let Some(Overlay::Picker(picker)) = &mut app.overlay else {
+        return Vec::new();
+    };
+    if let Some(name) = &mut picker.renaming {
+        return match key.code {
+            KeyCode::Esc => {
+                picker.renaming = None;
+                Vec::new()
+            }
+            KeyCode::Enter => {
+                let to = name.lines().join("").trim().to_string();
+                let from = picker.selected_item().map(|i| i.key.clone());
+                picker.renaming = None;
+                match from {
+                    Some(from) if !to.is_empty() && to != from => {
+                        vec![Effect::RenameSession { from, to }]
+                    }
+                    _ => Vec::new(),
+                }
+            }
+            _ => {
+                name.input(key);
+                Vec::new()
+            }
+        };
+    }
+    if action != Some(Action::PickerDelete) {
+        picker.delete_armed = false;
+    }
+    match action {
+        Some(Action::Close) | Some(Action::Stop) => {
+            app.overlay = None;
+            Vec::new()
+        }
+        Some(Action::SelectPrev) => {
+            picker.move_selection(false);
+            Vec::new()
+        }
+        Some(Action::SelectNext) => {
+            picker.move_selection(true);
+            Vec::new()
+        }
+        Some(Action::Pick) => {
+            let Some(item) = picker.selected_item().cloned() else {
+                return Vec::new();
+            };
+            if let Some(problem) = &item.problem {
+                let problem = problem.clone();
+                app.error(problem);
+                return Vec::new();
+            }
+            match picker.kind {
+                PickerKind::Models => pick_model(app, PathBuf::from(item.key)),
+                PickerKind::Sessions => {
+                    if item.key == current_session {
+                        app.overlay = None;
+                        return Vec::new();
+                    }
+                    if app.generating.is_some() {
+                        app.info("wait for the reply, or press Esc to stop it");
+                        return Vec::new();
+                    }
+                    vec![Effect::SaveSession, Effect::OpenSession(item.key)]
+                }
+            }
+        }
+        Some(Action::PickerRename) if picker.kind == PickerKind::Sessions => {
+            if let Some(item) = picker.selected_item() {
+                let mut name = TextArea::new(vec![item.key.clone()]);
+                name.move_cursor(ratatui_textarea::CursorMove::End);
+                picker.renaming = Some(name);
+            }
+            Vec::new()
+        }
+        Some(Action::PickerDelete) if picker.kind == PickerKind::Sessions => {
+            let Some(item) = picker.selected_item().cloned() else {
+                return Vec::new();
+            };
+            if item.key == current_session {
+                app.info("this session is open; open another one to delete it");
+                return Vec::new();
+            }
+            if !picker.delete_armed {
+                picker.delete_armed = true;
+                let hint = app.keymap.key_hint(Action::PickerDelete);
+                app.info(format!("press {hint} again to delete session {}", item.key));
+                return Vec::new();
+            }
+            picker.delete_armed = false;
+            vec![Effect::DeleteSession(item.key)]
+        }
+        _ => Vec::new(),
+    }
+}
+
+fn pick_model(app: &mut App, path: PathBuf) -> Vec<Effect> {
+    app.overlay = None;
+    if path == app.model_path && app.engine == EngineState::Ready {
+        return Vec::new();
+    }
+    if app.generating.is_some() {
+        app.info("wait for the reply, or press Esc to stop it");
+        return Vec::new();
+    }
+    app.model_name = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    app.model_path = path;
+    app.engine = EngineState::Loading;
+    app.context_used = 0;
+    app.last_turn = None;
+    vec![Effect::SaveSession, Effect::RestartEngine]
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crossterm::event::KeyModifiers;
 
     fn key(code: KeyCode) -> Msg {
         Msg::Key(KeyEvent::new(code, KeyModifiers::NONE))
@@ -465,11 +1068,12 @@ mod tests {
     }
 
     fn ready_app() -> App {
-        let mut app = App::new("model");
+        let mut app = App::new(PathBuf::from("/m/model.gguf"));
         update(
             &mut app,
             Msg::EngineLoaded {
                 model_name: "SmolLM2".into(),
+                model_path: PathBuf::from("/m/model.gguf"),
                 n_ctx: 4096,
             },
         );
@@ -497,15 +1101,16 @@ mod tests {
 
     #[test]
     fn typing_while_loading_is_kept_and_sending_waits_for_the_model() {
-        let mut app = App::new("model");
+        let mut app = App::new(PathBuf::from("/m/model.gguf"));
         type_text(&mut app, "hello");
         assert!(update(&mut app, key(KeyCode::Enter)).is_empty());
         assert_eq!(app.input.lines(), ["hello"]);
-        assert!(app.notice.as_deref().unwrap().contains("still loading"));
+        assert!(app.notice.as_ref().unwrap().text.contains("still loading"));
         update(
             &mut app,
             Msg::EngineLoaded {
                 model_name: "m".into(),
+                model_path: PathBuf::from("/m/model.gguf"),
                 n_ctx: 2048,
             },
         );
@@ -515,7 +1120,8 @@ mod tests {
             vec![
                 Effect::SaveSession,
                 Effect::Generate {
-                    messages: vec![ChatMessage::new(Role::User, "hello")]
+                    messages: vec![ChatMessage::new(Role::User, "hello")],
+                    continue_reply: false,
                 }
             ]
         );
@@ -570,7 +1176,8 @@ mod tests {
                         ChatMessage::new(Role::User, "Hi"),
                         ChatMessage::new(Role::Assistant, "Hello␛[2J"),
                         ChatMessage::new(Role::User, "More"),
-                    ]
+                    ],
+                    continue_reply: false,
                 }
             ]
         );
@@ -671,6 +1278,7 @@ mod tests {
             &mut app,
             Msg::EngineLoaded {
                 model_name: "m".into(),
+                model_path: PathBuf::from("/m/model.gguf"),
                 n_ctx: 2048,
             },
         );
@@ -683,7 +1291,8 @@ mod tests {
                     messages: vec![
                         ChatMessage::new(Role::User, "Hi"),
                         ChatMessage::new(Role::User, "again"),
-                    ]
+                    ],
+                    continue_reply: false,
                 }
             ]
         );
@@ -693,7 +1302,7 @@ mod tests {
     fn the_session_round_trips_through_the_ui_state() {
         let mut app = ready_app();
         app.session_name = "s1".into();
-        app.system_prompt = Some("Be brief.".into());
+        app.settings.system_prompt = Some("Be brief.".into());
         type_text(&mut app, "Hi");
         update(&mut app, key(KeyCode::Enter));
         update(&mut app, Msg::GenerationStarted { id: 1 });
@@ -705,12 +1314,15 @@ mod tests {
             },
         );
         finish(&mut app, 1, StopReason::Cancelled, 9);
-        let session = app.to_session(None);
+        let session = app.to_session();
         assert_eq!(session.name, "s1");
         assert_eq!(session.messages[1].note.as_deref(), Some("stopped"));
-        let reopened = App::with_session(&session, "m");
+        let reopened = App::with_session(&session, PathBuf::from("/m/model.gguf"));
         assert_eq!(reopened.entries, app.entries);
-        assert_eq!(reopened.system_prompt.as_deref(), Some("Be brief."));
+        assert_eq!(
+            reopened.settings.system_prompt.as_deref(),
+            Some("Be brief.")
+        );
         // The system prompt leads the conversation sent to the model.
         assert_eq!(
             reopened.conversation()[0],
@@ -740,7 +1352,8 @@ mod tests {
             vec![
                 Effect::SaveSession,
                 Effect::Generate {
-                    messages: vec![ChatMessage::new(Role::User, "Hi")]
+                    messages: vec![ChatMessage::new(Role::User, "Hi")],
+                    continue_reply: false,
                 }
             ]
         );

@@ -846,14 +846,16 @@ mod tests {
     }
 
     #[test]
-    fn renders_a_large_reply_quickly() {
+    fn a_large_reply_renders_whole() {
+        // Speed is measured by `whet bench --ui`, not asserted here.
+        let one = render(SAMPLE, &style()).lines.len();
         let big = SAMPLE.repeat(10_000 / SAMPLE.len() + 1);
-        let start = std::time::Instant::now();
+        let copies = 10_000 / SAMPLE.len() + 1;
         let rendered = render(&big, &style());
-        let took = start.elapsed();
-        assert!(rendered.lines.len() > 100);
-        // Generous: a loaded test machine, and this checks for blow-ups,
-        // not for speed.
-        assert!(took < std::time::Duration::from_millis(100), "{took:?}");
+        assert!(
+            rendered.lines.len() >= one * copies / 2,
+            "{}",
+            rendered.lines.len()
+        );
     }
 }

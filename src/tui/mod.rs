@@ -1,25 +1,25 @@
-//! The terminal UI: a chat with the model (more screens to come).
+//! The terminal UI: a chat with the model.
 //!
 //! `app` holds the state and its pure `update`; `view` draws it; this module
 //! is the driver: it owns the terminal and the engine, turns terminal and
-//! engine events into messages, runs the effects `update` returns, and
-//! redraws on a frame tick rather than once per token.
+//! engine events into messages, runs the effects `update` returns (IO lives
+//! only here), and redraws on a frame tick rather than once per token.
 
 pub mod app;
+pub mod conversation;
 pub mod keymap;
 pub mod markdown;
+pub mod picker;
 pub mod sanitize;
+pub mod settings;
+pub mod terminal;
 pub mod theme;
 pub mod view;
 
-use std::io::stdout;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crossterm::event::{
-    DisableBracketedPaste, EnableBracketedPaste, Event as TermEvent, EventStream, KeyEventKind,
-};
-use crossterm::execute;
+use crossterm::event::{Event as TermEvent, EventStream, KeyEventKind};
 use futures::StreamExt;
 use ratatui::DefaultTerminal;
 use tokio::signal::unix::{signal, SignalKind};
@@ -28,37 +28,73 @@ use tokio::sync::oneshot;
 use crate::engine::protocol::{Event, GenerateRequest, LoadRequest, ModelInfo, Prompt};
 use crate::engine::{EngineClient, EngineError, SamplingParams, SpawnOptions};
 use crate::store::session::{self, Session};
-use app::{update, App, Effect, Msg, TurnFigures};
+use crate::store::{export, library};
+use app::{update, App, Effect, Msg, Notice, TurnFigures};
+use keymap::Keymap;
+use picker::{PickerItem, PickerKind};
+use theme::Theme;
 
 /// At most this often the screen is redrawn while tokens stream in.
 const FRAME: Duration = Duration::from_millis(33);
-const MAX_REPLY_TOKENS: u32 = 1024;
+
+/// Set to make the UI panic on the first key: the test of the panic hook.
+pub const PANIC_TEST_ENV: &str = "WHET_TEST_PANIC_ON_KEY";
 
 type Loading = oneshot::Receiver<Result<(EngineClient, ModelInfo), EngineError>>;
 
-/// Where the conversation is kept: a session and its file.
+/// Where the conversation is kept: a session and the folder of session files.
 pub struct SessionTarget {
     pub session: Session,
-    pub path: PathBuf,
+    pub dir: PathBuf,
+}
+
+/// The look and the keys, read before the UI starts, with what was wrong
+/// in the user's files (shown in the UI, never fatal).
+pub struct UiConfig {
+    pub theme: Theme,
+    pub keymap: Keymap,
+    pub problems: Vec<String>,
+}
+
+impl UiConfig {
+    /// Reads theme `name` (shipped or from `<config>/themes`) and
+    /// `<config>/keymap.toml`. Only an unknown theme name is an error.
+    pub fn load(theme_name: &str, config_dir: Option<&Path>) -> Result<Self, String> {
+        let themes_dir = config_dir.map(|d| d.join("themes"));
+        let loaded = theme::load(theme_name, themes_dir.as_deref())?;
+        let mut problems = loaded.warnings;
+        let keymap = match config_dir {
+            Some(dir) => {
+                let (keymap, keymap_problems) = Keymap::load(&dir.join("keymap.toml"));
+                problems.extend(keymap_problems);
+                keymap
+            }
+            None => Keymap::defaults(),
+        };
+        Ok(Self {
+            theme: loaded.theme,
+            keymap,
+            problems,
+        })
+    }
 }
 
 pub async fn run(
     load: LoadRequest,
     spawn: SpawnOptions,
     target: SessionTarget,
+    config: UiConfig,
 ) -> Result<(), String> {
-    // Installs a panic hook that restores the terminal before printing.
-    let mut terminal = ratatui::init();
-    let _ = execute!(stdout(), EnableBracketedPaste);
-    let result = event_loop(&mut terminal, load, spawn, target).await;
-    let _ = execute!(stdout(), DisableBracketedPaste);
-    ratatui::restore();
+    let mut terminal = terminal::enter();
+    terminal::install_panic_hook();
+    let result = event_loop(&mut terminal, load, spawn, target, config).await;
+    terminal::leave();
     result
 }
 
-fn start_loading(load: &LoadRequest, spawn: &SpawnOptions) -> Loading {
+fn start_loading(load: LoadRequest, spawn: &SpawnOptions) -> Loading {
     let (sender, receiver) = oneshot::channel();
-    let (load, spawn) = (load.clone(), spawn.clone());
+    let spawn = spawn.clone();
     tokio::spawn(async move {
         let result = async {
             let mut engine = EngineClient::spawn(&spawn).await?;
@@ -78,36 +114,61 @@ async fn next_engine_event(engine: &mut Option<EngineClient>) -> Result<Event, E
     }
 }
 
+/// The load request for the model and context size the app holds now.
+fn load_request(base: &LoadRequest, app: &App) -> LoadRequest {
+    LoadRequest {
+        model: app.model_path.clone(),
+        n_ctx: app.settings.reply.n_ctx.unwrap_or(base.n_ctx),
+        ..base.clone()
+    }
+}
+
 async fn event_loop(
     terminal: &mut DefaultTerminal,
     load: LoadRequest,
     spawn: SpawnOptions,
     target: SessionTarget,
+    config: UiConfig,
 ) -> Result<(), String> {
-    let model_name = load
-        .model
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let mut app = App::with_session(&target.session, model_name);
-    let save = |app: &mut App| {
-        if let Err(error) = session::save(&target.path, &app.to_session(Some(load.model.clone()))) {
-            app.notice = Some(error.to_string());
+    let mut app = App::with_session(&target.session, load.model.clone());
+    app.theme = config.theme;
+    app.keymap = config.keymap;
+    if let Some(first) = config.problems.first() {
+        for problem in &config.problems {
+            tracing::warn!("{problem}");
         }
-    };
+        let more = match config.problems.len() {
+            1 => String::new(),
+            n => format!(" (+{} more in the log)", n - 1),
+        };
+        app.notice = Some(Notice {
+            text: format!("{first}{more}"),
+            error: true,
+        });
+    }
+    let sessions_dir = target.dir;
+    let panic_on_key = std::env::var_os(PANIC_TEST_ENV).is_some();
     let mut engine: Option<EngineClient> = None;
-    let mut loading: Option<Loading> = Some(start_loading(&load, &spawn));
+    let mut loading: Option<Loading> = Some(start_loading(load_request(&load, &app), &spawn));
     let mut terminal_events = EventStream::new();
     let mut frame_tick = tokio::time::interval(FRAME);
     let mut sigterm = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
     let mut sighup = signal(SignalKind::hangup()).map_err(|e| e.to_string())?;
+    // In raw mode Ctrl+C is a key; SIGINT can only come from another shell.
+    let mut sigint = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
     let mut dirty = true;
 
     loop {
         let msg = tokio::select! {
             event = terminal_events.next() => match event {
-                Some(Ok(TermEvent::Key(key))) if key.kind != KeyEventKind::Release => Msg::Key(key),
+                Some(Ok(TermEvent::Key(key))) if key.kind != KeyEventKind::Release => {
+                    if panic_on_key {
+                        panic!("{PANIC_TEST_ENV} is set: panicking on a key as asked");
+                    }
+                    Msg::Key(key)
+                }
                 Some(Ok(TermEvent::Paste(text))) => Msg::Paste(text),
+                Some(Ok(TermEvent::Mouse(mouse))) => Msg::Mouse(mouse),
                 Some(Ok(TermEvent::Resize(..))) => { dirty = true; continue }
                 Some(Ok(_)) => continue,
                 // The terminal is gone: nothing left to draw on.
@@ -127,6 +188,7 @@ async fn event_loop(
                         engine = Some(client);
                         Msg::EngineLoaded {
                             model_name: info.name.clone().unwrap_or_else(|| app.model_name.clone()),
+                            model_path: info.path.clone(),
                             n_ctx: info.n_ctx,
                         }
                     }
@@ -143,55 +205,88 @@ async fn event_loop(
             },
             _ = sigterm.recv() => break,
             _ = sighup.recv() => break,
+            _ = sigint.recv() => break,
         };
         dirty = true;
-        let effects = update(&mut app, msg);
-        for effect in effects {
-            match effect {
-                Effect::Quit => {}
-                Effect::SaveSession => save(&mut app),
-                Effect::Generate { messages } => {
-                    let request = GenerateRequest {
-                        id: 0,
-                        prompt: Prompt::Chat { messages },
-                        // A new seed per turn, or regenerating would repeat the reply.
-                        sampling: SamplingParams {
-                            seed: SamplingParams::fresh_seed(),
-                            ..SamplingParams::default()
-                        },
-                        max_tokens: MAX_REPLY_TOKENS,
-                        stop: Vec::new(),
-                        reuse_prefix: true,
-                        ignore_eos: false,
-                    };
-                    let started = match engine.as_mut() {
-                        Some(engine) => engine.start_generate(request),
-                        None => Err(EngineError::Request("the engine is not running".into())),
-                    };
-                    let msg = match started {
-                        Ok(id) => Msg::GenerationStarted { id },
-                        Err(error) => Msg::GenerationFailed {
-                            id: None,
-                            message: error.to_string(),
-                        },
-                    };
-                    // A failure to start is saved like any other failed turn.
-                    if update(&mut app, msg).contains(&Effect::SaveSession) {
-                        save(&mut app);
+        let mut pending = update(&mut app, msg);
+        // Effects can answer with messages, whose effects run in turn.
+        while !pending.is_empty() {
+            let mut answers = Vec::new();
+            for effect in pending {
+                let answer = match effect {
+                    Effect::Quit => None,
+                    Effect::SaveSession => save(&mut app, &sessions_dir),
+                    Effect::Generate {
+                        messages,
+                        continue_reply,
+                    } => Some(start_generation(
+                        &app,
+                        engine.as_mut(),
+                        messages,
+                        continue_reply,
+                    )),
+                    Effect::Cancel { id } => {
+                        if let Some(engine) = &engine {
+                            engine.canceller().cancel(id);
+                        }
+                        None
                     }
-                }
-                Effect::Cancel { id } => {
-                    if let Some(engine) = &engine {
-                        engine.canceller().cancel(id);
+                    Effect::RestartEngine => {
+                        if let Some(old) = engine.take() {
+                            old.shutdown().await;
+                        }
+                        loading = Some(start_loading(load_request(&load, &app), &spawn));
+                        None
                     }
-                }
-                Effect::RestartEngine => {
-                    engine = None;
-                    loading = Some(start_loading(&load, &spawn));
-                }
-                Effect::Suspend => {
-                    suspend(terminal)?;
-                }
+                    Effect::Suspend => {
+                        terminal::suspend(terminal).map_err(|e| e.to_string())?;
+                        None
+                    }
+                    Effect::Copy(text) => Some(match terminal::copy_to_clipboard(&text) {
+                        Ok(()) => continue,
+                        Err(e) => error_notice(format!("cannot copy: {e}")),
+                    }),
+                    Effect::Export => Some(export_session(&app)),
+                    Effect::ListModels => Some(Msg::PickerItems(
+                        PickerKind::Models,
+                        model_items(&app.model_path),
+                    )),
+                    Effect::ListSessions => Some(Msg::PickerItems(
+                        PickerKind::Sessions,
+                        session_items(&sessions_dir, &app.session_name),
+                    )),
+                    Effect::OpenSession(name) => Some(open_session(&sessions_dir, &name)),
+                    Effect::RenameSession { from, to } => {
+                        match library::rename(&sessions_dir, &from, &to) {
+                            Ok(_) => {
+                                answers.push(Msg::SessionRenamed { from, to });
+                                Some(Msg::PickerItems(
+                                    PickerKind::Sessions,
+                                    session_items(&sessions_dir, &app.session_name),
+                                ))
+                            }
+                            Err(error) => Some(error_notice(error)),
+                        }
+                    }
+                    Effect::DeleteSession(name) => match library::delete(&sessions_dir, &name) {
+                        Ok(moved_to) => {
+                            answers.push(Msg::Notice(Notice {
+                                text: library::deleted_message(&name, &moved_to),
+                                error: false,
+                            }));
+                            Some(Msg::PickerItems(
+                                PickerKind::Sessions,
+                                session_items(&sessions_dir, &app.session_name),
+                            ))
+                        }
+                        Err(error) => Some(error_notice(error)),
+                    },
+                };
+                answers.extend(answer);
+            }
+            pending = Vec::new();
+            for answer in answers {
+                pending.extend(update(&mut app, answer));
             }
         }
         if app.should_quit {
@@ -207,12 +302,143 @@ async fn event_loop(
     }
     // Whatever arrived of a reply in flight is kept.
     if app.is_busy() {
-        save(&mut app);
+        save(&mut app, &sessions_dir);
     }
     if let Some(engine) = engine {
         engine.shutdown().await;
     }
     Ok(())
+}
+
+fn error_notice(text: String) -> Msg {
+    Msg::Notice(Notice { text, error: true })
+}
+
+/// Writes the session file; a failure is shown, and the next turn retries.
+fn save(app: &mut App, dir: &Path) -> Option<Msg> {
+    let result = session::session_path(dir, &app.session_name)
+        .and_then(|path| session::save(&path, &app.to_session()));
+    result.err().map(|e| error_notice(e.to_string()))
+}
+
+fn start_generation(
+    app: &App,
+    engine: Option<&mut EngineClient>,
+    messages: Vec<crate::engine::protocol::ChatMessage>,
+    continue_reply: bool,
+) -> Msg {
+    let settings = &app.settings;
+    let request = GenerateRequest {
+        id: 0,
+        prompt: if continue_reply {
+            Prompt::ChatContinue { messages }
+        } else {
+            Prompt::Chat { messages }
+        },
+        sampling: SamplingParams {
+            // A new seed per turn unless the user fixed one, or
+            // regenerating would repeat the reply.
+            seed: if settings.reply.fixed_seed {
+                settings.sampling.seed
+            } else {
+                SamplingParams::fresh_seed()
+            },
+            ..settings.sampling.clone()
+        },
+        max_tokens: settings.reply.max_tokens,
+        stop: settings.reply.stop.clone(),
+        reuse_prefix: true,
+        ignore_eos: false,
+    };
+    let started = match engine {
+        Some(engine) => engine.start_generate(request),
+        None => Err(EngineError::Request("the engine is not running".into())),
+    };
+    match started {
+        Ok(id) => Msg::GenerationStarted { id },
+        // A failure to start is saved like any other failed turn.
+        Err(error) => Msg::GenerationFailed {
+            id: None,
+            message: error.to_string(),
+        },
+    }
+}
+
+fn export_session(app: &App) -> Msg {
+    let written = export::exports_dir().and_then(|dir| export::write(&app.to_session(), &dir));
+    match written {
+        Ok((markdown, json)) => Msg::Notice(Notice {
+            text: format!("exported to {} and {}", markdown.display(), json.display()),
+            error: false,
+        }),
+        Err(error) => error_notice(format!("cannot export: {error}")),
+    }
+}
+
+fn open_session(dir: &Path, name: &str) -> Msg {
+    let loaded = session::session_path(dir, name)
+        .and_then(|path| session::load(&path))
+        .map_err(|e| e.to_string());
+    match loaded {
+        Ok(session) => Msg::SessionOpened(Box::new(session)),
+        Err(error) => error_notice(error),
+    }
+}
+
+/// Installed models (the models folder) and the one in use, wherever it is.
+fn model_items(current: &Path) -> Vec<PickerItem> {
+    let mut paths: Vec<PathBuf> = crate::paths::models_dir()
+        .ok()
+        .and_then(|dir| std::fs::read_dir(dir).ok())
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|entry| entry.path())
+        .filter(|path| path.extension().is_some_and(|e| e == "gguf") && path.is_file())
+        .collect();
+    if !paths.iter().any(|p| p == current) {
+        paths.push(current.to_path_buf());
+    }
+    paths.sort();
+    paths
+        .into_iter()
+        .map(|path| {
+            let file_name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+            let known = crate::models::catalog::by_file_name(&file_name)
+                .map(|m| format!(" · {}", m.description))
+                .unwrap_or_default();
+            PickerItem {
+                key: path.to_string_lossy().into_owned(),
+                label: file_name,
+                detail: format!("{:.0} MB{known}", size as f64 / 1e6),
+                current: path == current,
+                problem: (!path.is_file()).then(|| "the file is missing".to_string()),
+            }
+        })
+        .collect()
+}
+
+fn session_items(dir: &Path, current: &str) -> Vec<PickerItem> {
+    library::list(dir)
+        .into_iter()
+        .map(|summary| PickerItem {
+            current: summary.name == current,
+            key: summary.name.clone(),
+            label: summary.name,
+            detail: format!(
+                "{} message{}{}{}",
+                summary.messages,
+                if summary.messages == 1 { "" } else { "s" },
+                if summary.title.is_empty() { "" } else { " · " },
+                summary.title
+            ),
+            problem: summary.problem,
+        })
+        .collect()
 }
 
 fn engine_msg(event: Event) -> Option<Msg> {
@@ -232,18 +458,4 @@ fn engine_msg(event: Event) -> Option<Msg> {
         Event::Error { id, message } => Some(Msg::GenerationFailed { id, message }),
         _ => None,
     }
-}
-
-/// Ctrl+Z: give the terminal back, stop, and take it again on `fg`.
-fn suspend(terminal: &mut DefaultTerminal) -> Result<(), String> {
-    let _ = execute!(stdout(), DisableBracketedPaste);
-    ratatui::restore();
-    // SAFETY: raising a signal on our own process.
-    unsafe {
-        libc::raise(libc::SIGTSTP);
-    }
-    // Execution continues here after SIGCONT.
-    *terminal = ratatui::init();
-    let _ = execute!(stdout(), EnableBracketedPaste);
-    terminal.clear().map_err(|e| e.to_string())
 }

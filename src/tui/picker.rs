@@ -1,0 +1,78 @@
+//! A popup list to choose from (installed models, saved sessions), with an
+//! inline name editor for renaming and a two-step delete.
+
+use ratatui_textarea::TextArea;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PickerKind {
+    Models,
+    Sessions,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PickerItem {
+    /// What the item stands for: a model path or a session name.
+    pub key: String,
+    pub label: String,
+    pub detail: String,
+    /// Marks the model or session in use.
+    pub current: bool,
+    /// Why the item cannot be opened (a corrupt session file), if so.
+    pub problem: Option<String>,
+}
+
+pub struct Picker {
+    pub kind: PickerKind,
+    pub items: Vec<PickerItem>,
+    pub selected: usize,
+    /// The new name being typed, while renaming the selected item.
+    pub renaming: Option<TextArea<'static>>,
+    /// The first delete press arms, the second deletes.
+    pub delete_armed: bool,
+    /// Until the list arrives from disk.
+    pub loading: bool,
+}
+
+impl Picker {
+    pub fn new(kind: PickerKind) -> Self {
+        Self {
+            kind,
+            items: Vec::new(),
+            selected: 0,
+            renaming: None,
+            delete_armed: false,
+            loading: true,
+        }
+    }
+
+    pub fn title(&self) -> &'static str {
+        match self.kind {
+            PickerKind::Models => "Models",
+            PickerKind::Sessions => "Sessions",
+        }
+    }
+
+    pub fn set_items(&mut self, items: Vec<PickerItem>) {
+        self.loading = false;
+        // Start on the item in use, so Enter right away changes nothing.
+        self.selected = items.iter().position(|i| i.current).unwrap_or(0);
+        self.items = items;
+    }
+
+    pub fn selected_item(&self) -> Option<&PickerItem> {
+        self.items.get(self.selected)
+    }
+
+    pub fn move_selection(&mut self, down: bool) {
+        self.delete_armed = false;
+        if self.items.is_empty() {
+            return;
+        }
+        let last = self.items.len() - 1;
+        self.selected = if down {
+            (self.selected + 1).min(last)
+        } else {
+            self.selected.saturating_sub(1)
+        };
+    }
+}

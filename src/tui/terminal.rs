@@ -1,0 +1,57 @@
+//! Taking the terminal and giving it back, on every way out: normal exit,
+//! a signal, Ctrl+Z, and a panic (the hook restores before the message).
+
+use std::io::{stdout, Write};
+
+use crossterm::event::{
+    DisableBracketedPaste, DisableMouseCapture, EnableBracketedPaste, EnableMouseCapture,
+};
+use crossterm::execute;
+use ratatui::DefaultTerminal;
+
+/// Raw mode, the alternate screen, bracketed paste and mouse reports.
+pub fn enter() -> DefaultTerminal {
+    // ratatui::init installs a panic hook that restores raw mode and the
+    // screen; ours runs first and also turns off what ratatui does not know.
+    let terminal = ratatui::init();
+    let _ = execute!(stdout(), EnableBracketedPaste, EnableMouseCapture);
+    terminal
+}
+
+pub fn leave() {
+    let _ = execute!(stdout(), DisableMouseCapture, DisableBracketedPaste);
+    ratatui::restore();
+    let _ = stdout().flush();
+}
+
+/// Wraps the current panic hook (ratatui's) so mouse reporting and
+/// bracketed paste are switched off too before the panic is printed.
+pub fn install_panic_hook() {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let _ = execute!(stdout(), DisableMouseCapture, DisableBracketedPaste);
+        previous(info);
+    }));
+}
+
+/// Ctrl+Z: give the terminal back, stop, and take it again on `fg`.
+pub fn suspend(terminal: &mut DefaultTerminal) -> std::io::Result<()> {
+    leave();
+    // SAFETY: raising a signal on our own process.
+    unsafe {
+        libc::raise(libc::SIGTSTP);
+    }
+    // Execution continues here after SIGCONT.
+    *terminal = ratatui::init();
+    let _ = execute!(stdout(), EnableBracketedPaste, EnableMouseCapture);
+    terminal.clear()
+}
+
+/// Puts text on the clipboard of the terminal the user sits at (OSC 52),
+/// which works over SSH and inside tmux with `set-clipboard on`.
+pub fn copy_to_clipboard(text: &str) -> std::io::Result<()> {
+    execute!(
+        stdout(),
+        crossterm::clipboard::CopyToClipboard::to_clipboard_from(text)
+    )
+}
