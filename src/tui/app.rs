@@ -345,9 +345,6 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
             app.model_path = model_path;
             app.n_ctx = n_ctx;
             app.engine = EngineState::Ready;
-            if app.notice.as_ref().is_some_and(|n| n.error) {
-                app.notice = None;
-            }
             Vec::new()
         }
         Msg::EngineLoadFailed(message) => {

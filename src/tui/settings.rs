@@ -134,6 +134,13 @@ impl SettingsForm {
         } else {
             (self.focused + n - 1) % n
         };
+        // A one-line value is selected on arrival, so typing replaces it,
+        // as in any form.
+        if self.focused_field() != Field::SystemPrompt {
+            let area = self.focused_area();
+            area.move_cursor(ratatui_textarea::CursorMove::End);
+            area.select_all();
+        }
     }
 
     fn text(&self, field: Field) -> String {
