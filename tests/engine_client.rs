@@ -440,3 +440,20 @@ async fn a_stopped_reply_continues_as_if_it_had_never_stopped() {
     );
     engine.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn loading_reports_progress_up_to_the_whole_file() {
+    let mut engine = EngineClient::spawn(&SpawnOptions { exe: whet_bin() })
+        .await
+        .unwrap();
+    let mut seen = Vec::new();
+    let info = engine
+        .load_with_progress(load_request(smollm2(), 512), |f| seen.push(f))
+        .await
+        .unwrap();
+    assert!(info.n_ctx >= 512);
+    assert!(seen.len() >= 2, "{seen:?}");
+    assert!(seen.windows(2).all(|w| w[0] <= w[1]), "{seen:?}");
+    assert_eq!(seen.last().copied(), Some(1.0), "{seen:?}");
+    engine.shutdown().await;
+}

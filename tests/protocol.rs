@@ -32,6 +32,7 @@ fn command_is_covered(command: &Command) {
 fn event_is_covered(event: &Event) {
     match event {
         Event::Ready { .. }
+        | Event::LoadProgress { .. }
         | Event::Loaded { .. }
         | Event::Token { .. }
         | Event::Done { .. }
@@ -146,6 +147,7 @@ fn every_event_round_trips() {
             version: "0.1.0".into(),
             pid: 1234,
         },
+        Event::LoadProgress { fraction: 0.5 },
         Event::Loaded { info: info.clone() },
         Event::Token {
             id: 1,

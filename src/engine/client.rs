@@ -279,9 +279,19 @@ impl EngineClient {
     }
 
     pub async fn load(&mut self, request: LoadRequest) -> Result<ModelInfo, EngineError> {
+        self.load_with_progress(request, |_| {}).await
+    }
+
+    /// Like `load`, calling `on_progress` with the fraction of the file read.
+    pub async fn load_with_progress(
+        &mut self,
+        request: LoadRequest,
+        mut on_progress: impl FnMut(f32),
+    ) -> Result<ModelInfo, EngineError> {
         self.send(Command::Load(request))?;
         loop {
             match self.next_event().await? {
+                Event::LoadProgress { fraction } => on_progress(fraction),
                 Event::Loaded { info } => return Ok(info),
                 Event::Error { id: None, message } => {
                     return Err(EngineError::Request(self.with_llama_reason(message)))

@@ -146,6 +146,10 @@ pub enum Event {
         version: String,
         pid: u32,
     },
+    /// How far llama.cpp has read the model file, 0..=1, while loading.
+    LoadProgress {
+        fraction: f32,
+    },
     Loaded {
         info: ModelInfo,
     },

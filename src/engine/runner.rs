@@ -33,11 +33,21 @@ pub struct LoadedModel {
 impl LoadedModel {
     /// Checks the file in Rust first: llama.cpp aborts the process on some
     /// malformed files instead of returning an error.
-    pub fn load(backend: &LlamaBackend, request: &LoadRequest) -> Result<Self, String> {
+    pub fn load(
+        backend: &LlamaBackend,
+        request: &LoadRequest,
+        on_progress: impl FnMut(f32) + 'static,
+    ) -> Result<Self, String> {
         let path = &request.model;
         let describe = |reason: String| format!("cannot load model '{}': {reason}", path.display());
         let summary = gguf::read_summary(path).map_err(|e| describe(e.to_string()))?;
-        let params = LlamaModelParams::default().with_vocab_only(request.vocab_only);
+        let mut on_progress = on_progress;
+        let params = LlamaModelParams::default()
+            .with_vocab_only(request.vocab_only)
+            .with_progress_callback(move |fraction| {
+                on_progress(fraction);
+                true
+            });
         let model = LlamaModel::load_from_file(backend, path, &params)
             .map_err(|_| describe("llama.cpp could not load it".to_string()))?;
         let (template, chat_format) = chat::resolve_format(&model, request.chat_format.as_deref())?;

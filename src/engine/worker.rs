@@ -87,7 +87,7 @@ enum Next {
 
 /// Loads one model and answers requests for it until another Load or the end.
 fn serve_model(backend: &LlamaBackend, request: LoadRequest, io: &mut WorkerIo) -> Next {
-    let loaded = match LoadedModel::load(backend, &request) {
+    let loaded = match LoadedModel::load(backend, &request, io.progress_reporter()) {
         Ok(loaded) => loaded,
         Err(message) => {
             io.error(None, &message);
@@ -237,6 +237,28 @@ impl WorkerIo {
 
     fn emit(&mut self, event: &Event) {
         self.out.emit(event);
+    }
+
+    /// Reports load progress on a second handle of the protocol pipe: the
+    /// load runs on this thread, so nothing else writes meanwhile, and each
+    /// line is written whole. Steps under 2% are not worth a line.
+    fn progress_reporter(&self) -> impl FnMut(f32) + 'static {
+        let mut out = self
+            .out
+            .0
+            .get_ref()
+            .try_clone()
+            .ok()
+            .map(|file| EventWriter(BufWriter::new(file)));
+        let mut reported = 0.0f32;
+        move |fraction| {
+            if fraction - reported >= 0.02 || (fraction >= 1.0 && reported < 1.0) {
+                reported = fraction;
+                if let Some(out) = out.as_mut() {
+                    out.emit(&Event::LoadProgress { fraction });
+                }
+            }
+        }
     }
 
     fn error(&mut self, id: Option<u64>, message: &str) {

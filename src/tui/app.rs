@@ -76,6 +76,8 @@ pub enum Msg {
         n_ctx: u32,
     },
     EngineLoadFailed(String),
+    /// The fraction of the model file read so far.
+    LoadProgress(f32),
     GenerationStarted {
         id: u64,
     },
@@ -150,6 +152,8 @@ pub struct App {
     pub entries: Vec<Entry>,
     pub input: TextArea<'static>,
     pub engine: EngineState,
+    /// How much of the model file is read, while loading.
+    pub load_progress: Option<f32>,
     /// The running generation's id, once the driver has started it.
     pub generating: Option<u64>,
     pub n_ctx: u32,
@@ -206,6 +210,7 @@ impl App {
             entries: Vec::new(),
             input: empty_input(),
             engine: EngineState::Loading,
+            load_progress: None,
             generating: None,
             n_ctx: 0,
             context_used: 0,
@@ -345,10 +350,17 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
             app.model_path = model_path;
             app.n_ctx = n_ctx;
             app.engine = EngineState::Ready;
+            app.load_progress = None;
             Vec::new()
         }
         Msg::EngineLoadFailed(message) => {
             app.engine = EngineState::Failed(message);
+            Vec::new()
+        }
+        Msg::LoadProgress(fraction) => {
+            if app.engine == EngineState::Loading {
+                app.load_progress = Some(fraction.clamp(0.0, 1.0));
+            }
             Vec::new()
         }
         Msg::GenerationStarted { id } => {
@@ -609,6 +621,7 @@ fn on_mouse(app: &mut App, mouse: MouseEvent) -> Vec<Effect> {
 fn restart(app: &mut App) -> Vec<Effect> {
     if matches!(app.engine, EngineState::Crashed(_) | EngineState::Failed(_)) {
         app.engine = EngineState::Loading;
+        app.load_progress = Some(0.0);
         vec![Effect::RestartEngine]
     } else {
         app.info("the engine is running; it restarts only after a crash or a failed load");
@@ -918,6 +931,7 @@ fn apply_settings(app: &mut App) -> Vec<Effect> {
     let mut effects = vec![Effect::SaveSession];
     if reload && app.generating.is_none() {
         app.engine = EngineState::Loading;
+        app.load_progress = Some(0.0);
         effects.push(Effect::RestartEngine);
         app.info("settings applied; reloading the model with the new context size");
     } else if reload {
@@ -1040,6 +1054,7 @@ fn pick_model(app: &mut App, path: PathBuf) -> Vec<Effect> {
         .unwrap_or_default();
     app.model_path = path;
     app.engine = EngineState::Loading;
+    app.load_progress = Some(0.0);
     app.context_used = 0;
     app.last_turn = None;
     vec![Effect::SaveSession, Effect::RestartEngine]

@@ -92,13 +92,23 @@ pub async fn run(
     result
 }
 
-fn start_loading(load: LoadRequest, spawn: &SpawnOptions) -> Loading {
+/// Spawns a worker and loads the model in the background; progress comes
+/// through `progress` so the UI can show it while staying responsive.
+fn start_loading(
+    load: LoadRequest,
+    spawn: &SpawnOptions,
+    progress: tokio::sync::mpsc::UnboundedSender<f32>,
+) -> Loading {
     let (sender, receiver) = oneshot::channel();
     let spawn = spawn.clone();
     tokio::spawn(async move {
         let result = async {
             let mut engine = EngineClient::spawn(&spawn).await?;
-            let info = engine.load(load).await?;
+            let info = engine
+                .load_with_progress(load, |fraction| {
+                    let _ = progress.send(fraction);
+                })
+                .await?;
             Ok((engine, info))
         }
         .await;
@@ -149,7 +159,12 @@ async fn event_loop(
     let sessions_dir = target.dir;
     let panic_on_key = std::env::var_os(PANIC_TEST_ENV).is_some();
     let mut engine: Option<EngineClient> = None;
-    let mut loading: Option<Loading> = Some(start_loading(load_request(&load, &app), &spawn));
+    let (progress_sender, mut progress) = tokio::sync::mpsc::unbounded_channel();
+    let mut loading: Option<Loading> = Some(start_loading(
+        load_request(&load, &app),
+        &spawn,
+        progress_sender.clone(),
+    ));
     let mut terminal_events = EventStream::new();
     let mut frame_tick = tokio::time::interval(FRAME);
     let mut sigterm = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
@@ -196,6 +211,7 @@ async fn event_loop(
                     Err(_) => Msg::EngineLoadFailed("the loader stopped".into()),
                 }
             },
+            Some(fraction) = progress.recv() => Msg::LoadProgress(fraction),
             _ = frame_tick.tick() => {
                 if dirty {
                     terminal.draw(|frame| view::render(&app, frame)).map_err(|e| e.to_string())?;
@@ -235,7 +251,11 @@ async fn event_loop(
                         if let Some(old) = engine.take() {
                             old.shutdown().await;
                         }
-                        loading = Some(start_loading(load_request(&load, &app), &spawn));
+                        loading = Some(start_loading(
+                            load_request(&load, &app),
+                            &spawn,
+                            progress_sender.clone(),
+                        ));
                         None
                     }
                     Effect::Suspend => {

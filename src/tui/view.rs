@@ -272,7 +272,13 @@ fn render_input(app: &App, frame: &mut Frame, area: Rect) {
 fn render_status(app: &App, frame: &mut Frame, area: Rect) {
     let theme = &app.theme;
     let (state, slot) = match &app.engine {
-        EngineState::Loading => ("loading model…".to_string(), Slot::StatusWarning),
+        EngineState::Loading => (
+            match app.load_progress {
+                Some(fraction) => format!("loading model… {:.0}%", fraction * 100.0),
+                None => "loading model…".to_string(),
+            },
+            Slot::StatusWarning,
+        ),
         EngineState::Ready => ("ready".to_string(), Slot::StatusOk),
         EngineState::Generating => ("generating".to_string(), Slot::StatusBusy),
         EngineState::Failed(why) => (
