@@ -418,3 +418,40 @@ fn settings_continue_edit_branches_copy_and_config_problems() {
         .text
         .starts_with(&cut.split_whitespace().next().unwrap().to_string()));
 }
+
+#[test]
+fn ctrl_z_gives_the_shell_back_and_fg_redraws() {
+    let dir = tempfile::tempdir().unwrap();
+    let tmux = Tmux::start("suspend", dir.path());
+    // Job control needs an interactive shell: the one tmux started is.
+    let (whet, worker) = start_whet(&tmux, dir.path());
+    tmux.keys(&["draft kept", "C-z"]);
+    tmux.wait_for("the shell's job notice", |s| s.contains("Stopped"));
+    tmux.keys(&["stty -a > $WHET_LOG_DIR/suspended.txt", "Enter"]);
+    let stty_file = dir.path().join("suspended.txt");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::fs::metadata(&stty_file).map_or(true, |m| m.len() == 0) {
+        assert!(Instant::now() < deadline, "no stty output");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let stty = std::fs::read_to_string(&stty_file).unwrap();
+    assert!(
+        stty.split_whitespace().any(|f| f == "icanon"),
+        "cooked mode while suspended: {stty}"
+    );
+    tmux.keys(&["fg", "Enter"]);
+    let screen = tmux.wait_for("the UI back", |s| {
+        s.contains("● ready") && s.contains("draft kept")
+    });
+    assert!(screen.contains("Message"), "{screen}");
+    tmux.keys(&["C-c", "C-c"]);
+    // The shell ran `echo EXIT` when whet stopped; check the mode by hand.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while process_alive(whet) {
+        assert!(Instant::now() < deadline, "whet did not quit after fg");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::fs::remove_file(dir.path().join("stty.txt")).ok();
+    tmux.keys(&["echo EXIT=0; stty -a > $WHET_LOG_DIR/stty.txt", "Enter"]);
+    assert_terminal_restored(&tmux, dir.path(), worker);
+}

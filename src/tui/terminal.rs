@@ -37,9 +37,13 @@ pub fn install_panic_hook() {
 /// Ctrl+Z: give the terminal back, stop, and take it again on `fg`.
 pub fn suspend(terminal: &mut DefaultTerminal) -> std::io::Result<()> {
     leave();
-    // SAFETY: raising a signal on our own process.
+    // What the terminal does for Ctrl+Z outside raw mode: stop the whole
+    // foreground process group, so a wrapping shell or pipeline stops too
+    // and the user's shell takes over. (The engine worker has a group of
+    // its own and just waits.)
+    // SAFETY: sending a signal to our own process group.
     unsafe {
-        libc::raise(libc::SIGTSTP);
+        libc::kill(0, libc::SIGTSTP);
     }
     // Execution continues here after SIGCONT.
     *terminal = ratatui::init();
