@@ -238,25 +238,11 @@ fn an_unknown_theme_fails_before_the_ui_needs_a_terminal() {
 /// the model is looked for before the theme, so the bad theme name is not
 /// reported until a model is installed.
 #[test]
-fn without_a_model_the_missing_model_is_reported_before_the_unknown_theme() {
+fn an_unknown_theme_is_reported_before_anything_else_is_looked_at() {
     let dirs = Dirs::new();
-    let output = dirs.whet(&["--theme", "nosuch"]);
-    assert_eq!(code(&output), 1);
-    let model = dirs
-        .data()
-        .join("models")
-        .join("SmolLM2-135M-Instruct.Q4_1.gguf");
-    assert_eq!(
-        stderr(&output),
-        format!(
-            "error: the default model is not installed ({}); run `whet models fetch` or pass --model PATH\n",
-            model.display()
-        )
-    );
-    // With the default model in place, the theme is what fails.
-    std::fs::create_dir_all(model.parent().unwrap()).unwrap();
-    std::fs::write(&model, b"placeholder").unwrap();
-    let output = dirs.whet(&["--theme", "nosuch"]);
+    // No model is installed and the session name is bad: the theme is what
+    // the user hears about first, without fetching a model.
+    let output = dirs.whet(&["--theme", "nosuch", "--session", "../bad"]);
     assert_eq!(code(&output), 1);
     assert_eq!(
         stderr(&output),

@@ -178,6 +178,9 @@ async fn open_ui(
 ) -> Result<ExitCode, String> {
     use std::io::IsTerminal;
     use whet::store::session::{self, Session};
+    // The cheapest mistakes first: a theme name is checked before models
+    // and sessions are looked at.
+    let config = whet::tui::UiConfig::load(theme, paths::config_dir().ok().as_deref())?;
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -197,7 +200,6 @@ async fn open_ui(
         model.model = session.model.clone().filter(|p| p.is_file());
     }
     let load = model.load_request()?;
-    let config = whet::tui::UiConfig::load(theme, paths::config_dir().ok().as_deref())?;
     if !std::io::stdin().is_terminal() || !std::io::stdout().is_terminal() {
         return Err("the chat UI needs a terminal; use `whet run` in scripts and pipes".into());
     }

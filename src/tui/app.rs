@@ -192,6 +192,32 @@ fn empty_input() -> TextArea<'static> {
     input
 }
 
+/// The input holding `lines`, with the cursor at the end, ready to go on.
+fn input_with(lines: Vec<String>) -> TextArea<'static> {
+    if lines.iter().all(|l| l.is_empty()) {
+        return empty_input();
+    }
+    let mut input = TextArea::new(lines);
+    input.set_placeholder_text(INPUT_PLACEHOLDER);
+    input.move_cursor(ratatui_textarea::CursorMove::Bottom);
+    input.move_cursor(ratatui_textarea::CursorMove::End);
+    input
+}
+
+/// Actions that change which messages exist wait until an edit is sent or
+/// cancelled: the edit is tied to its message's place in the conversation.
+fn blocked_by_edit(app: &mut App) -> bool {
+    if app.editing.is_some() {
+        app.info(format!(
+            "finish the edit ({} sends) or cancel it ({}) first",
+            app.keymap.key_hint(Action::Send),
+            app.keymap.key_hint(Action::Stop)
+        ));
+        return true;
+    }
+    false
+}
+
 impl App {
     pub fn new(model_path: PathBuf) -> Self {
         let model_name = model_path
@@ -248,7 +274,10 @@ impl App {
         };
         self.entries = session.messages.iter().map(Entry::from_stored).collect();
         self.selected = None;
-        self.editing = None;
+        // An edit belongs to the conversation it was started in.
+        if let Some((_, draft)) = self.editing.take() {
+            self.input = input_with(draft);
+        }
         self.scroll_up = 0;
         self.context_used = 0;
     }
@@ -567,8 +596,7 @@ fn stop(app: &mut App) -> Vec<Effect> {
         return vec![Effect::Cancel { id }];
     }
     if let Some((_, draft)) = app.editing.take() {
-        app.input = TextArea::new(draft);
-        app.input.set_placeholder_text(INPUT_PLACEHOLDER);
+        app.input = input_with(draft);
         app.info("edit cancelled; the message is unchanged");
     }
     Vec::new()
@@ -645,7 +673,7 @@ fn engine_ready(app: &mut App) -> bool {
 
 /// Replace the last reply with a new one for the same conversation.
 fn regenerate(app: &mut App) -> Vec<Effect> {
-    if !engine_ready(app) {
+    if blocked_by_edit(app) || !engine_ready(app) {
         return Vec::new();
     }
     let Some(last) = app.entries.iter().rposition(|e| e.role == Role::Assistant) else {
@@ -697,15 +725,19 @@ fn send(app: &mut App) -> Vec<Effect> {
             .get(i)
             .is_some_and(|e| e.role == Role::Assistant)
     });
+    if edits_reply && app.generating.is_some() {
+        app.info("wait for the reply, or press Esc to stop it");
+        return Vec::new();
+    }
     if !edits_reply && !engine_ready(app) {
         return Vec::new();
     }
-    let draft = app.editing.take().map(|(_, draft)| draft);
-    app.input = match draft {
-        Some(draft) if draft.iter().any(|l| !l.is_empty()) => TextArea::new(draft),
-        _ => empty_input(),
-    };
-    app.input.set_placeholder_text(INPUT_PLACEHOLDER);
+    app.input = input_with(
+        app.editing
+            .take()
+            .map(|(_, draft)| draft)
+            .unwrap_or_default(),
+    );
     match editing {
         Some(index) if index < app.entries.len() => {
             conversation::replace_with_branch(&mut app.entries, index, text);
@@ -731,16 +763,18 @@ fn edit(app: &mut App) -> Vec<Effect> {
         app.info("wait for the reply, or press Esc to stop it");
         return Vec::new();
     }
+    // A second edit keeps the draft the first one put aside.
+    let draft = match app.editing.take() {
+        Some((_, draft)) => draft,
+        None => app.input.lines().to_vec(),
+    };
     let entry = &app.entries[index];
-    let draft = app.input.lines().to_vec();
     let lines: Vec<String> = entry.text.split('\n').map(str::to_string).collect();
     let what = match entry.role {
         Role::Assistant => "reply; Enter saves it",
         _ => "message; Enter resends from here",
     };
-    app.input = TextArea::new(lines);
-    app.input.move_cursor(ratatui_textarea::CursorMove::Bottom);
-    app.input.move_cursor(ratatui_textarea::CursorMove::End);
+    app.input = input_with(lines);
     app.editing = Some((index, draft));
     app.focus = Focus::Input;
     app.info(format!(
@@ -753,6 +787,9 @@ fn delete(app: &mut App) -> Vec<Effect> {
     let Some(index) = app.target() else {
         return Vec::new();
     };
+    if blocked_by_edit(app) {
+        return Vec::new();
+    }
     if app.generating.is_some() {
         app.info("wait for the reply, or press Esc to stop it");
         return Vec::new();
@@ -783,6 +820,9 @@ fn continue_reply(app: &mut App) -> Vec<Effect> {
     let Some(last) = app.entries.len().checked_sub(1) else {
         return Vec::new();
     };
+    if blocked_by_edit(app) {
+        return Vec::new();
+    }
     let entry = &app.entries[last];
     let stopped = matches!(entry.status, EntryStatus::Stopped(_)) && entry.role == Role::Assistant;
     if !stopped || app.target() != Some(last) {
@@ -851,6 +891,9 @@ fn copy_code(app: &mut App) -> Vec<Effect> {
 }
 
 fn switch_branch(app: &mut App, forward: bool) -> Vec<Effect> {
+    if blocked_by_edit(app) {
+        return Vec::new();
+    }
     if app.generating.is_some() {
         app.info("wait for the reply, or press Esc to stop it");
         return Vec::new();

@@ -240,7 +240,7 @@ pub fn split_stops(text: &str) -> Result<Vec<String>, String> {
     Ok(stops
         .into_iter()
         .map(|s| {
-            if s.trim().is_empty() {
+            if s.chars().all(|c| c == ' ') {
                 s
             } else {
                 s.trim_matches(' ').to_string()
