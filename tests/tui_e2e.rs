@@ -455,3 +455,28 @@ fn ctrl_z_gives_the_shell_back_and_fg_redraws() {
     tmux.keys(&["echo EXIT=0; stty -a > $WHET_LOG_DIR/stty.txt", "Enter"]);
     assert_terminal_restored(&tmux, dir.path(), worker);
 }
+
+#[test]
+fn closing_the_terminal_leaves_no_process_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let tmux = Tmux::start("hangup", dir.path());
+    let (whet, worker) = start_whet(&tmux, dir.path());
+    tmux.keys(&["Write a very long story about the sea.", "Enter"]);
+    tmux.wait_for("a reply streaming", |s| s.contains("● generating"));
+    // The terminal goes away mid-reply (SIGHUP, then a dead tty).
+    tmux.run(&["kill-server"]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while process_alive(whet) || process_alive(worker) {
+        assert!(
+            Instant::now() < deadline,
+            "left behind: whet {} worker {}",
+            process_alive(whet),
+            process_alive(worker)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // What had arrived of the reply was saved.
+    let saved = whet::store::session::load(&dir.path().join("sessions/e2e.json")).unwrap();
+    assert_eq!(saved.messages.len(), 2);
+    assert_eq!(saved.messages[1].note.as_deref(), Some("stopped"));
+}

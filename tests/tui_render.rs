@@ -327,3 +327,60 @@ fn the_selected_message_is_brought_into_view() {
     key(&mut app, KeyCode::PageDown, KeyModifiers::NONE);
     assert_eq!(app.scroll_up, shown - 10);
 }
+
+#[test]
+fn scrolled_up_the_view_stays_put_while_the_reply_grows() {
+    let mut app = App::new("/models/m.gguf".into());
+    update(
+        &mut app,
+        Msg::EngineLoaded {
+            model_name: "m".into(),
+            model_path: "/models/m.gguf".into(),
+            n_ctx: 4096,
+        },
+    );
+    for i in 0..30 {
+        app.entries.push(Entry::new(
+            Role::User,
+            format!("message number {i}"),
+            EntryStatus::Done,
+        ));
+    }
+    send(&mut app, "Tell me more");
+    update(&mut app, Msg::GenerationStarted { id: 1 });
+    let token = |app: &mut App, text: &str| {
+        update(
+            app,
+            Msg::Token {
+                id: 1,
+                text: text.into(),
+            },
+        )
+    };
+    token(&mut app, "first line\n");
+    draw(&app, 60, 20);
+    key(&mut app, KeyCode::PageUp, KeyModifiers::NONE);
+    let before = text_of(&draw(&app, 60, 20));
+    for i in 0..8 {
+        token(&mut app, &format!("streamed line {i}\n"));
+    }
+    let after = text_of(&draw(&app, 60, 20));
+    let body = |screen: &str| {
+        screen
+            .lines()
+            .skip(1)
+            .take(10)
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert_eq!(
+        body(&before),
+        body(&after),
+        "the view moved:\n{before}\n{after}"
+    );
+    // Back at the bottom, it follows the stream again.
+    key(&mut app, KeyCode::PageDown, KeyModifiers::NONE);
+    token(&mut app, "the newest line");
+    let bottom = text_of(&draw(&app, 60, 20));
+    assert!(bottom.contains("the newest line"), "{bottom}");
+}

@@ -1147,7 +1147,7 @@ fn a_click_moves_the_focus_to_the_pane_clicked() {
     app.drawn.set(DrawnLayout {
         messages: Rect::new(0, 1, 80, 20),
         input: Rect::new(0, 21, 80, 4),
-        scroll_up: 0,
+        ..DrawnLayout::default()
     });
     assert_eq!(app.focus, Focus::Input);
     let left = MouseEventKind::Down(MouseButton::Left);
@@ -1172,7 +1172,7 @@ fn the_mouse_does_nothing_under_an_overlay() {
     app.drawn.set(DrawnLayout {
         messages: Rect::new(0, 1, 80, 20),
         input: Rect::new(0, 21, 80, 4),
-        scroll_up: 0,
+        ..DrawnLayout::default()
     });
     key(&mut app, KeyCode::F(2));
     mouse(&mut app, MouseEventKind::ScrollUp, 5, 5);

@@ -64,6 +64,8 @@ pub struct DrawnLayout {
     pub input: Rect,
     /// Lines between the bottom of the conversation and the bottom of the view.
     pub scroll_up: u16,
+    /// Lines of the newest message as drawn.
+    pub last_entry_height: usize,
 }
 
 pub enum Msg {
@@ -166,6 +168,9 @@ pub struct App {
     pub follow_selection: bool,
     /// Lines scrolled up from the bottom; 0 follows the stream.
     pub scroll_up: u16,
+    /// The newest message's height when the user scrolled up: what it grows
+    /// by while streaming is added to `scroll_up`, so the view stays put.
+    pub scroll_base_tail: Option<usize>,
     /// The message being edited in the input, and the draft it replaced.
     pub editing: Option<(usize, Vec<String>)>,
     pub overlay: Option<Overlay>,
@@ -245,6 +250,7 @@ impl App {
             selected: None,
             follow_selection: false,
             scroll_up: 0,
+            scroll_base_tail: None,
             editing: None,
             overlay: None,
             show_help: false,
@@ -604,11 +610,15 @@ fn stop(app: &mut App) -> Vec<Effect> {
 
 fn scroll(app: &mut App, lines: i32) -> Vec<Effect> {
     // From what is on screen, which may be following the selection.
+    let drawn = app.drawn.get();
     let from = if app.follow_selection {
-        app.drawn.get().scroll_up
+        drawn.scroll_up
     } else {
         app.scroll_up
     };
+    if app.follow_selection || app.scroll_up == 0 {
+        app.scroll_base_tail = Some(drawn.last_entry_height);
+    }
     app.follow_selection = false;
     let up = i32::from(from) + lines;
     app.scroll_up = u16::try_from(up.max(0)).unwrap_or(u16::MAX);

@@ -36,13 +36,14 @@ pub fn render(app: &App, frame: &mut Frame) {
         Constraint::Length(1),
     ])
     .areas(area);
-    let scroll_up = render_messages(app, frame, messages);
+    let (scroll_up, last_entry_height) = render_messages(app, frame, messages);
     render_input(app, frame, input);
     render_status(app, frame, status);
     app.drawn.set(DrawnLayout {
         messages,
         input,
         scroll_up,
+        last_entry_height,
     });
     match &app.overlay {
         Some(Overlay::Settings(form)) => render_settings(app, form, frame, area),
@@ -75,8 +76,9 @@ fn pane(theme: &Theme, focused: bool) -> Block<'static> {
     }
 }
 
-/// Draws the conversation; returns how far up from the bottom it is shown.
-fn render_messages(app: &App, frame: &mut Frame, area: Rect) -> u16 {
+/// Draws the conversation; returns how far up from the bottom it is shown
+/// and the newest message's height.
+fn render_messages(app: &App, frame: &mut Frame, area: Rect) -> (u16, usize) {
     let theme = &app.theme;
     let title = if app.session_name.is_empty() {
         format!(" whet · {} ", app.model_name)
@@ -97,7 +99,7 @@ fn render_messages(app: &App, frame: &mut Frame, area: Rect) -> u16 {
         let hint =
             Paragraph::new(Line::styled(hint, theme.style(Slot::Muted))).wrap(Wrap { trim: false });
         frame.render_widget(hint, inner);
-        return 0;
+        return (0, 0);
     }
     let view_height = usize::from(inner.height);
     let selected = app
@@ -110,6 +112,7 @@ fn render_messages(app: &App, frame: &mut Frame, area: Rect) -> u16 {
     let mut height = 0usize;
     let mut selected_span = None;
     let mut scroll_up = usize::from(app.scroll_up);
+    let mut last_entry_height = 0;
     for (index, entry) in app.entries.iter().enumerate().rev() {
         let lines = entry_lines(app, entry, Some(index) == selected);
         let lines_height = Paragraph::new(lines.clone())
@@ -117,6 +120,16 @@ fn render_messages(app: &App, frame: &mut Frame, area: Rect) -> u16 {
             .line_count(inner.width);
         height += lines_height;
         laid_out.push((lines, lines_height));
+        if laid_out.len() == 1 {
+            last_entry_height = lines_height;
+            // Scrolled up while a reply grows: keep the same lines in view.
+            if let (true, Some(base)) = (
+                app.scroll_up > 0 && !app.follow_selection,
+                app.scroll_base_tail,
+            ) {
+                scroll_up += lines_height.saturating_sub(base);
+            }
+        }
         if Some(index) == selected {
             // From the bottom: the entry spans (height - its height, height].
             selected_span = Some((height, lines_height));
@@ -150,7 +163,10 @@ fn render_messages(app: &App, frame: &mut Frame, area: Rect) -> u16 {
         .wrap(Wrap { trim: false })
         .scroll((u16::try_from(offset).unwrap_or(u16::MAX), 0));
     frame.render_widget(paragraph, inner);
-    u16::try_from(scroll_up).unwrap_or(u16::MAX)
+    (
+        u16::try_from(scroll_up).unwrap_or(u16::MAX),
+        last_entry_height,
+    )
 }
 
 fn markdown_style(theme: &Theme) -> MarkdownStyle {
