@@ -9,6 +9,7 @@ pub mod logging;
 pub mod models;
 pub mod paths;
 pub mod store;
+pub mod text_position;
 pub mod tui;
 
 /// `println!` that does not panic when stdout is closed (e.g. `whet models list | head -1`).

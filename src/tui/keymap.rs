@@ -51,6 +51,7 @@
 //! they are written; the later entry is ignored as a whole (its action keeps
 //! its defaults, which may in turn displace a later entry of the file).
 
+use crate::text_position::line_col;
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::path::Path;
@@ -845,19 +846,6 @@ fn in_file_order<'a, 'i>(
     let mut entries: Vec<_> = table.iter().collect();
     entries.sort_by_key(|(k, _)| k.span().start);
     entries
-}
-
-/// 1-based line and column (in characters) of a byte offset.
-fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let mut offset = offset.min(text.len());
-    while !text.is_char_boundary(offset) {
-        offset -= 1;
-    }
-    let before = &text[..offset];
-    let line = before.matches('\n').count() + 1;
-    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-    let col = before[line_start..].chars().count() + 1;
-    (line, col)
 }
 
 /// A key as the file wrote it.

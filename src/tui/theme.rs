@@ -47,6 +47,7 @@
 //! [`load`] fails only when the theme does not exist or its parents form a
 //! cycle.
 
+use crate::text_position::line_col;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -434,19 +435,6 @@ fn parse(text: &str, label: &str, warnings: &mut Vec<String>) -> Option<Table> {
             None
         }
     }
-}
-
-/// 1-based line and column (in characters) of a byte offset.
-fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let mut offset = offset.min(text.len());
-    while !text.is_char_boundary(offset) {
-        offset -= 1;
-    }
-    let before = &text[..offset];
-    let line = before.matches('\n').count() + 1;
-    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-    let col = before[line_start..].chars().count() + 1;
-    (line, col)
 }
 
 /// Lays a theme file over `theme`.
@@ -915,14 +903,6 @@ quote = {}
             shipped.style(Slot::Border)
         );
         assert_eq!(loaded.theme.style(Slot::Link), fg(Color::Red));
-    }
-
-    #[test]
-    fn line_col_counts_characters() {
-        assert_eq!(line_col("ab\ncd", 0), (1, 1));
-        assert_eq!(line_col("ab\ncd", 4), (2, 2));
-        assert_eq!(line_col("é\né x", 6), (2, 3));
-        assert_eq!(line_col("ab", 99), (1, 3));
     }
 
     #[test]
