@@ -262,10 +262,9 @@ async fn event_loop(
                         terminal::suspend(terminal).map_err(|e| e.to_string())?;
                         None
                     }
-                    Effect::Copy(text) => Some(match terminal::copy_to_clipboard(&text) {
-                        Ok(()) => continue,
-                        Err(e) => error_notice(format!("cannot copy: {e}")),
-                    }),
+                    Effect::Copy(text) => terminal::copy_to_clipboard(&text)
+                        .err()
+                        .map(|e| error_notice(format!("cannot copy: {e}"))),
                     Effect::Export => Some(export_session(&app)),
                     Effect::ListModels => Some(Msg::PickerItems(
                         PickerKind::Models,
