@@ -8,6 +8,7 @@ pub mod engine;
 pub mod logging;
 pub mod models;
 pub mod paths;
+pub mod prompt;
 pub mod store;
 pub mod text_position;
 pub mod tui;

@@ -1,0 +1,1120 @@
+//! A prompt template file: its serde types, [`parse`] with every check of
+//! the format (errors at their line and column in the file) and [`to_toml`]
+//! for saving.
+//!
+//! Messages, each `FILE:LINE:COL: MESSAGE` (LINE and COL 1-based, COL in
+//! characters) unless noted:
+//!
+//! - the TOML parser's own message for a syntax error, an unknown field, a
+//!   wrong type or a missing required field (`missing field `prompt``, at 1:1
+//!   for a top-level field, at the `[[examples]]` header for an example's);
+//!   a top-level field found inside a table (written after a `[table]`
+//!   header) gets ` (if 'references' is meant for the top level, write it
+//!   before the first [table])` appended;
+//! - `FILE: template format version N is newer than this whet reads (1)` —
+//!   the only message then, since a newer file may use fields this whet does
+//!   not know;
+//! - `template format version 0 does not exist (this whet reads 1)`;
+//! - `invalid template name 'a b' (use letters, digits, '-' and '_')`;
+//! - `name 'x' does not match the file name 'y.toml'` ([`parse_named`]);
+//! - `description must be one line`;
+//! - `invalid variable name 'a b' (use letters, digits and '_')` — a key of
+//!   `[variables]`;
+//! - `example N: give either 'vars' or 'input', not both` and
+//!   `example N: give either 'vars' or 'input' (it has neither)`, at the
+//!   example's `[[examples]]` header (N counts from 1);
+//! - the placeholder errors of [`super::placeholders`] in `system`,
+//!   `prompt`, `refine.feedback` and `refine.refine`, at the `{{` or `}}` in
+//!   the file;
+//! - `unknown placeholder '{{x}}' in refine.feedback (it can use task, answer)`
+//!   (`refine.refine` can also use `feedback`).
+//!
+//! Every problem past the TOML stage is reported, in file order.
+
+use super::placeholders::{self, is_variable_name, Segment};
+use super::toml_string;
+use crate::engine::sampling::SamplingParams;
+use crate::text_position::line_col;
+use std::collections::BTreeMap;
+use std::fmt::{self, Write as _};
+
+use serde::{Deserialize, Serialize};
+use toml::de::{DeTable, DeValue};
+use toml::Spanned;
+
+/// The newest template format version this whet reads.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// What `refine.feedback` may use.
+pub const FEEDBACK_PLACEHOLDERS: &[&str] = &["task", "answer"];
+/// What `refine.refine` may use.
+pub const REFINE_PLACEHOLDERS: &[&str] = &["task", "answer", "feedback"];
+
+/// A prompt template, as in its file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Template {
+    pub version: u32,
+    /// Letters, digits, `-` and `_`; equals the file name without `.toml`.
+    pub name: String,
+    /// One line.
+    pub description: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub system: Option<String>,
+    /// The user message, with `{{variable}}` placeholders.
+    pub prompt: String,
+    /// Descriptions and defaults of variables (by name). Variables used but
+    /// not declared are allowed; see [`Template::variables`].
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub variables: BTreeMap<String, Variable>,
+    /// Few-shot examples, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub examples: Vec<Example>,
+    #[serde(default, skip_serializing_if = "TemplateSampling::is_empty")]
+    pub sampling: TemplateSampling,
+    #[serde(default, skip_serializing_if = "Refine::is_empty")]
+    pub refine: Refine,
+    /// Reference outputs for scoring the answer to the default values.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub references: Vec<String>,
+}
+
+/// A declared variable.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Variable {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default: Option<String>,
+}
+
+/// A few-shot example: exactly one of `vars` (values rendered through the
+/// template's prompt) and `input` (a literal user message), and the
+/// expected `output`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Example {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vars: Option<BTreeMap<String, String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input: Option<String>,
+    pub output: String,
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub enabled: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn is_true(value: &bool) -> bool {
+    *value
+}
+
+/// Default sampling settings of a template; each one left out keeps the
+/// caller's.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TemplateSampling {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub temperature: Option<f32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub top_k: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub top_p: Option<f32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_p: Option<f32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repeat_penalty: Option<f32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_tokens: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop: Option<Vec<String>>,
+}
+
+impl TemplateSampling {
+    pub fn is_empty(&self) -> bool {
+        *self == TemplateSampling::default()
+    }
+
+    /// Sets the fields of `params` this template sets (`max_tokens` and
+    /// `stop` belong to the generate request, not to `SamplingParams`).
+    pub fn apply(&self, params: &mut SamplingParams) {
+        if let Some(v) = self.temperature {
+            params.temperature = v;
+        }
+        if let Some(v) = self.top_k {
+            params.top_k = v;
+        }
+        if let Some(v) = self.top_p {
+            params.top_p = v;
+        }
+        if let Some(v) = self.min_p {
+            params.min_p = v;
+        }
+        if let Some(v) = self.repeat_penalty {
+            params.repeat_penalty = v;
+        }
+        if let Some(v) = self.seed {
+            params.seed = v;
+        }
+    }
+}
+
+/// Prompts for Self-Refine rounds. `feedback` may use `{{task}}` (the
+/// rendered user prompt) and `{{answer}}` (the latest pass); `refine` also
+/// `{{feedback}}`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Refine {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub feedback: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refine: Option<String>,
+    /// Feedback containing it ends the loop.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_phrase: Option<String>,
+}
+
+impl Refine {
+    pub fn is_empty(&self) -> bool {
+        *self == Refine::default()
+    }
+}
+
+/// A variable the template uses, with what its file declares about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VariableInfo {
+    pub name: String,
+    pub description: Option<String>,
+    pub default: Option<String>,
+}
+
+impl Template {
+    /// The variables `system` and `prompt` use (in that order, each in order
+    /// of first use, each once), with their declared description and default.
+    pub fn variables(&self) -> Vec<VariableInfo> {
+        self.variable_names()
+            .into_iter()
+            .map(|name| {
+                let declared = self.variables.get(&name).cloned().unwrap_or_default();
+                VariableInfo {
+                    name,
+                    description: declared.description,
+                    default: declared.default,
+                }
+            })
+            .collect()
+    }
+
+    /// The names of [`Template::variables`].
+    pub fn variable_names(&self) -> Vec<String> {
+        let mut names = Vec::new();
+        for text in self.system.iter().chain([&self.prompt]) {
+            for name in placeholders::variables(text) {
+                if !names.contains(&name) {
+                    names.push(name);
+                }
+            }
+        }
+        names
+    }
+
+    /// The declared default of `name`, if any.
+    pub fn default_of(&self, name: &str) -> Option<&str> {
+        self.variables.get(name)?.default.as_deref()
+    }
+}
+
+/// A problem in a template file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TemplateError {
+    pub file: String,
+    /// 1-based line and column (in characters), when the problem has a place.
+    pub line_col: Option<(usize, usize)>,
+    pub message: String,
+}
+
+impl TemplateError {
+    fn at(file: &str, text: &str, offset: usize, message: impl Into<String>) -> TemplateError {
+        TemplateError {
+            file: file.to_string(),
+            line_col: Some(line_col(text, offset)),
+            message: message.into(),
+        }
+    }
+
+    fn whole(file: &str, message: impl Into<String>) -> TemplateError {
+        TemplateError {
+            file: file.to_string(),
+            line_col: None,
+            message: message.into(),
+        }
+    }
+
+    fn toml(file: &str, text: &str, error: &toml::de::Error) -> TemplateError {
+        match error.span() {
+            Some(span) => TemplateError::at(file, text, span.start, error.message()),
+            None => TemplateError::whole(file, error.message()),
+        }
+    }
+}
+
+impl fmt::Display for TemplateError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.line_col {
+            Some((line, col)) => write!(f, "{}:{line}:{col}: {}", self.file, self.message),
+            None => write!(f, "{}: {}", self.file, self.message),
+        }
+    }
+}
+
+impl std::error::Error for TemplateError {}
+
+/// Reads and checks a template file; `file` names it in messages.
+pub fn parse(text: &str, file: &str) -> Result<Template, Vec<TemplateError>> {
+    parse_checked(text, file, None)
+}
+
+/// [`parse`], and the template's `name` must be `file_name` (the file's name
+/// without `.toml`): `name 'x' does not match the file name 'y.toml'`.
+pub fn parse_named(
+    text: &str,
+    file: &str,
+    file_name: &str,
+) -> Result<Template, Vec<TemplateError>> {
+    parse_checked(text, file, Some(file_name))
+}
+
+fn parse_checked(
+    text: &str,
+    file: &str,
+    file_name: Option<&str>,
+) -> Result<Template, Vec<TemplateError>> {
+    let doc = DeTable::parse(text).map_err(|e| vec![TemplateError::toml(file, text, &e)])?;
+    let doc = doc.get_ref();
+    // Before the fields: a newer file may well have fields we do not know.
+    if let Some(DeValue::Integer(version)) = get(doc, "version").map(Spanned::get_ref) {
+        let number = i128::from_str_radix(version.as_str(), version.radix());
+        if let Some(number) = number.ok().filter(|&n| n > FORMAT_VERSION.into()) {
+            return Err(vec![TemplateError::whole(
+                file,
+                format!(
+                    "template format version {number} is newer than this whet reads ({FORMAT_VERSION})"
+                ),
+            )]);
+        }
+    }
+    let template: Template =
+        toml::from_str(text).map_err(|e| vec![deserialize_error(file, text, &e)])?;
+
+    let mut problems: Vec<(usize, String)> = Vec::new();
+    let span_of = |key: &str| get(doc, key).map_or(0, |v| v.span().start);
+    if template.version == 0 {
+        problems.push((
+            span_of("version"),
+            format!("template format version 0 does not exist (this whet reads {FORMAT_VERSION})"),
+        ));
+    }
+    if !is_template_name(&template.name) {
+        problems.push((
+            span_of("name"),
+            format!(
+                "invalid template name '{}' (use letters, digits, '-' and '_')",
+                template.name
+            ),
+        ));
+    }
+    if let Some(file_name) = file_name.filter(|f| *f != template.name) {
+        if is_template_name(&template.name) {
+            problems.push((
+                span_of("name"),
+                format!(
+                    "name '{}' does not match the file name '{file_name}.toml'",
+                    template.name
+                ),
+            ));
+        }
+    }
+    if template.description.contains(['\n', '\r']) {
+        problems.push((
+            span_of("description"),
+            "description must be one line".into(),
+        ));
+    }
+    if let Some(DeValue::Table(variables)) = get(doc, "variables").map(Spanned::get_ref) {
+        for (name, _) in variables.iter() {
+            if !is_variable_name(name.get_ref()) {
+                problems.push((
+                    name.span().start,
+                    format!(
+                        "invalid variable name '{}' (use letters, digits and '_')",
+                        name.get_ref()
+                    ),
+                ));
+            }
+        }
+    }
+    let example_spans: Vec<usize> = match get(doc, "examples").map(Spanned::get_ref) {
+        Some(DeValue::Array(items)) => items.iter().map(|i| i.span().start).collect(),
+        _ => Vec::new(),
+    };
+    for (i, example) in template.examples.iter().enumerate() {
+        let what = match (&example.vars, &example.input) {
+            (Some(_), Some(_)) => ", not both",
+            (None, None) => " (it has neither)",
+            _ => continue,
+        };
+        problems.push((
+            example_spans.get(i).copied().unwrap_or(0),
+            format!("example {}: give either 'vars' or 'input'{what}", i + 1),
+        ));
+    }
+    for key in ["system", "prompt"] {
+        if let Some(value) = get(doc, key) {
+            check_placeholders(text, value, None, &mut problems);
+        }
+    }
+    if let Some(DeValue::Table(refine)) = get(doc, "refine").map(Spanned::get_ref) {
+        for (key, allowed) in [
+            ("feedback", FEEDBACK_PLACEHOLDERS),
+            ("refine", REFINE_PLACEHOLDERS),
+        ] {
+            if let Some(value) = get(refine, key) {
+                check_placeholders(text, value, Some((key, allowed)), &mut problems);
+            }
+        }
+    }
+
+    if problems.is_empty() {
+        Ok(template)
+    } else {
+        problems.sort_by_key(|(offset, _)| *offset);
+        Err(problems
+            .into_iter()
+            .map(|(offset, message)| TemplateError::at(file, text, offset, message))
+            .collect())
+    }
+}
+
+/// The parser's message; for a top-level field found inside a table (where
+/// TOML puts keys written after a `[table]` header), a hint.
+fn deserialize_error(file: &str, text: &str, error: &toml::de::Error) -> TemplateError {
+    let mut problem = TemplateError::toml(file, text, error);
+    let field = error
+        .message()
+        .strip_prefix("unknown field `")
+        .and_then(|rest| rest.split('`').next());
+    if let Some(field) = field.filter(|f| TOP_LEVEL_FIELDS.contains(f)) {
+        let _ = write!(
+            problem.message,
+            " (if '{field}' is meant for the top level, write it before the first [table])"
+        );
+    }
+    problem
+}
+
+const TOP_LEVEL_FIELDS: &[&str] = &[
+    "version",
+    "name",
+    "description",
+    "system",
+    "prompt",
+    "variables",
+    "examples",
+    "sampling",
+    "refine",
+    "references",
+];
+
+/// Whether `name` can name a template: `[A-Za-z0-9_-]+`.
+pub fn is_template_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+fn get<'a, 'i>(table: &'a DeTable<'i>, key: &str) -> Option<&'a Spanned<DeValue<'i>>> {
+    table
+        .iter()
+        .find(|(k, _)| k.get_ref() == key)
+        .map(|(_, v)| v)
+}
+
+/// The placeholder errors of a string value, at their offsets in the file.
+/// `refine` limits the names to those of a refine prompt.
+fn check_placeholders(
+    text: &str,
+    value: &Spanned<DeValue>,
+    refine: Option<(&str, &[&str])>,
+    problems: &mut Vec<(usize, String)>,
+) {
+    let DeValue::String(decoded) = value.get_ref() else {
+        return;
+    };
+    let span = value.span();
+    // The raw token decoded again, byte by byte; should it ever disagree
+    // with the parser, errors point at the start of the string.
+    let mapping = toml_string::decode(&text[span.clone()]).filter(|d| d.text == *decoded);
+    let file_offset =
+        |offset: usize| span.start + mapping.as_ref().map_or(0, |m| m.raw_offset(offset));
+    match placeholders::parse(decoded) {
+        Err(errors) => {
+            for error in errors {
+                problems.push((file_offset(error.offset), error.to_string()));
+            }
+        }
+        Ok(segments) => {
+            let Some((key, allowed)) = refine else {
+                return;
+            };
+            for segment in segments {
+                if let Segment::Var { name, span } = segment {
+                    if !allowed.contains(&name.as_str()) {
+                        problems.push((
+                            file_offset(span.start),
+                            format!(
+                                "unknown placeholder '{{{{{name}}}}}' in refine.{key} (it can use {})",
+                                allowed.join(", ")
+                            ),
+                        ));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The template as a TOML file [`parse`] reads back to the same template:
+/// fields in the order of the format's description, multi-line text as
+/// `"""` strings (or `'''` when it has backslashes and no `'''`).
+pub fn to_toml(template: &Template) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "version = {}", template.version);
+    key_value(&mut out, "name", &template.name);
+    key_value(&mut out, "description", &template.description);
+    if let Some(system) = &template.system {
+        out.push('\n');
+        key_value(&mut out, "system", system);
+    }
+    out.push('\n');
+    key_value(&mut out, "prompt", &template.prompt);
+    if !template.references.is_empty() {
+        out.push_str("\nreferences = [\n");
+        for reference in &template.references {
+            let _ = writeln!(out, "    {},", string(reference));
+        }
+        out.push_str("]\n");
+    }
+    for (name, variable) in &template.variables {
+        let _ = writeln!(out, "\n[variables.{}]", key(name));
+        if let Some(description) = &variable.description {
+            key_value(&mut out, "description", description);
+        }
+        if let Some(default) = &variable.default {
+            key_value(&mut out, "default", default);
+        }
+    }
+    for example in &template.examples {
+        out.push_str("\n[[examples]]\n");
+        if !example.enabled {
+            out.push_str("enabled = false\n");
+        }
+        if let Some(input) = &example.input {
+            key_value(&mut out, "input", input);
+        }
+        key_value(&mut out, "output", &example.output);
+        if let Some(vars) = &example.vars {
+            out.push_str("[examples.vars]\n");
+            for (name, value) in vars {
+                key_value(&mut out, &key(name), value);
+            }
+        }
+    }
+    let s = &template.sampling;
+    if !s.is_empty() {
+        out.push_str("\n[sampling]\n");
+        if let Some(temperature) = s.temperature {
+            let _ = writeln!(out, "temperature = {}", float(temperature));
+        }
+        if let Some(top_k) = s.top_k {
+            let _ = writeln!(out, "top_k = {top_k}");
+        }
+        for (name, value) in [
+            ("top_p", s.top_p),
+            ("min_p", s.min_p),
+            ("repeat_penalty", s.repeat_penalty),
+        ] {
+            if let Some(value) = value {
+                let _ = writeln!(out, "{name} = {}", float(value));
+            }
+        }
+        if let Some(seed) = s.seed {
+            let _ = writeln!(out, "seed = {seed}");
+        }
+        if let Some(max_tokens) = s.max_tokens {
+            let _ = writeln!(out, "max_tokens = {max_tokens}");
+        }
+        if let Some(stop) = &s.stop {
+            let stop: Vec<String> = stop.iter().map(|s| single_line(s)).collect();
+            let _ = writeln!(out, "stop = [{}]", stop.join(", "));
+        }
+    }
+    let r = &template.refine;
+    if !r.is_empty() {
+        out.push_str("\n[refine]\n");
+        for (name, value) in [
+            ("feedback", &r.feedback),
+            ("refine", &r.refine),
+            ("stop_phrase", &r.stop_phrase),
+        ] {
+            if let Some(value) = value {
+                key_value(&mut out, name, value);
+            }
+        }
+    }
+    out
+}
+
+fn key_value(out: &mut String, key: &str, value: &str) {
+    let _ = writeln!(out, "{key} = {}", string(value));
+}
+
+/// A bare key when it can be one, else a quoted one.
+fn key(name: &str) -> String {
+    if is_template_name(name) {
+        name.to_string()
+    } else {
+        single_line(name)
+    }
+}
+
+fn float(value: f32) -> String {
+    if value.is_nan() {
+        "nan".into()
+    } else if value.is_infinite() {
+        if value > 0.0 { "inf" } else { "-inf" }.into()
+    } else {
+        let text = value.to_string();
+        if text.contains(['.', 'e', 'E']) {
+            text
+        } else {
+            format!("{text}.0")
+        }
+    }
+}
+
+/// A TOML string for `value`: multi-line when it has line breaks.
+fn string(value: &str) -> String {
+    if value.contains('\n') {
+        multi_line(value)
+    } else {
+        single_line(value)
+    }
+}
+
+/// Whether a literal string can hold `value` (no control characters but
+/// tabs, and line breaks in a multi-line one).
+fn literal_fits(value: &str, multi_line: bool) -> bool {
+    value
+        .chars()
+        .all(|c| !c.is_control() || c == '\t' || (multi_line && c == '\n'))
+}
+
+fn single_line(value: &str) -> String {
+    if value.contains(['\\', '"']) && !value.contains('\'') && literal_fits(value, false) {
+        return format!("'{value}'");
+    }
+    let mut out = String::from("\"");
+    for c in value.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c if c.is_control() => {
+                let _ = write!(out, "\\u{:04X}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// A multi-line string; the line break after the opening quotes is trimmed
+/// by TOML, so the value starts on the next line exactly as it is.
+fn multi_line(value: &str) -> String {
+    if value.contains('\\')
+        && !value.contains("'''")
+        && !value.ends_with('\'')
+        && literal_fits(value, true)
+    {
+        return format!("'''\n{value}'''");
+    }
+    let mut out = String::from("\"\"\"\n");
+    let mut chars = value.chars().peekable();
+    // Unescaped quotes just written: a third in a row, or one at the very
+    // end, would close the string.
+    let mut quotes = 0;
+    while let Some(c) = chars.next() {
+        quotes = if c == '"' { quotes + 1 } else { 0 };
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' if quotes == 3 || chars.peek().is_none() => {
+                out.push_str("\\\"");
+                quotes = 0;
+            }
+            '\n' | '\t' => out.push(c),
+            '\r' => out.push_str("\\r"),
+            c if c.is_control() => {
+                let _ = write!(out, "\\u{:04X}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push_str("\"\"\"");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FILE: &str = "t.toml";
+
+    /// The error messages of `text`, as displayed.
+    fn errors(text: &str) -> Vec<String> {
+        parse(text, FILE)
+            .unwrap_err()
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    }
+
+    /// A valid header, then `rest`.
+    fn with(rest: &str) -> String {
+        format!("version = 1\nname = \"t\"\ndescription = \"d\"\n{rest}")
+    }
+
+    #[test]
+    fn the_spec_example_parses() {
+        let text = r#"version = 1
+name = "summarize"
+description = "Summarise a passage in a few sentences."
+references = ["..."]
+
+system = "You are a careful editor."
+
+prompt = """
+Summarise the following text in {{sentences}} sentences.
+
+{{text}}"""
+
+[variables.text]
+description = "The text to summarise."
+[variables.sentences]
+description = "How many sentences."
+default = "three"
+
+[[examples]]
+output = "The keeper lit the lamp each night."
+[examples.vars]
+text = "The lighthouse keeper climbed the stairs every evening and lit the lamp."
+sentences = "one"
+
+[[examples]]
+enabled = false
+input = "Summarise: the cat sat on the mat."
+output = "A cat sat on a mat."
+
+[sampling]
+temperature = 0.3
+top_k = 40
+top_p = 0.95
+min_p = 0.05
+repeat_penalty = 1.0
+seed = 42
+max_tokens = 256
+stop = ["\n\n"]
+
+[refine]
+feedback = """{{task}} {{answer}}"""
+refine = """{{ task }} {{answer}} {{feedback}}"""
+stop_phrase = "NO FURTHER CHANGES"
+"#;
+        let t = parse(text, FILE).unwrap();
+        assert_eq!(t.name, "summarize");
+        assert_eq!(
+            t.prompt,
+            "Summarise the following text in {{sentences}} sentences.\n\n{{text}}"
+        );
+        assert_eq!(t.examples.len(), 2);
+        assert!(t.examples[0].enabled);
+        assert!(!t.examples[1].enabled);
+        assert_eq!(t.examples[0].vars.as_ref().unwrap()["sentences"], "one");
+        assert_eq!(t.sampling.stop, Some(vec!["\n\n".to_string()]));
+        assert_eq!(t.sampling.seed, Some(42));
+        assert_eq!(t.refine.stop_phrase.as_deref(), Some("NO FURTHER CHANGES"));
+        assert_eq!(t.references, ["..."]);
+        assert_eq!(
+            t.variables(),
+            [
+                VariableInfo {
+                    name: "sentences".into(),
+                    description: Some("How many sentences.".into()),
+                    default: Some("three".into()),
+                },
+                VariableInfo {
+                    name: "text".into(),
+                    description: Some("The text to summarise.".into()),
+                    default: None,
+                },
+            ]
+        );
+        let mut params = SamplingParams::default();
+        t.sampling.apply(&mut params);
+        assert_eq!(
+            (params.temperature, params.top_k, params.seed),
+            (0.3, 40, 42)
+        );
+    }
+
+    #[test]
+    fn variables_of_system_then_prompt_undeclared_included() {
+        let t = parse(
+            &with("system = \"{{who}} {{b}}\"\nprompt = \"{{a}} {{who}} {{c}}\"\n[variables.c]\ndefault = \"1\"\n[variables.unused]\n"),
+            FILE,
+        )
+        .unwrap();
+        assert_eq!(t.variable_names(), ["who", "b", "a", "c"]);
+        assert_eq!(t.variables()[3].default.as_deref(), Some("1"));
+        assert_eq!(t.variables()[0].description, None);
+    }
+
+    #[test]
+    fn toml_errors_at_the_parser_s_span() {
+        assert_eq!(
+            errors("version = 1\nprompt = 'x\n"),
+            ["t.toml:2:12: invalid literal string, expected `'`"]
+        );
+        assert_eq!(
+            errors(&with("prompt = 'x'\nfoo = 1\n")),
+            ["t.toml:5:1: unknown field `foo`, expected one of `version`, `name`, `description`, `system`, `prompt`, `variables`, `examples`, `sampling`, `refine`, `references`"]
+        );
+        assert_eq!(
+            errors(&with("prompt = 3\n")),
+            ["t.toml:4:10: invalid type: integer `3`, expected a string"]
+        );
+        assert_eq!(errors(&with("")), ["t.toml:1:1: missing field `prompt`"]);
+        assert_eq!(
+            errors(&with("prompt = 'x'\n[[examples]]\ninput = 'i'\n")),
+            ["t.toml:5:1: missing field `output`"]
+        );
+        assert_eq!(
+            errors(&with("prompt = 'x'\n[sampling]\ntop_k = 1.5\n")),
+            ["t.toml:6:9: invalid type: floating point `1.5`, expected i32"]
+        );
+        assert_eq!(
+            errors(&with("prompt = 'x'\n[variables.a]\nhelp = 'h'\n")),
+            ["t.toml:6:1: unknown field `help`, expected `description` or `default`"]
+        );
+        assert_eq!(
+            errors("name = 't'\ndescription = 'd'\nprompt = 'x'\n"),
+            ["t.toml:1:1: missing field `version`"]
+        );
+    }
+
+    #[test]
+    fn a_top_level_key_after_a_table_gets_a_hint() {
+        assert_eq!(
+            errors(&with("prompt = 'x'\n[refine]\nstop_phrase = 'S'\nreferences = ['r']\n")),
+            ["t.toml:7:1: unknown field `references`, expected one of `feedback`, `refine`, `stop_phrase` (if 'references' is meant for the top level, write it before the first [table])"]
+        );
+    }
+
+    #[test]
+    fn a_newer_version_is_refused_before_anything_else() {
+        assert_eq!(
+            errors("version = 2\nwhatever = true\n"),
+            ["t.toml: template format version 2 is newer than this whet reads (1)"]
+        );
+        assert_eq!(
+            errors("version = 0x1_0\n"),
+            ["t.toml: template format version 16 is newer than this whet reads (1)"]
+        );
+        assert_eq!(
+            errors("version = 0\nname = 't'\ndescription = 'd'\nprompt = 'x'\n"),
+            ["t.toml:1:11: template format version 0 does not exist (this whet reads 1)"]
+        );
+        assert_eq!(
+            errors("version = -1\nname = 't'\ndescription = 'd'\nprompt = 'x'\n"),
+            ["t.toml:1:11: invalid value: integer `-1`, expected u32"]
+        );
+    }
+
+    #[test]
+    fn name_description_and_variable_names() {
+        assert_eq!(
+            errors("version = 1\nname = \"a b\"\ndescription = \"x\\ny\"\nprompt = ''\n[variables.\"my var\"]\n[variables.ok_1]\n"),
+            [
+                "t.toml:2:8: invalid template name 'a b' (use letters, digits, '-' and '_')",
+                "t.toml:3:15: description must be one line",
+                "t.toml:5:12: invalid variable name 'my var' (use letters, digits and '_')",
+            ]
+        );
+        assert_eq!(
+            errors("version = 1\nname = ''\ndescription = ''\nprompt = ''\n"),
+            ["t.toml:2:8: invalid template name '' (use letters, digits, '-' and '_')"]
+        );
+    }
+
+    #[test]
+    fn the_name_must_match_the_file_name() {
+        let text = with("prompt = ''\n");
+        assert!(parse_named(&text, FILE, "t").is_ok());
+        let errors: Vec<String> = parse_named(&text, FILE, "other")
+            .unwrap_err()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(
+            errors,
+            ["t.toml:2:8: name 't' does not match the file name 'other.toml'"]
+        );
+    }
+
+    #[test]
+    fn examples_need_exactly_one_of_vars_and_input() {
+        let text = with(
+            "prompt = '{{a}}'\n\
+             [[examples]]\ninput = 'i'\noutput = 'o'\n\
+             [[examples]]\ninput = 'i'\noutput = 'o'\n[examples.vars]\na = '1'\n\
+             [[examples]]\noutput = 'o'\n",
+        );
+        assert_eq!(
+            errors(&text),
+            [
+                "t.toml:8:1: example 2: give either 'vars' or 'input', not both",
+                "t.toml:13:1: example 3: give either 'vars' or 'input' (it has neither)",
+            ]
+        );
+        let inline =
+            with("prompt = ''\nexamples = [{ input = 'i', output = 'o' }, { output = 'o' }]\n");
+        assert_eq!(
+            errors(&inline),
+            ["t.toml:5:44: example 2: give either 'vars' or 'input' (it has neither)"]
+        );
+    }
+
+    #[test]
+    fn placeholder_errors_at_their_place_in_the_file() {
+        // A `"""` string starting with a line break: the error is on the
+        // file's next line.
+        assert_eq!(
+            errors(&with("prompt = \"\"\"\nSummarise\n  {{text}\"\"\"\n")),
+            ["t.toml:6:3: unclosed '{{' (no '}}' after it)"]
+        );
+        // Escapes before the error take their written width.
+        assert_eq!(
+            errors(&with("prompt = \"a\\n\\u00e9\\t }} x\"\n")),
+            ["t.toml:4:23: '}}' without an opening '{{'"]
+        );
+        // A literal string.
+        assert_eq!(
+            errors(&with("prompt = \"it's\"\nsystem = 'a\\n {{ }}'\n")),
+            ["t.toml:5:15: empty placeholder '{{ }}'"]
+        )
+    }
+
+    #[test]
+    fn wide_characters_before_the_error_count_as_one_column() {
+        assert_eq!(
+            errors(&with("prompt = \"日本語 🎉 {{1x}}\"\n")),
+            ["t.toml:4:17: invalid variable name '1x' (use letters, digits and '_')"]
+        );
+    }
+
+    #[test]
+    fn line_ending_backslash_and_literal_multi_line() {
+        let text = with(
+            "prompt = \"\"\"\r\nfirst \\\r\n     second {{a b}}\"\"\"\nsystem = '''\n\\x {{}}\n'''\n",
+        );
+        assert_eq!(
+            errors(&text),
+            [
+                "t.toml:6:13: invalid variable name 'a b' (use letters, digits and '_')",
+                "t.toml:8:4: empty placeholder '{{}}'",
+            ]
+        );
+    }
+
+    #[test]
+    fn refine_prompts_use_only_their_placeholders() {
+        let text = with(
+            "prompt = '{{text}}'\n[refine]\nfeedback = '{{task}} {{feedback}}'\nrefine = \"\"\"\n{{task}}{{answer}}{{feedback}}{{text}} {{\"\"\"\n",
+        );
+        assert_eq!(
+            errors(&text),
+            [
+                "t.toml:6:22: unknown placeholder '{{feedback}}' in refine.feedback (it can use task, answer)",
+                "t.toml:8:40: unclosed '{{' (no '}}' after it)",
+            ]
+        );
+        // Valid names elsewhere in the file do not hide the syntax error;
+        // with it fixed, the unknown name is reported.
+        let text = with("prompt = ''\n[refine]\nrefine = '{{text}}'\n");
+        assert_eq!(
+            errors(&text),
+            ["t.toml:6:11: unknown placeholder '{{text}}' in refine.refine (it can use task, answer, feedback)"]
+        );
+    }
+
+    #[test]
+    fn every_problem_in_file_order() {
+        let text = "version = 1\nname = '?'\ndescription = 'd'\nsystem = '}}'\nprompt = '{{'\n";
+        assert_eq!(
+            errors(text),
+            [
+                "t.toml:2:8: invalid template name '?' (use letters, digits, '-' and '_')",
+                "t.toml:4:11: '}}' without an opening '{{'",
+                "t.toml:5:11: unclosed '{{' (no '}}' after it)",
+            ]
+        );
+    }
+
+    #[test]
+    fn error_display_without_a_position() {
+        let e = TemplateError::whole("f", "m");
+        assert_eq!(e.to_string(), "f: m");
+        assert_eq!(e.line_col, None);
+    }
+
+    fn full_template() -> Template {
+        Template {
+            version: 1,
+            name: "round-trip_1".into(),
+            description: "Quotes \" and 'apostrophes' and \\ backslash".into(),
+            system: Some("Line one\n\tindented \"quoted\"\nends with a quote\"".into()),
+            prompt:
+                "\nstarts with a break {{x}}\r\nwindows line\n\"\"\"three quotes\"\"\"\u{1}ctrl\n"
+                    .into(),
+            variables: BTreeMap::from([
+                (
+                    "x".into(),
+                    Variable {
+                        description: Some("the x".into()),
+                        default: Some("日本語 🎉\n{{y}}".into()),
+                    },
+                ),
+                ("y".into(), Variable::default()),
+            ]),
+            examples: vec![
+                Example {
+                    vars: Some(BTreeMap::from([
+                        ("x".into(), "path\\to\\file\nline 2".into()),
+                        ("odd key".into(), "v".into()),
+                    ])),
+                    input: None,
+                    output: "it's '''".into(),
+                    enabled: true,
+                },
+                Example {
+                    vars: None,
+                    input: Some("literal {{x}}".into()),
+                    output: "out\n".into(),
+                    enabled: false,
+                },
+                Example {
+                    vars: Some(BTreeMap::new()),
+                    input: None,
+                    output: String::new(),
+                    enabled: true,
+                },
+            ],
+            sampling: TemplateSampling {
+                temperature: Some(1.0),
+                top_k: Some(-1),
+                top_p: Some(0.95),
+                min_p: Some(0.0),
+                repeat_penalty: Some(1.1),
+                seed: Some(42),
+                max_tokens: Some(256),
+                stop: Some(vec!["\n\n".into(), "END\"".into()]),
+            },
+            refine: Refine {
+                feedback: Some("{{task}}\n{{answer}}".into()),
+                refine: None,
+                stop_phrase: Some("DONE".into()),
+            },
+            references: vec!["one".into(), "two\nlines".into()],
+        }
+    }
+
+    #[test]
+    fn to_toml_round_trips() {
+        let template = full_template();
+        let text = to_toml(&template);
+        assert_eq!(parse(&text, FILE), Ok(template));
+
+        let minimal = Template {
+            version: 1,
+            name: "m".into(),
+            description: "d".into(),
+            system: None,
+            prompt: "p".into(),
+            variables: BTreeMap::new(),
+            examples: Vec::new(),
+            sampling: TemplateSampling::default(),
+            refine: Refine::default(),
+            references: Vec::new(),
+        };
+        let text = to_toml(&minimal);
+        assert_eq!(
+            text,
+            "version = 1\nname = \"m\"\ndescription = \"d\"\n\nprompt = \"p\"\n"
+        );
+        assert_eq!(parse(&text, FILE), Ok(minimal));
+    }
+
+    #[test]
+    fn to_toml_is_readable() {
+        let mut template = full_template();
+        template.prompt = "Summarise:\n\n{{x}}".into();
+        template.system = Some("path\\to \"x\"".into());
+        let text = to_toml(&template);
+        assert!(
+            text.contains("prompt = \"\"\"\nSummarise:\n\n{{x}}\"\"\"\n"),
+            "{text}"
+        );
+        assert!(text.contains("system = 'path\\to \"x\"'\n"), "{text}");
+        assert!(text.contains("temperature = 1.0\n"), "{text}");
+        template.prompt = "s.split(\"\")\n\"\"\"\"x\"".into();
+        let text = to_toml(&template);
+        assert!(
+            text.contains("prompt = \"\"\"\ns.split(\"\")\n\"\"\\\"\"x\\\"\"\"\"\n"),
+            "{text}"
+        );
+        assert_eq!(parse(&text, FILE).unwrap().prompt, template.prompt);
+        assert!(text.contains("stop = [\"\\n\\n\", 'END\"']\n"), "{text}");
+        assert!(
+            text.contains("[examples.vars]\n\"odd key\" = \"v\"\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn float_formatting() {
+        assert_eq!(float(1.0), "1.0");
+        assert_eq!(float(0.3), "0.3");
+        assert_eq!(float(f32::INFINITY), "inf");
+        assert_eq!(float(f32::NEG_INFINITY), "-inf");
+        assert_eq!(float(f32::NAN), "nan");
+        assert_eq!(float(1e30), "1000000000000000000000000000000.0");
+    }
+}
