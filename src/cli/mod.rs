@@ -2,6 +2,7 @@
 
 mod models;
 mod run;
+mod templates;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -44,6 +45,9 @@ enum Commands {
     Models(models::ModelsCommand),
     /// Measure whet's engine against a bare llama.cpp loop in the same run.
     Bench(whet::bench::BenchArgs),
+    /// List, show (rendered or exact) and check prompt templates.
+    #[command(subcommand)]
+    Templates(templates::TemplatesCommand),
     /// Check the user's theme and keymap files; prints every problem.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -158,6 +162,7 @@ pub fn main() -> ExitCode {
         match cli.command {
             None => open_ui(&cli.model, cli.session.as_deref(), &cli.theme).await,
             Some(Commands::Config(command)) => config(command),
+            Some(Commands::Templates(command)) => templates::run(command).await,
             Some(Commands::Run(args)) => run::run(args).await,
             Some(Commands::Models(command)) => models::run(command).await,
             Some(Commands::Bench(args)) => whet::bench::run(args).await,

@@ -15,7 +15,14 @@ use super::{load_error, spawn_options, ModelArgs};
 #[derive(clap::Args, Debug)]
 pub struct RunArgs {
     /// The prompt; read from stdin when absent.
+    #[arg(conflicts_with = "template")]
     pub prompt: Option<String>,
+    /// Render this prompt template (shipped, or yours in <config>/prompts)
+    /// instead of a prompt; its sampling defaults apply unless given here.
+    #[arg(long, conflicts_with_all = ["raw", "system"])]
+    pub template: Option<String>,
+    #[command(flatten)]
+    pub template_input: super::templates::TemplateInput,
     #[command(flatten)]
     pub model: ModelArgs,
     /// A system message (chat mode only).
@@ -24,30 +31,31 @@ pub struct RunArgs {
     /// Send the prompt as the exact model input, without a chat template.
     #[arg(long)]
     pub raw: bool,
-    /// Sampling temperature; 0 is greedy (deterministic).
-    #[arg(long = "temp", default_value_t = 0.8)]
-    pub temperature: f32,
-    /// Keep the k most likely tokens (0 = off).
-    #[arg(long, default_value_t = 40)]
-    pub top_k: i32,
-    /// Nucleus sampling threshold (1 = off).
-    #[arg(long, default_value_t = 0.95)]
-    pub top_p: f32,
-    /// Minimum probability relative to the top token (0 = off).
-    #[arg(long, default_value_t = 0.05)]
-    pub min_p: f32,
-    /// Penalty for repeating recent tokens (1 = off).
-    #[arg(long, default_value_t = 1.0)]
-    pub repeat_penalty: f32,
-    /// How many recent tokens the repeat penalty considers.
-    #[arg(long, default_value_t = 64)]
-    pub repeat_last_n: i32,
+    /// Sampling temperature; 0 is greedy (deterministic) [default: 0.8].
+    #[arg(long = "temp")]
+    pub temperature: Option<f32>,
+    /// Keep the k most likely tokens (0 = off) [default: 40].
+    #[arg(long)]
+    pub top_k: Option<i32>,
+    /// Nucleus sampling threshold (1 = off) [default: 0.95].
+    #[arg(long)]
+    pub top_p: Option<f32>,
+    /// Minimum probability relative to the top token (0 = off) [default: 0.05].
+    #[arg(long)]
+    pub min_p: Option<f32>,
+    /// Penalty for repeating recent tokens (1 = off) [default: 1].
+    #[arg(long)]
+    pub repeat_penalty: Option<f32>,
+    /// How many recent tokens the repeat penalty considers [default: 64].
+    #[arg(long)]
+    pub repeat_last_n: Option<i32>,
     /// Random seed [default: different each run].
     #[arg(long)]
     pub seed: Option<u32>,
-    /// Stop after this many generated tokens (0 = until the context is full).
-    #[arg(long, default_value_t = 512)]
-    pub max_tokens: u32,
+    /// Stop after this many generated tokens (0 = until the context is
+    /// full) [default: 512].
+    #[arg(long)]
+    pub max_tokens: Option<u32>,
     /// Stop when the output contains this text (repeatable); it is not printed.
     #[arg(long = "stop", value_name = "STR")]
     pub stops: Vec<String>,
@@ -57,20 +65,50 @@ pub struct RunArgs {
 }
 
 pub async fn run(args: RunArgs) -> Result<ExitCode, String> {
-    let text = prompt_text(args.prompt.clone())?;
     if args.stops.iter().any(|s| s.is_empty()) {
         return Err("--stop needs a non-empty string".into());
     }
-    let sampling = SamplingParams {
-        temperature: args.temperature,
-        top_k: args.top_k,
-        top_p: args.top_p,
-        min_p: args.min_p,
-        repeat_penalty: args.repeat_penalty,
-        repeat_last_n: args.repeat_last_n,
-        seed: args.seed.unwrap_or_else(SamplingParams::fresh_seed),
+    // Template first: its problems are reported before a model is loaded.
+    let rendered = match &args.template {
+        Some(name) => Some(super::templates::render(name, &args.template_input)?),
+        None => None,
     };
+    let template_sampling = rendered.as_ref().map(|(t, _)| t.sampling.clone());
+    let text = match &rendered {
+        Some(_) => String::new(),
+        None => prompt_text(args.prompt.clone())?,
+    };
+    // llama.cpp's defaults, then the template's, then the command line's.
+    let mut sampling = SamplingParams {
+        seed: SamplingParams::fresh_seed(),
+        ..SamplingParams::default()
+    };
+    if let Some(defaults) = &template_sampling {
+        defaults.apply(&mut sampling);
+    }
+    let set = |value: Option<f32>, field: &mut f32| {
+        if let Some(value) = value {
+            *field = value;
+        }
+    };
+    set(args.temperature, &mut sampling.temperature);
+    set(args.top_p, &mut sampling.top_p);
+    set(args.min_p, &mut sampling.min_p);
+    set(args.repeat_penalty, &mut sampling.repeat_penalty);
+    sampling.top_k = args.top_k.unwrap_or(sampling.top_k);
+    sampling.repeat_last_n = args.repeat_last_n.unwrap_or(sampling.repeat_last_n);
+    sampling.seed = args.seed.unwrap_or(sampling.seed);
     sampling.validate()?;
+    let template_max = template_sampling.as_ref().and_then(|s| s.max_tokens);
+    let max_tokens = args.max_tokens.or(template_max).unwrap_or(512);
+    let stops = if args.stops.is_empty() {
+        template_sampling
+            .as_ref()
+            .and_then(|s| s.stop.clone())
+            .unwrap_or_default()
+    } else {
+        args.stops.clone()
+    };
     let load = args.model.load_request()?;
 
     let mut engine = EngineClient::spawn(&spawn_options()?)
@@ -80,7 +118,9 @@ pub async fn run(args: RunArgs) -> Result<ExitCode, String> {
         .load(load.clone())
         .await
         .map_err(|e| load_error(&load, e))?;
-    let prompt = if args.raw {
+    let prompt = if let Some((_, messages)) = rendered {
+        Prompt::Chat { messages }
+    } else if args.raw {
         Prompt::Raw { text }
     } else {
         let mut messages = Vec::new();
@@ -93,9 +133,9 @@ pub async fn run(args: RunArgs) -> Result<ExitCode, String> {
     let request = GenerateRequest {
         id: 0,
         prompt,
-        sampling,
-        max_tokens: args.max_tokens,
-        stop: args.stops.clone(),
+        sampling: sampling.clone(),
+        max_tokens,
+        stop: stops,
         reuse_prefix: true,
         ignore_eos: false,
     };
@@ -145,7 +185,7 @@ pub async fn run(args: RunArgs) -> Result<ExitCode, String> {
             "timing": generation.timing,
             "prompt_tokens_per_sec": generation.stats.prompt_tokens_per_sec(),
             "generation_tokens_per_sec": generation.stats.generation_tokens_per_sec(),
-            "seed": args.seed,
+            "seed": sampling.seed,
             "worker_peak_rss_kib": peak_rss_kib,
             "tokens": generation.tokens,
         });

@@ -1,0 +1,194 @@
+//! `whet templates list|show|check`, and the `--template` options `whet run`
+//! shares: a template rendered into chat messages from the command line.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use whet::engine::protocol::{ChatMessage, Prompt};
+use whet::engine::EngineClient;
+use whet::outln;
+use whet::paths;
+use whet::prompt::{library, template, ExampleSelection, Template};
+
+use super::{load_error, spawn_options, ModelArgs};
+
+/// Which template to render, with which values and examples.
+#[derive(clap::Args, Debug, Clone)]
+pub struct TemplateInput {
+    /// Variable values: NAME=VALUE, or NAME=@FILE to read the value from a
+    /// file (repeatable).
+    #[arg(long = "var", value_name = "NAME=VALUE")]
+    pub vars: Vec<String>,
+    /// Few-shot examples to include: `enabled` (the file's choice), `none`,
+    /// or numbers such as `1,3`.
+    #[arg(long = "examples", value_name = "SET", default_value = "enabled")]
+    pub examples: String,
+}
+
+impl TemplateInput {
+    fn selection(&self) -> Result<ExampleSelection, String> {
+        match self.examples.trim() {
+            "enabled" | "" => Ok(ExampleSelection::Enabled),
+            "none" => Ok(ExampleSelection::None),
+            list => list
+                .split(',')
+                .map(|n| {
+                    n.trim()
+                        .parse::<usize>()
+                        .ok()
+                        .filter(|&n| n > 0)
+                        .ok_or_else(|| {
+                            format!(
+                                "--examples: '{}' is not an example number (1, 2, …)",
+                                n.trim()
+                            )
+                        })
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map(ExampleSelection::Only),
+        }
+    }
+}
+
+/// The user's templates: `<config>/prompts`.
+pub fn user_dir() -> Option<PathBuf> {
+    paths::config_dir().ok().map(|dir| dir.join("prompts"))
+}
+
+/// Finds, parses and renders template `name`: the template and the chat
+/// messages the model will be sent.
+pub fn render(name: &str, input: &TemplateInput) -> Result<(Template, Vec<ChatMessage>), String> {
+    let entry = library::find(name, user_dir().as_deref())?;
+    let template = library::load(&entry).map_err(join_errors)?;
+    let values = whet::prompt::parse_vars(&input.vars)?;
+    let messages = whet::prompt::render(&template, &values, input.selection()?)
+        .map_err(|e| format!("template '{name}': {e}"))?;
+    Ok((template, messages))
+}
+
+fn join_errors(errors: Vec<template::TemplateError>) -> String {
+    errors
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+#[derive(clap::Subcommand)]
+pub enum TemplatesCommand {
+    /// Every template: shipped ones and yours (<config>/prompts), which
+    /// replace shipped ones of the same name.
+    List,
+    /// Print a template rendered into chat messages.
+    Show {
+        name: String,
+        #[command(flatten)]
+        input: TemplateInput,
+        /// Print the model's exact input instead (its chat format applied by
+        /// the engine), with the token count on stderr.
+        #[arg(long)]
+        exact: bool,
+        #[command(flatten)]
+        model: ModelArgs,
+    },
+    /// Validate template files; prints every problem as file:line:col.
+    Check {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+}
+
+pub async fn run(command: TemplatesCommand) -> Result<ExitCode, String> {
+    match command {
+        TemplatesCommand::List => {
+            for entry in library::list(user_dir().as_deref()) {
+                let description = match library::load(&entry) {
+                    Ok(template) => template.description,
+                    Err(errors) => format!("(invalid: {})", join_errors(errors)),
+                };
+                let source = if entry.is_shipped() {
+                    "shipped"
+                } else {
+                    "user"
+                };
+                outln!("{:<20} {:<8} {description}", entry.name, source);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        TemplatesCommand::Show {
+            name,
+            input,
+            exact,
+            model,
+        } => {
+            let (_, messages) = render(&name, &input)?;
+            if exact {
+                let (text, tokens) = exact_input(messages, &model).await?;
+                whet::outln!("{text}");
+                eprintln!("{tokens} tokens");
+            } else {
+                for message in &messages {
+                    outln!("## {}\n{}\n", message.role.as_str(), message.content);
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        TemplatesCommand::Check { files } => Ok(check(&files)),
+    }
+}
+
+/// The exact text the model receives, from the engine itself (only the
+/// vocabulary is loaded: formatting needs no weights).
+async fn exact_input(
+    messages: Vec<ChatMessage>,
+    model: &ModelArgs,
+) -> Result<(String, u32), String> {
+    let mut load = model.load_request()?;
+    load.vocab_only = true;
+    let mut engine = EngineClient::spawn(&spawn_options()?)
+        .await
+        .map_err(|e| e.to_string())?;
+    engine
+        .load(load.clone())
+        .await
+        .map_err(|e| load_error(&load, e))?;
+    let formatted = engine
+        .format_prompt(Prompt::Chat { messages })
+        .await
+        .map_err(|e| e.to_string());
+    engine.shutdown().await;
+    formatted
+}
+
+fn check(files: &[PathBuf]) -> ExitCode {
+    let mut failed = false;
+    for file in files {
+        match check_file(file) {
+            Ok(()) => outln!("{}: ok", file.display()),
+            Err(problems) => {
+                failed = true;
+                for problem in problems {
+                    outln!("{problem}");
+                }
+            }
+        }
+    }
+    if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+fn check_file(file: &Path) -> Result<(), Vec<String>> {
+    let label = file.display().to_string();
+    let text =
+        std::fs::read_to_string(file).map_err(|e| vec![format!("{label}: cannot read: {e}")])?;
+    let stem = file
+        .file_stem()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    template::parse_named(&text, &label, &stem)
+        .map(|_| ())
+        .map_err(|errors| errors.iter().map(ToString::to_string).collect())
+}
