@@ -102,6 +102,13 @@ fn show_renders_values_once_and_reports_missing_ones() {
         stderr(&output).trim_end(),
         "error: template 'codegen': missing values for: description"
     );
+    // Values without a template are a mistake, not something to ignore.
+    let output = whet_in(dir.path(), &["run", "--var", "x=1", "hello"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(
+        stderr(&output).trim_end(),
+        "error: --var and --examples need --template NAME"
+    );
 }
 
 /// SmolLM2's chat format is ChatML: the exact input must be the rendered

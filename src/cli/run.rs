@@ -68,6 +68,10 @@ pub async fn run(args: RunArgs) -> Result<ExitCode, String> {
     if args.stops.iter().any(|s| s.is_empty()) {
         return Err("--stop needs a non-empty string".into());
     }
+    let input = &args.template_input;
+    if args.template.is_none() && (!input.vars.is_empty() || input.examples != "enabled") {
+        return Err("--var and --examples need --template NAME".into());
+    }
     // Template first: its problems are reported before a model is loaded.
     let rendered = match &args.template {
         Some(name) => Some(super::templates::render(name, &args.template_input)?),
