@@ -45,9 +45,15 @@ pub fn suspend(terminal: &mut DefaultTerminal) -> std::io::Result<()> {
     unsafe {
         libc::kill(0, libc::SIGTSTP);
     }
-    // Execution continues here after SIGCONT.
-    *terminal = ratatui::init();
-    let _ = execute!(stdout(), EnableBracketedPaste, EnableMouseCapture);
+    // Execution continues here after SIGCONT: the same modes again, without
+    // ratatui::init, which would stack one more panic hook per suspend.
+    crossterm::terminal::enable_raw_mode()?;
+    execute!(
+        stdout(),
+        crossterm::terminal::EnterAlternateScreen,
+        EnableBracketedPaste,
+        EnableMouseCapture
+    )?;
     terminal.clear()
 }
 
