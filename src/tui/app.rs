@@ -223,12 +223,16 @@ fn blocked_by_edit(app: &mut App) -> bool {
     false
 }
 
+/// What a model is called until it has loaded and named itself.
+fn model_name_of(path: &std::path::Path) -> String {
+    path.file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
 impl App {
     pub fn new(model_path: PathBuf) -> Self {
-        let model_name = model_path
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_default();
+        let model_name = model_name_of(&model_path);
         Self {
             session_name: String::new(),
             settings: ChatSettings {
@@ -1101,10 +1105,7 @@ fn pick_model(app: &mut App, path: PathBuf) -> Vec<Effect> {
         app.info("wait for the reply, or press Esc to stop it");
         return Vec::new();
     }
-    app.model_name = path
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    app.model_name = model_name_of(&path);
     app.model_path = path;
     app.engine = EngineState::Loading;
     app.load_progress = Some(0.0);
