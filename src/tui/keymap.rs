@@ -27,7 +27,7 @@
 //! is about is ignored, so that action keeps its default keys:
 //!
 //! - `FILE:LINE:COL: <toml message>` — a syntax error; the whole file is ignored.
-//! - `FILE:LINE:COL: unknown section 'foo' (sections: global, input, messages, settings, picker)`
+//! - `FILE:LINE:COL: unknown section 'foo' (sections: global, input, messages, settings, picker, workbench, workbench_list, workbench_form)`
 //! - `FILE:LINE:COL: 'foo' is outside a section (sections: …)` — a key before any `[section]`.
 //! - `FILE:LINE:COL: 'global' must be a table [global], found string`
 //! - `FILE:LINE:COL: unknown action 'frobnicate'`
@@ -74,6 +74,14 @@ pub enum Context {
     Settings,
     /// A list popup (models, sessions).
     Picker,
+    /// A text field of the prompt workbench has focus (the template editor,
+    /// a variable's value, the template search): like `input`.
+    Workbench,
+    /// A list of the workbench has focus (templates, examples, preview,
+    /// output): plain letters are fine.
+    WorkbenchList,
+    /// A form popup of the workbench (a few-shot example, a file name).
+    WorkbenchForm,
 }
 
 impl Context {
@@ -83,6 +91,9 @@ impl Context {
         Context::Messages,
         Context::Settings,
         Context::Picker,
+        Context::Workbench,
+        Context::WorkbenchList,
+        Context::WorkbenchForm,
     ];
 
     /// The section name in `keymap.toml`.
@@ -93,6 +104,9 @@ impl Context {
             Context::Messages => "messages",
             Context::Settings => "settings",
             Context::Picker => "picker",
+            Context::Workbench => "workbench",
+            Context::WorkbenchList => "workbench_list",
+            Context::WorkbenchForm => "workbench_form",
         }
     }
 
@@ -104,7 +118,14 @@ impl Context {
     /// cannot be bound. `Global` counts: it is active while the editor has
     /// focus.
     pub fn types_text(self) -> bool {
-        matches!(self, Context::Global | Context::Input | Context::Settings)
+        matches!(
+            self,
+            Context::Global
+                | Context::Input
+                | Context::Settings
+                | Context::Workbench
+                | Context::WorkbenchForm
+        )
     }
 }
 
@@ -155,6 +176,27 @@ pub enum Action {
     Pick,
     PickerRename,
     PickerDelete,
+    // Workbench
+    Workbench,
+    FocusPrev,
+    Run,
+    Save,
+    SaveAs,
+    SendToChat,
+    History,
+    NextText,
+    Undo,
+    Redo,
+    LoadFile,
+    Search,
+    NewTemplate,
+    ExampleAdd,
+    ExampleEdit,
+    ExampleDuplicate,
+    ExampleDelete,
+    ExampleToggle,
+    ExampleMoveUp,
+    ExampleMoveDown,
 }
 
 const GLOBAL: &[Context] = &[Context::Global];
@@ -162,8 +204,15 @@ const INPUT: &[Context] = &[Context::Input];
 const MESSAGES: &[Context] = &[Context::Messages];
 const SETTINGS: &[Context] = &[Context::Settings];
 const PICKER: &[Context] = &[Context::Picker];
-const LISTS: &[Context] = &[Context::Messages, Context::Picker];
-const POPUPS: &[Context] = &[Context::Settings, Context::Picker];
+const LISTS: &[Context] = &[Context::Messages, Context::Picker, Context::WorkbenchList];
+const POPUPS: &[Context] = &[Context::Settings, Context::Picker, Context::WorkbenchForm];
+const INPUTS: &[Context] = &[Context::Input, Context::Workbench, Context::WorkbenchForm];
+const PICKERS: &[Context] = &[Context::Picker, Context::WorkbenchList];
+const WORKBENCH: &[Context] = &[Context::Workbench, Context::WorkbenchList];
+const WORKBENCH_TEXT: &[Context] = &[Context::Workbench, Context::WorkbenchForm];
+const WORKBENCH_LIST: &[Context] = &[Context::WorkbenchList];
+const QUIT_NOW: &[Context] = &[Context::Messages, Context::WorkbenchList];
+const FORMS: &[Context] = &[Context::Settings, Context::WorkbenchForm];
 
 impl Action {
     /// Every action, in the order help lists them.
@@ -201,6 +250,26 @@ impl Action {
         Action::Pick,
         Action::PickerRename,
         Action::PickerDelete,
+        Action::Workbench,
+        Action::FocusPrev,
+        Action::Run,
+        Action::Save,
+        Action::SaveAs,
+        Action::SendToChat,
+        Action::History,
+        Action::NextText,
+        Action::Undo,
+        Action::Redo,
+        Action::LoadFile,
+        Action::Search,
+        Action::NewTemplate,
+        Action::ExampleAdd,
+        Action::ExampleEdit,
+        Action::ExampleDuplicate,
+        Action::ExampleDelete,
+        Action::ExampleToggle,
+        Action::ExampleMoveUp,
+        Action::ExampleMoveDown,
     ];
 
     /// (name in `keymap.toml`, description for help, contexts it may be bound in)
@@ -220,8 +289,8 @@ impl Action {
             Action::PageDown => ("page_down", "Scroll down a page", GLOBAL),
             Action::Export => ("export", "Export the session as Markdown and JSON", GLOBAL),
             Action::Send => ("send", "Send the message", INPUT),
-            Action::Newline => ("newline", "Insert a line break", INPUT),
-            Action::QuitNow => ("quit_now", "Quit", MESSAGES),
+            Action::Newline => ("newline", "Insert a line break", INPUTS),
+            Action::QuitNow => ("quit_now", "Quit", QUIT_NOW),
             Action::SelectPrev => ("select_prev", "Select the previous item", LISTS),
             Action::SelectNext => ("select_next", "Select the next item", LISTS),
             Action::SelectLast => ("select_last", "Select the last message", MESSAGES),
@@ -240,13 +309,61 @@ impl Action {
             ),
             Action::BranchNext => ("branch_next", "Show the next kept branch", MESSAGES),
             Action::BranchPrev => ("branch_prev", "Show the previous kept branch", MESSAGES),
-            Action::Apply => ("apply", "Apply the settings", SETTINGS),
+            Action::Apply => ("apply", "Apply the settings or the form", FORMS),
             Action::Close => ("close", "Close", POPUPS),
-            Action::FieldNext => ("field_next", "Next field", SETTINGS),
-            Action::FieldPrev => ("field_prev", "Previous field", SETTINGS),
-            Action::Pick => ("pick", "Open the selected item", PICKER),
+            Action::FieldNext => ("field_next", "Next field", FORMS),
+            Action::FieldPrev => ("field_prev", "Previous field", FORMS),
+            Action::Pick => ("pick", "Open the selected item", PICKERS),
             Action::PickerRename => ("picker_rename", "Rename the selected item", PICKER),
             Action::PickerDelete => ("picker_delete", "Delete the selected item", PICKER),
+            Action::Workbench => (
+                "workbench",
+                "Switch between the chat and the prompt workbench",
+                GLOBAL,
+            ),
+            Action::FocusPrev => ("focus_prev", "Move focus to the previous pane", WORKBENCH),
+            Action::Run => ("run", "Run the template; output streams below", WORKBENCH),
+            Action::Save => ("save", "Save the template (a shipped one as your copy)", WORKBENCH),
+            Action::SaveAs => ("save_as", "Save the template under a new name", WORKBENCH),
+            Action::SendToChat => (
+                "send_to_chat",
+                "Start a chat session from the rendered messages",
+                WORKBENCH,
+            ),
+            Action::History => ("history", "Past runs; Enter reopens one", WORKBENCH),
+            Action::NextText => (
+                "next_text",
+                "Edit the next text: prompt, system, sampling, feedback, refine",
+                WORKBENCH,
+            ),
+            Action::Undo => ("undo", "Undo in the editor", WORKBENCH_TEXT),
+            Action::Redo => ("redo", "Redo in the editor", WORKBENCH_TEXT),
+            Action::LoadFile => ("load_file", "Load a variable's value from a file", WORKBENCH_TEXT),
+            Action::Search => ("search", "Search templates by name", WORKBENCH_LIST),
+            Action::NewTemplate => ("new_template", "Start a new template", WORKBENCH_LIST),
+            Action::ExampleAdd => ("example_add", "Add a few-shot example", WORKBENCH_LIST),
+            Action::ExampleEdit => ("example_edit", "Edit the selected example", WORKBENCH_LIST),
+            Action::ExampleDuplicate => (
+                "example_duplicate",
+                "Duplicate the selected example",
+                WORKBENCH_LIST,
+            ),
+            Action::ExampleDelete => (
+                "example_delete",
+                "Delete the selected example (press twice)",
+                WORKBENCH_LIST,
+            ),
+            Action::ExampleToggle => (
+                "example_toggle",
+                "Turn the selected example on or off",
+                WORKBENCH_LIST,
+            ),
+            Action::ExampleMoveUp => ("example_move_up", "Move the example up", WORKBENCH_LIST),
+            Action::ExampleMoveDown => (
+                "example_move_down",
+                "Move the example down",
+                WORKBENCH_LIST,
+            ),
         }
     }
 
@@ -321,6 +438,46 @@ const DEFAULTS: &[(Context, Action, &[&str])] = &[
     (Context::Picker, Action::SelectPrev, &["up", "k"]),
     (Context::Picker, Action::SelectNext, &["down", "j"]),
     (Context::Picker, Action::Help, &["?"]),
+    (Context::Global, Action::Workbench, &["f5"]),
+    (Context::Workbench, Action::FocusPrev, &["shift+tab"]),
+    (Context::Workbench, Action::Run, &["ctrl+g"]),
+    (Context::Workbench, Action::Save, &["ctrl+s"]),
+    (Context::Workbench, Action::SaveAs, &["f12"]),
+    (Context::Workbench, Action::SendToChat, &["ctrl+t"]),
+    (Context::Workbench, Action::History, &["f6"]),
+    (Context::Workbench, Action::NextText, &["f7"]),
+    (Context::Workbench, Action::Undo, &["ctrl+u"]),
+    (Context::Workbench, Action::Redo, &["ctrl+r"]),
+    (Context::Workbench, Action::LoadFile, &["ctrl+o"]),
+    (Context::Workbench, Action::Newline, &["alt+enter", "ctrl+j"]),
+    (Context::WorkbenchList, Action::FocusPrev, &["shift+tab"]),
+    (Context::WorkbenchList, Action::Run, &["ctrl+g"]),
+    (Context::WorkbenchList, Action::Save, &["ctrl+s"]),
+    (Context::WorkbenchList, Action::SaveAs, &["f12"]),
+    (Context::WorkbenchList, Action::SendToChat, &["ctrl+t"]),
+    (Context::WorkbenchList, Action::History, &["f6"]),
+    (Context::WorkbenchList, Action::NextText, &["f7"]),
+    (Context::WorkbenchList, Action::SelectPrev, &["up", "k"]),
+    (Context::WorkbenchList, Action::SelectNext, &["down", "j"]),
+    (Context::WorkbenchList, Action::Pick, &["enter"]),
+    (Context::WorkbenchList, Action::Search, &["/"]),
+    (Context::WorkbenchList, Action::NewTemplate, &["n"]),
+    (Context::WorkbenchList, Action::ExampleAdd, &["a"]),
+    (Context::WorkbenchList, Action::ExampleEdit, &["e"]),
+    (Context::WorkbenchList, Action::ExampleDuplicate, &["c"]),
+    (Context::WorkbenchList, Action::ExampleDelete, &["d", "delete"]),
+    (Context::WorkbenchList, Action::ExampleToggle, &["space"]),
+    (Context::WorkbenchList, Action::ExampleMoveUp, &["K", "alt+up"]),
+    (Context::WorkbenchList, Action::ExampleMoveDown, &["J", "alt+down"]),
+    (Context::WorkbenchList, Action::QuitNow, &["q"]),
+    (Context::WorkbenchList, Action::Help, &["?"]),
+    (Context::WorkbenchForm, Action::Apply, &["ctrl+s"]),
+    (Context::WorkbenchForm, Action::Close, &["esc"]),
+    (Context::WorkbenchForm, Action::FieldNext, &["tab"]),
+    (Context::WorkbenchForm, Action::FieldPrev, &["shift+tab"]),
+    (Context::WorkbenchForm, Action::Newline, &["alt+enter", "ctrl+j"]),
+    (Context::WorkbenchForm, Action::Undo, &["ctrl+u"]),
+    (Context::WorkbenchForm, Action::Redo, &["ctrl+r"]),
 ];
 
 /// A key as bound: a code and the modifiers that matter, normalised so a
@@ -1068,11 +1225,22 @@ mod tests {
             }
         }
         // The only context keys that hide a Global action: Esc closes the
-        // popups rather than stopping the reply.
+        // popups rather than stopping the reply; in the workbench Ctrl+G
+        // runs the template (it generates, as it regenerates in the chat),
+        // Ctrl+R redoes in its editors, and Tab moves between form fields.
         let esc = parse_key("esc").unwrap();
+        let ctrl_g = parse_key("ctrl+g").unwrap();
+        let ctrl_r = parse_key("ctrl+r").unwrap();
+        let tab = parse_key("tab").unwrap();
         let expected: HashSet<_> = [
             (Context::Settings, esc, Action::Close, Action::Stop),
             (Context::Picker, esc, Action::Close, Action::Stop),
+            (Context::WorkbenchForm, esc, Action::Close, Action::Stop),
+            (Context::Workbench, ctrl_g, Action::Run, Action::Regenerate),
+            (Context::WorkbenchList, ctrl_g, Action::Run, Action::Regenerate),
+            (Context::Workbench, ctrl_r, Action::Redo, Action::RestartEngine),
+            (Context::WorkbenchForm, ctrl_r, Action::Redo, Action::RestartEngine),
+            (Context::WorkbenchForm, tab, Action::FieldNext, Action::FocusNext),
         ]
         .into_iter()
         .collect();
@@ -1244,11 +1412,11 @@ mod tests {
         let path = dir.path().join("keymap.toml");
         std::fs::write(
             &path,
-            "[global]\nregenerate = \"f5\"\nfrobnicate = \"f6\"\n",
+            "[global]\nregenerate = \"f11\"\nfrobnicate = \"f6\"\n",
         )
         .unwrap();
         let (keymap, problems) = Keymap::load(&path);
-        let f5 = key(KeyCode::F(5), KeyModifiers::NONE);
+        let f5 = key(KeyCode::F(11), KeyModifiers::NONE);
         assert_eq!(keymap.action(Context::Input, &f5), Some(Action::Regenerate));
         assert_eq!(
             problems,
@@ -1277,10 +1445,10 @@ mod tests {
         );
         assert_eq!(keymap.key_hint(Action::DeleteMessage), "x");
 
-        let (keymap, problems) = user("[global]\nregenerate = \"f5\"\n");
+        let (keymap, problems) = user("[global]\nregenerate = \"f11\"\n");
         assert!(problems.is_empty(), "{problems:?}");
         assert_eq!(keymap.action(Context::Input, &ctrl('g')), None);
-        assert_eq!(keymap.key_hint(Action::Regenerate), "F5");
+        assert_eq!(keymap.key_hint(Action::Regenerate), "F11");
     }
 
     #[test]
@@ -1313,7 +1481,7 @@ mod tests {
 
     #[test]
     fn a_syntax_error_keeps_the_defaults() {
-        let (keymap, problems) = user("[global]\nregenerate = \"f5\"\n[messages\n");
+        let (keymap, problems) = user("[global]\nregenerate = \"f11\"\n[messages\n");
         assert_eq!(problems, ["F:3:10: unclosed table, expected `]`"]);
         assert_eq!(keymap, Keymap::defaults());
     }
@@ -1321,19 +1489,19 @@ mod tests {
     #[test]
     fn unknown_sections_and_actions() {
         assert_eq!(
-            report("[global]\nregenerate = \"f5\"\n\n[foo]\nx = \"y\"\n"),
-            ["F:4:2: unknown section 'foo' (sections: global, input, messages, settings, picker)"]
+            report("[global]\nregenerate = \"f11\"\n\n[foo]\nx = \"y\"\n"),
+            ["F:4:2: unknown section 'foo' (sections: global, input, messages, settings, picker, workbench, workbench_list, workbench_form)"]
         );
         assert_eq!(
-            report("regenerate = \"f5\"\n"),
-            ["F:1:1: 'regenerate' is outside a section (sections: global, input, messages, settings, picker)"]
+            report("regenerate = \"f11\"\n"),
+            ["F:1:1: 'regenerate' is outside a section (sections: global, input, messages, settings, picker, workbench, workbench_list, workbench_form)"]
         );
         assert_eq!(
-            report("global = \"f5\"\n"),
+            report("global = \"f11\"\n"),
             ["F:1:1: 'global' must be a table [global], found string"]
         );
         assert_eq!(
-            report("[global]\n  frobnicate = \"f5\"\n"),
+            report("[global]\n  frobnicate = \"f11\"\n"),
             ["F:2:3: unknown action 'frobnicate'"]
         );
     }
@@ -1439,7 +1607,7 @@ mod tests {
         );
 
         // A moved default frees its key.
-        let (_, problems) = user("[global]\nregenerate = \"f5\"\nexport = \"ctrl+g\"\n");
+        let (_, problems) = user("[global]\nmodels = \"f11\"\nexport = \"f3\"\n");
         assert!(problems.is_empty(), "{problems:?}");
     }
 
@@ -1475,23 +1643,23 @@ mod tests {
 
         // Both from the file: the earlier wins.
         let (keymap, problems) =
-            user("[picker]\npick = [\"enter\", \"ctrl+o\"]\n[global]\nmodels = \"ctrl+o\"\n");
+            user("[picker]\npick = [\"enter\", \"ctrl+b\"]\n[global]\nmodels = \"ctrl+b\"\n");
         assert_eq!(
             problems,
-            ["F:4:10: 'ctrl+o' is bound to both pick and models in [picker] (models is from [global]); keeping pick"]
+            ["F:4:10: 'ctrl+b' is bound to both pick and models in [picker] (models is from [global]); keeping pick"]
         );
         assert_eq!(
-            keymap.action(Context::Picker, &ctrl('o')),
+            keymap.action(Context::Picker, &ctrl('b')),
             Some(Action::Pick)
         );
         let (keymap, problems) =
-            user("[global]\nmodels = \"ctrl+o\"\n[picker]\npick = [\"enter\", \"ctrl+o\"]\n");
+            user("[global]\nmodels = \"ctrl+b\"\n[picker]\npick = [\"enter\", \"ctrl+b\"]\n");
         assert_eq!(
             problems,
-            ["F:4:18: 'ctrl+o' is bound to both models and pick in [picker] (models is from [global]); keeping models"]
+            ["F:4:18: 'ctrl+b' is bound to both models and pick in [picker] (models is from [global]); keeping models"]
         );
         assert_eq!(
-            keymap.action(Context::Picker, &ctrl('o')),
+            keymap.action(Context::Picker, &ctrl('b')),
             Some(Action::Models)
         );
 
