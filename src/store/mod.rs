@@ -4,4 +4,5 @@
 pub mod atomic;
 pub mod export;
 pub mod library;
+pub mod runs;
 pub mod session;
