@@ -77,6 +77,7 @@ fn conversation() -> App {
                 ttft_ms: 84.0,
                 tokens_per_sec: 121.5,
             },
+            stats: None,
         },
     );
     send(

@@ -16,9 +16,19 @@ use super::picker::{Picker, PickerItem, PickerKind};
 use super::sanitize::sanitize;
 use super::settings::{ChatSettings, SettingsForm};
 use super::theme::Theme;
-use crate::engine::protocol::{ChatMessage, Role, StopReason};
+use super::workbench::{self, update as wb, Workbench};
+use crate::engine::protocol::{ChatMessage, GenerationStats, Role, StopReason};
 use crate::engine::SamplingParams;
+use crate::prompt::{Template, TemplateEntry};
+use crate::store::runs::{RunOutcome, RunRecord, RunSummary};
 use crate::store::session::{ReplySettings, Session};
+
+/// Which screen is shown: the chat, or the prompt workbench beside it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Screen {
+    Chat,
+    Workbench,
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EngineState {
@@ -92,6 +102,8 @@ pub enum Msg {
         reason: StopReason,
         context_used: u32,
         figures: TurnFigures,
+        /// The worker's figures, kept with a workbench run.
+        stats: Option<GenerationStats>,
     },
     GenerationFailed {
         id: Option<u64>,
@@ -109,6 +121,31 @@ pub enum Msg {
     },
     /// The outcome of some IO the driver ran, for the status line.
     Notice(Notice),
+    /// The template library, read by the driver.
+    Templates(Vec<TemplateEntry>),
+    TemplateSaved {
+        template: Box<Template>,
+        path: PathBuf,
+    },
+    TemplateSaveFailed(String),
+    /// A variable's value read from a file.
+    ValueLoaded {
+        var: String,
+        text: String,
+    },
+    /// The engine's exact input for preview `revision`, and its tokens.
+    PreviewFormatted {
+        revision: u64,
+        result: Result<(String, u32), String>,
+    },
+    Runs(Vec<RunSummary>),
+    RunOpened(Box<RunRecord>),
+    RunSaved {
+        id: String,
+        created_unix_ms: u64,
+    },
+    /// A chat session made from a template's rendered messages.
+    ChatStarted(Box<Session>),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -143,6 +180,37 @@ pub enum Effect {
     },
     DeleteSession(String),
     Quit,
+    /// Read the template library (shipped and the user's).
+    ListTemplates,
+    /// Save as the user's template file.
+    SaveTemplate(Box<Template>),
+    /// Read a file into a variable's value.
+    ReadValueFile {
+        var: String,
+        path: PathBuf,
+    },
+    /// Ask the engine for the exact input of these messages, once typing
+    /// has paused; answered by `PreviewFormatted` for `revision`.
+    FormatPreview {
+        revision: u64,
+        messages: Vec<ChatMessage>,
+    },
+    /// Generate for the workbench with the template's settings.
+    RunTemplate {
+        messages: Vec<ChatMessage>,
+        sampling: SamplingParams,
+        max_tokens: u32,
+        stop: Vec<String>,
+    },
+    /// Write a run record (a new id is given to one without).
+    SaveRun(Box<RunRecord>),
+    ListRuns,
+    OpenRun(String),
+    /// Start a new chat session from these messages.
+    StartChat {
+        messages: Vec<ChatMessage>,
+        sampling: SamplingParams,
+    },
 }
 
 pub struct App {
@@ -184,6 +252,8 @@ pub struct App {
     pub keymap: Keymap,
     pub theme: Theme,
     pub drawn: Cell<DrawnLayout>,
+    pub screen: Screen,
+    pub wb: Workbench,
 }
 
 /// Warn when fewer tokens than this are left in the context.
@@ -265,6 +335,8 @@ impl App {
             keymap: Keymap::defaults(),
             theme: Theme::fallback(),
             drawn: Cell::new(DrawnLayout::default()),
+            screen: Screen::Chat,
+            wb: Workbench::default(),
         }
     }
 
@@ -321,6 +393,9 @@ impl App {
 
     /// The keymap context of what has the keyboard now.
     pub fn context(&self) -> Context {
+        if self.overlay.is_none() && self.screen == Screen::Workbench {
+            return self.wb.context();
+        }
         match (&self.overlay, self.focus) {
             (Some(Overlay::Settings(_)), _) => Context::Settings,
             (Some(Overlay::Picker(_)), _) => Context::Picker,
@@ -329,14 +404,14 @@ impl App {
         }
     }
 
-    fn info(&mut self, text: impl Into<String>) {
+    pub(crate) fn info(&mut self, text: impl Into<String>) {
         self.notice = Some(Notice {
             text: text.into(),
             error: false,
         });
     }
 
-    fn error(&mut self, text: impl Into<String>) {
+    pub(crate) fn error(&mut self, text: impl Into<String>) {
         self.notice = Some(Notice {
             text: text.into(),
             error: true,
@@ -372,6 +447,7 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
                         name.insert_str(text.replace('\n', " "));
                     }
                 }
+                None if app.screen == Screen::Workbench => return wb::on_paste(app, text),
                 None => {
                     app.focus = Focus::Input;
                     app.input.insert_str(text);
@@ -390,7 +466,7 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
             app.n_ctx = n_ctx;
             app.engine = EngineState::Ready;
             app.load_progress = None;
-            Vec::new()
+            wb::on_engine_ready(app)
         }
         Msg::EngineLoadFailed(message) => {
             app.engine = EngineState::Failed(message);
@@ -403,12 +479,15 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
             Vec::new()
         }
         Msg::GenerationStarted { id } => {
+            wb::on_started(&mut app.wb, id);
             app.generating = Some(id);
             app.engine = EngineState::Generating;
             Vec::new()
         }
         Msg::Token { id, text } => {
-            if app.generating == Some(id) {
+            if wb::owns_generation(&app.wb, id) {
+                wb::on_token(&mut app.wb, &sanitize(&text));
+            } else if app.generating == Some(id) {
                 if let Some(entry) = app.streaming_entry() {
                     entry.text.push_str(&sanitize(&text));
                 }
@@ -420,9 +499,16 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
             reason,
             context_used,
             figures,
+            stats,
         } => {
             if app.generating != Some(id) {
                 return Vec::new();
+            }
+            if wb::owns_generation(&app.wb, id) {
+                app.generating = None;
+                app.engine = EngineState::Ready;
+                app.last_turn = Some(figures);
+                return wb::on_finished(&mut app.wb, wb::done_outcome(reason), stats);
             }
             if let Some(entry) = app.streaming_entry() {
                 entry.status = match reason {
@@ -442,6 +528,16 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
             if id.is_some() && app.generating != id {
                 return Vec::new();
             }
+            if app.wb.is_running()
+                && (id.is_none() || id.is_some_and(|id| wb::owns_generation(&app.wb, id)))
+            {
+                app.generating = None;
+                if app.engine == EngineState::Generating {
+                    app.engine = EngineState::Ready;
+                }
+                app.error(message.clone());
+                return wb::on_finished(&mut app.wb, RunOutcome::Failed { message }, None);
+            }
             if let Some(entry) = app.streaming_entry() {
                 entry.status = EntryStatus::Failed(message.clone());
             }
@@ -458,8 +554,18 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
                 entry.status = EntryStatus::Failed("the engine stopped".into());
             }
             app.generating = None;
+            let mut effects = vec![Effect::SaveSession];
+            if app.wb.is_running() {
+                effects.extend(wb::on_finished(
+                    &mut app.wb,
+                    RunOutcome::Failed {
+                        message: format!("the engine stopped: {message}"),
+                    },
+                    None,
+                ));
+            }
             app.engine = EngineState::Crashed(message);
-            vec![Effect::SaveSession]
+            effects
         }
         Msg::PickerItems(kind, items) => {
             if let Some(Overlay::Picker(picker)) = &mut app.overlay {
@@ -472,6 +578,7 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
         Msg::SessionOpened(session) => {
             app.load_session(&session);
             app.overlay = None;
+            app.screen = Screen::Chat;
             app.info(format!("opened session {}", session.name));
             Vec::new()
         }
@@ -486,12 +593,65 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
             app.notice = Some(notice);
             Vec::new()
         }
+        Msg::Templates(entries) => wb::on_templates(app, entries),
+        Msg::TemplateSaved { template, path } => wb::on_template_saved(app, *template, path),
+        Msg::TemplateSaveFailed(message) => {
+            wb::on_save_failed(app, message);
+            Vec::new()
+        }
+        Msg::ValueLoaded { var, text } => wb::on_value_loaded(app, var, text),
+        Msg::PreviewFormatted { revision, result } => {
+            wb::on_preview(app, revision, result);
+            Vec::new()
+        }
+        Msg::Runs(runs) => {
+            wb::on_runs(app, runs);
+            Vec::new()
+        }
+        Msg::RunOpened(record) => wb::on_run_opened(app, *record),
+        Msg::RunSaved {
+            id,
+            created_unix_ms,
+        } => {
+            wb::on_run_saved(app, id, created_unix_ms);
+            Vec::new()
+        }
+        Msg::ChatStarted(session) => {
+            app.load_session(&session);
+            app.screen = Screen::Chat;
+            app.focus = Focus::Input;
+            app.info(format!(
+                "chat {} started from the template; the reply follows",
+                session.name
+            ));
+            start_reply_checked(app)
+        }
     }
 }
 
 fn on_key(app: &mut App, key: KeyEvent) -> Vec<Effect> {
     let context = app.context();
     let action = app.keymap.action(context, &key);
+    let quits = action == Some(Action::Quit)
+        || (action == Some(Action::QuitNow) && context == Context::WorkbenchList);
+    if quits
+        && app.wb.is_dirty()
+        && !matches!(app.wb.overlay, Some(workbench::WbOverlay::Confirm(_)))
+    {
+        // Unsaved template changes: ask first, on the workbench.
+        app.screen = Screen::Workbench;
+        app.overlay = None;
+        app.quit_armed = false;
+        app.wb.overlay = Some(workbench::WbOverlay::Confirm(workbench::AfterConfirm::Quit));
+        return Vec::new();
+    }
+    if action == Some(Action::QuitNow)
+        && context == Context::WorkbenchList
+        && app.wb.overlay.is_none()
+    {
+        app.should_quit = true;
+        return vec![Effect::Quit];
+    }
     if action == Some(Action::Quit) {
         if app.quit_armed {
             app.should_quit = true;
@@ -517,10 +677,48 @@ fn on_key(app: &mut App, key: KeyEvent) -> Vec<Effect> {
         app.show_help = true;
         return Vec::new();
     }
+    if action == Some(Action::Workbench) && app.overlay.is_none() && app.wb.overlay.is_none() {
+        return switch_screen(app);
+    }
     match app.overlay {
         Some(Overlay::Settings(_)) => on_settings_key(app, action, key),
         Some(Overlay::Picker(_)) => on_picker_key(app, action, key),
+        None if app.screen == Screen::Workbench => on_workbench_key(app, action, key),
         None => on_chat_key(app, action, key),
+    }
+}
+
+fn switch_screen(app: &mut App) -> Vec<Effect> {
+    app.screen = match app.screen {
+        Screen::Chat => Screen::Workbench,
+        Screen::Workbench => Screen::Chat,
+    };
+    if app.screen == Screen::Workbench && !app.wb.listed {
+        app.wb.listed = true;
+        return vec![Effect::ListTemplates];
+    }
+    Vec::new()
+}
+
+/// The workbench's keys, but for the popups that serve both screens.
+fn on_workbench_key(app: &mut App, action: Option<Action>, key: KeyEvent) -> Vec<Effect> {
+    match action {
+        Some(Action::Models) if app.wb.overlay.is_none() => {
+            app.overlay = Some(Overlay::Picker(Box::new(Picker::new(PickerKind::Models))));
+            vec![Effect::ListModels]
+        }
+        Some(Action::Sessions) if app.wb.overlay.is_none() => {
+            app.overlay = Some(Overlay::Picker(Box::new(Picker::new(PickerKind::Sessions))));
+            vec![Effect::ListSessions]
+        }
+        Some(Action::Settings) if app.wb.overlay.is_none() => {
+            app.info(format!(
+                "the workbench runs with the template's own settings: {} shows its sampling text",
+                app.keymap.key_hint(Action::NextText)
+            ));
+            Vec::new()
+        }
+        _ => wb::on_key(app, action, key),
     }
 }
 
@@ -660,7 +858,7 @@ fn on_mouse(app: &mut App, mouse: MouseEvent) -> Vec<Effect> {
     }
 }
 
-fn restart(app: &mut App) -> Vec<Effect> {
+pub(crate) fn restart(app: &mut App) -> Vec<Effect> {
     if matches!(app.engine, EngineState::Crashed(_) | EngineState::Failed(_)) {
         app.engine = EngineState::Loading;
         app.load_progress = Some(0.0);
@@ -672,7 +870,7 @@ fn restart(app: &mut App) -> Vec<Effect> {
 }
 
 /// Whether a new turn can start now; if not, says why.
-fn engine_ready(app: &mut App) -> bool {
+pub(crate) fn engine_ready(app: &mut App) -> bool {
     let why = match &app.engine {
         EngineState::Ready => return true,
         EngineState::Generating => "wait for the reply, or press Esc to stop it",
@@ -1154,6 +1352,7 @@ mod tests {
                 reason,
                 context_used,
                 figures: figures(),
+                stats: None,
             },
         );
     }

@@ -202,7 +202,6 @@ pub enum Action {
 const GLOBAL: &[Context] = &[Context::Global];
 const INPUT: &[Context] = &[Context::Input];
 const MESSAGES: &[Context] = &[Context::Messages];
-const SETTINGS: &[Context] = &[Context::Settings];
 const PICKER: &[Context] = &[Context::Picker];
 const LISTS: &[Context] = &[Context::Messages, Context::Picker, Context::WorkbenchList];
 const POPUPS: &[Context] = &[Context::Settings, Context::Picker, Context::WorkbenchForm];
@@ -323,7 +322,11 @@ impl Action {
             ),
             Action::FocusPrev => ("focus_prev", "Move focus to the previous pane", WORKBENCH),
             Action::Run => ("run", "Run the template; output streams below", WORKBENCH),
-            Action::Save => ("save", "Save the template (a shipped one as your copy)", WORKBENCH),
+            Action::Save => (
+                "save",
+                "Save the template (a shipped one as your copy)",
+                WORKBENCH,
+            ),
             Action::SaveAs => ("save_as", "Save the template under a new name", WORKBENCH),
             Action::SendToChat => (
                 "send_to_chat",
@@ -338,7 +341,11 @@ impl Action {
             ),
             Action::Undo => ("undo", "Undo in the editor", WORKBENCH_TEXT),
             Action::Redo => ("redo", "Redo in the editor", WORKBENCH_TEXT),
-            Action::LoadFile => ("load_file", "Load a variable's value from a file", WORKBENCH_TEXT),
+            Action::LoadFile => (
+                "load_file",
+                "Load a variable's value from a file",
+                WORKBENCH_TEXT,
+            ),
             Action::Search => ("search", "Search templates by name", WORKBENCH_LIST),
             Action::NewTemplate => ("new_template", "Start a new template", WORKBENCH_LIST),
             Action::ExampleAdd => ("example_add", "Add a few-shot example", WORKBENCH_LIST),
@@ -359,11 +366,9 @@ impl Action {
                 WORKBENCH_LIST,
             ),
             Action::ExampleMoveUp => ("example_move_up", "Move the example up", WORKBENCH_LIST),
-            Action::ExampleMoveDown => (
-                "example_move_down",
-                "Move the example down",
-                WORKBENCH_LIST,
-            ),
+            Action::ExampleMoveDown => {
+                ("example_move_down", "Move the example down", WORKBENCH_LIST)
+            }
         }
     }
 
@@ -449,7 +454,11 @@ const DEFAULTS: &[(Context, Action, &[&str])] = &[
     (Context::Workbench, Action::Undo, &["ctrl+u"]),
     (Context::Workbench, Action::Redo, &["ctrl+r"]),
     (Context::Workbench, Action::LoadFile, &["ctrl+o"]),
-    (Context::Workbench, Action::Newline, &["alt+enter", "ctrl+j"]),
+    (
+        Context::Workbench,
+        Action::Newline,
+        &["alt+enter", "ctrl+j"],
+    ),
     (Context::WorkbenchList, Action::FocusPrev, &["shift+tab"]),
     (Context::WorkbenchList, Action::Run, &["ctrl+g"]),
     (Context::WorkbenchList, Action::Save, &["ctrl+s"]),
@@ -465,17 +474,33 @@ const DEFAULTS: &[(Context, Action, &[&str])] = &[
     (Context::WorkbenchList, Action::ExampleAdd, &["a"]),
     (Context::WorkbenchList, Action::ExampleEdit, &["e"]),
     (Context::WorkbenchList, Action::ExampleDuplicate, &["c"]),
-    (Context::WorkbenchList, Action::ExampleDelete, &["d", "delete"]),
+    (
+        Context::WorkbenchList,
+        Action::ExampleDelete,
+        &["d", "delete"],
+    ),
     (Context::WorkbenchList, Action::ExampleToggle, &["space"]),
-    (Context::WorkbenchList, Action::ExampleMoveUp, &["K", "alt+up"]),
-    (Context::WorkbenchList, Action::ExampleMoveDown, &["J", "alt+down"]),
+    (
+        Context::WorkbenchList,
+        Action::ExampleMoveUp,
+        &["K", "alt+up"],
+    ),
+    (
+        Context::WorkbenchList,
+        Action::ExampleMoveDown,
+        &["J", "alt+down"],
+    ),
     (Context::WorkbenchList, Action::QuitNow, &["q"]),
     (Context::WorkbenchList, Action::Help, &["?"]),
     (Context::WorkbenchForm, Action::Apply, &["ctrl+s"]),
     (Context::WorkbenchForm, Action::Close, &["esc"]),
     (Context::WorkbenchForm, Action::FieldNext, &["tab"]),
     (Context::WorkbenchForm, Action::FieldPrev, &["shift+tab"]),
-    (Context::WorkbenchForm, Action::Newline, &["alt+enter", "ctrl+j"]),
+    (
+        Context::WorkbenchForm,
+        Action::Newline,
+        &["alt+enter", "ctrl+j"],
+    ),
     (Context::WorkbenchForm, Action::Undo, &["ctrl+u"]),
     (Context::WorkbenchForm, Action::Redo, &["ctrl+r"]),
 ];
@@ -1237,10 +1262,30 @@ mod tests {
             (Context::Picker, esc, Action::Close, Action::Stop),
             (Context::WorkbenchForm, esc, Action::Close, Action::Stop),
             (Context::Workbench, ctrl_g, Action::Run, Action::Regenerate),
-            (Context::WorkbenchList, ctrl_g, Action::Run, Action::Regenerate),
-            (Context::Workbench, ctrl_r, Action::Redo, Action::RestartEngine),
-            (Context::WorkbenchForm, ctrl_r, Action::Redo, Action::RestartEngine),
-            (Context::WorkbenchForm, tab, Action::FieldNext, Action::FocusNext),
+            (
+                Context::WorkbenchList,
+                ctrl_g,
+                Action::Run,
+                Action::Regenerate,
+            ),
+            (
+                Context::Workbench,
+                ctrl_r,
+                Action::Redo,
+                Action::RestartEngine,
+            ),
+            (
+                Context::WorkbenchForm,
+                ctrl_r,
+                Action::Redo,
+                Action::RestartEngine,
+            ),
+            (
+                Context::WorkbenchForm,
+                tab,
+                Action::FieldNext,
+                Action::FocusNext,
+            ),
         ]
         .into_iter()
         .collect();

@@ -15,9 +15,10 @@ pub mod settings;
 pub mod terminal;
 pub mod theme;
 pub mod view;
+pub mod workbench;
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossterm::event::{Event as TermEvent, EventStream, KeyEventKind};
 use futures::StreamExt;
@@ -25,9 +26,12 @@ use ratatui::DefaultTerminal;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::oneshot;
 
-use crate::engine::protocol::{Event, GenerateRequest, LoadRequest, ModelInfo, Prompt};
+use crate::engine::protocol::{
+    ChatMessage, Command, Event, GenerateRequest, LoadRequest, ModelInfo, Prompt, Role,
+};
 use crate::engine::{EngineClient, EngineError, SamplingParams, SpawnOptions};
-use crate::store::session::{self, Session};
+use crate::store::runs;
+use crate::store::session::{self, Session, StoredMessage};
 use crate::store::{export, library};
 use app::{update, App, Effect, Msg, Notice, TurnFigures};
 use keymap::Keymap;
@@ -36,6 +40,19 @@ use theme::Theme;
 
 /// At most this often the screen is redrawn while tokens stream in.
 const FRAME: Duration = Duration::from_millis(33);
+
+/// The workbench asks the engine for the exact input once typing has
+/// paused this long, not on every key.
+const PREVIEW_DEBOUNCE: Duration = Duration::from_millis(250);
+
+/// A preview waiting for typing to pause, then for the engine's answer.
+#[derive(Default)]
+struct PreviewRequests {
+    /// The latest messages to format, and when to ask.
+    waiting: Option<(u64, Vec<ChatMessage>, Instant)>,
+    /// The request sent: (engine request id, preview revision).
+    sent: Option<(u64, u64)>,
+}
 
 /// Set to make the UI panic on the first key: the test of the panic hook.
 pub const PANIC_TEST_ENV: &str = "WHET_TEST_PANIC_ON_KEY";
@@ -172,6 +189,8 @@ async fn event_loop(
     // In raw mode Ctrl+C is a key; SIGINT can only come from another shell.
     let mut sigint = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
     let mut dirty = true;
+    let mut previews = PreviewRequests::default();
+    let templates_dir = crate::paths::config_dir().ok().map(|d| d.join("prompts"));
 
     loop {
         let msg = tokio::select! {
@@ -190,7 +209,10 @@ async fn event_loop(
                 Some(Err(_)) | None => break,
             },
             event = next_engine_event(&mut engine) => match event {
-                Ok(event) => match engine_msg(event) { Some(msg) => msg, None => continue },
+                Ok(event) => match preview_answer(&mut previews, &event).or_else(|| engine_msg(event)) {
+                    Some(msg) => msg,
+                    None => continue,
+                },
                 Err(error) => {
                     engine = None;
                     Msg::EngineStopped(error.to_string())
@@ -212,6 +234,21 @@ async fn event_loop(
                 }
             },
             Some(fraction) = progress.recv() => Msg::LoadProgress(fraction),
+            _ = preview_due(&previews), if previews.waiting.is_some() && engine.is_some() => {
+                let (revision, messages, _) = previews.waiting.take().expect("guarded");
+                if let Some(engine) = engine.as_mut() {
+                    let id = engine.fresh_id();
+                    let sent = engine.send(Command::FormatPrompt { id, prompt: Prompt::Chat { messages } });
+                    match sent {
+                        Ok(()) => previews.sent = Some((id, revision)),
+                        Err(error) => {
+                            update(&mut app, Msg::PreviewFormatted { revision, result: Err(error.to_string()) });
+                        }
+                    }
+                }
+                dirty = true;
+                continue;
+            },
             _ = frame_tick.tick() => {
                 if dirty {
                     terminal.draw(|frame| view::render(&app, frame)).map_err(|e| e.to_string())?;
@@ -287,6 +324,50 @@ async fn event_loop(
                             Err(error) => Some(error_notice(error)),
                         }
                     }
+                    Effect::ListTemplates => Some(Msg::Templates(crate::prompt::list(
+                        templates_dir.as_deref(),
+                    ))),
+                    Effect::SaveTemplate(template) => {
+                        Some(save_template(*template, templates_dir.as_deref()))
+                    }
+                    Effect::ReadValueFile { var, path } => Some(read_value_file(var, &path)),
+                    Effect::FormatPreview { revision, messages } => {
+                        previews.waiting =
+                            Some((revision, messages, Instant::now() + PREVIEW_DEBOUNCE));
+                        None
+                    }
+                    Effect::RunTemplate {
+                        messages,
+                        sampling,
+                        max_tokens,
+                        stop,
+                    } => {
+                        let request = GenerateRequest {
+                            id: 0,
+                            prompt: Prompt::Chat { messages },
+                            sampling,
+                            max_tokens,
+                            stop,
+                            reuse_prefix: true,
+                            ignore_eos: false,
+                        };
+                        Some(started(engine.as_mut(), request))
+                    }
+                    Effect::SaveRun(record) => Some(save_run(*record)),
+                    Effect::ListRuns => Some(Msg::Runs(
+                        runs::runs_dir()
+                            .map(|dir| runs::list(&dir))
+                            .unwrap_or_default(),
+                    )),
+                    Effect::OpenRun(id) => Some(
+                        match runs::runs_dir().and_then(|dir| runs::load(&dir, &id)) {
+                            Ok(record) => Msg::RunOpened(Box::new(record)),
+                            Err(error) => error_notice(error),
+                        },
+                    ),
+                    Effect::StartChat { messages, sampling } => {
+                        Some(start_chat(&app, &sessions_dir, messages, sampling))
+                    }
                     Effect::DeleteSession(name) => match library::delete(&sessions_dir, &name) {
                         Ok(moved_to) => {
                             answers.push(Msg::Notice(Notice {
@@ -323,6 +404,12 @@ async fn event_loop(
     if app.is_busy() {
         save(&mut app, &sessions_dir);
     }
+    if let Some(run) = app.wb.run.as_ref().filter(|r| r.is_streaming()) {
+        if let Msg::Notice(notice) = save_run(run.record.clone()) {
+            tracing::warn!("{}", notice.text);
+        }
+    }
+    keep_unsaved_template(&app);
     if let Some(engine) = engine {
         engine.shutdown().await;
     }
@@ -369,6 +456,10 @@ fn start_generation(
         reuse_prefix: true,
         ignore_eos: false,
     };
+    started(engine, request)
+}
+
+fn started(engine: Option<&mut EngineClient>, request: GenerateRequest) -> Msg {
     let started = match engine {
         Some(engine) => engine.start_generate(request),
         None => Err(EngineError::Request("the engine is not running".into())),
@@ -380,6 +471,135 @@ fn start_generation(
             id: None,
             message: error.to_string(),
         },
+    }
+}
+
+async fn preview_due(previews: &PreviewRequests) {
+    match &previews.waiting {
+        Some((_, _, at)) => tokio::time::sleep_until((*at).into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The engine's answer to the preview request in flight, if this is it.
+fn preview_answer(previews: &mut PreviewRequests, event: &Event) -> Option<Msg> {
+    let (request, revision) = previews.sent?;
+    let result = match event {
+        Event::Formatted { id, text, tokens } if *id == request => Ok((text.clone(), *tokens)),
+        Event::Error {
+            id: Some(id),
+            message,
+        } if *id == request => Err(message.clone()),
+        _ => return None,
+    };
+    previews.sent = None;
+    Some(Msg::PreviewFormatted { revision, result })
+}
+
+fn save_template(template: crate::prompt::Template, dir: Option<&Path>) -> Msg {
+    let Some(dir) = dir else {
+        return Msg::TemplateSaveFailed("no config directory to save templates in".into());
+    };
+    match crate::prompt::save_user(&template, dir) {
+        Ok(path) => Msg::TemplateSaved {
+            template: Box::new(template),
+            path,
+        },
+        Err(error) => Msg::TemplateSaveFailed(error),
+    }
+}
+
+fn read_value_file(var: String, path: &Path) -> Msg {
+    match std::fs::read(path) {
+        Ok(bytes) => match String::from_utf8(bytes) {
+            Ok(text) => Msg::ValueLoaded { var, text },
+            Err(_) => error_notice(format!("{}: not UTF-8 text", path.display())),
+        },
+        Err(error) => error_notice(format!("{}: {error}", path.display())),
+    }
+}
+
+fn now_unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Writes a run record; a new record gets its time and id here.
+fn save_run(mut record: runs::RunRecord) -> Msg {
+    if record.id.is_empty() {
+        record.created_unix_ms = now_unix_ms();
+        record.id = runs::new_id(record.created_unix_ms, &record.template);
+    }
+    let saved = runs::runs_dir().and_then(|dir| runs::save(&dir, &record));
+    match saved {
+        Ok(_) => Msg::RunSaved {
+            id: record.id,
+            created_unix_ms: record.created_unix_ms,
+        },
+        Err(error) => error_notice(format!("cannot save the run: {error}")),
+    }
+}
+
+/// A new chat session holding the rendered messages: the system prompt as
+/// the session's, the few-shot pairs and the prompt as its messages.
+fn start_chat(app: &App, dir: &Path, messages: Vec<ChatMessage>, sampling: SamplingParams) -> Msg {
+    let seconds = now_unix_ms() / 1000;
+    let base = session::fresh_name(seconds);
+    let name = (1..)
+        .map(|n| match n {
+            1 => base.clone(),
+            n => format!("{base}-{n}"),
+        })
+        .find(|name| session::session_path(dir, name).is_ok_and(|path| !path.exists()))
+        .unwrap_or(base);
+    let mut session = Session::new(name);
+    session.model = Some(app.model_path.clone());
+    session.sampling = sampling;
+    session.reply = app.settings.reply.clone();
+    let mut messages = messages.into_iter().peekable();
+    if let Some(system) = messages.next_if(|m| m.role == Role::System) {
+        session.system_prompt = Some(system.content);
+    }
+    session.messages = messages
+        .map(|m| StoredMessage::new(m.role, m.content))
+        .collect();
+    let saved =
+        session::session_path(dir, &session.name).and_then(|path| session::save(&path, &session));
+    match saved {
+        Ok(()) => Msg::ChatStarted(Box::new(session)),
+        Err(error) => error_notice(error.to_string()),
+    }
+}
+
+/// On the way out, a template with unsaved changes is written to
+/// `<data>/unsaved-templates/NAME.unsaved-<ms>.toml`, so quitting by a
+/// signal or a closed terminal loses nothing.
+fn keep_unsaved_template(app: &App) {
+    let Some(doc) = app.wb.doc.as_ref().filter(|d| d.is_dirty()) else {
+        return;
+    };
+    let Ok(dir) = crate::paths::data_dir().map(|d| d.join("unsaved-templates")) else {
+        return;
+    };
+    let path = dir.join(format!("{}.unsaved-{}.toml", doc.name(), now_unix_ms()));
+    let text = crate::prompt::to_toml(&doc.to_template_anyway());
+    let written = std::fs::create_dir_all(&dir)
+        .and_then(|()| crate::store::atomic::write_atomic(&path, text.as_bytes()));
+    match written {
+        Ok(()) => {
+            tracing::warn!(
+                "unsaved changes to template {} kept in {}",
+                doc.name(),
+                path.display()
+            );
+            eprintln!(
+                "whet: unsaved changes to template {} were kept in {}",
+                doc.name(),
+                path.display()
+            );
+        }
+        Err(error) => tracing::error!("cannot keep the unsaved template: {error}"),
     }
 }
 
@@ -473,6 +693,7 @@ fn engine_msg(event: Event) -> Option<Msg> {
                 ttft_ms: stats.ttft_ms,
                 tokens_per_sec: stats.generation_tokens_per_sec(),
             },
+            stats: Some(stats),
         }),
         Event::Error { id, message } => Some(Msg::GenerationFailed { id, message }),
         _ => None,
