@@ -382,6 +382,11 @@ impl App {
             .is_some_and(|e| e.status == EntryStatus::Streaming)
     }
 
+    /// Whether a model is loaded and answering (or about to).
+    pub fn engine_is_up(&self) -> bool {
+        matches!(self.engine, EngineState::Ready | EngineState::Generating)
+    }
+
     pub fn context_nearly_full(&self) -> bool {
         self.n_ctx > 0 && self.context_used + CONTEXT_WARNING_MARGIN >= self.n_ctx
     }

@@ -188,6 +188,7 @@ pub enum Action {
     Undo,
     Redo,
     LoadFile,
+    MakeDefault,
     Search,
     NewTemplate,
     ExampleAdd,
@@ -260,6 +261,7 @@ impl Action {
         Action::Undo,
         Action::Redo,
         Action::LoadFile,
+        Action::MakeDefault,
         Action::Search,
         Action::NewTemplate,
         Action::ExampleAdd,
@@ -344,6 +346,11 @@ impl Action {
             Action::LoadFile => (
                 "load_file",
                 "Load a variable's value from a file",
+                WORKBENCH_TEXT,
+            ),
+            Action::MakeDefault => (
+                "make_default",
+                "Make the variable's value its default (saved with the template)",
                 WORKBENCH_TEXT,
             ),
             Action::Search => ("search", "Search templates by name", WORKBENCH_LIST),
@@ -454,6 +461,7 @@ const DEFAULTS: &[(Context, Action, &[&str])] = &[
     (Context::Workbench, Action::Undo, &["ctrl+u"]),
     (Context::Workbench, Action::Redo, &["ctrl+r"]),
     (Context::Workbench, Action::LoadFile, &["ctrl+o"]),
+    (Context::Workbench, Action::MakeDefault, &["f8"]),
     (
         Context::Workbench,
         Action::Newline,

@@ -7,7 +7,7 @@ use ratatui::text::{Line, Span, Text};
 use ratatui::widgets::{Block, BorderType, Borders, Clear, Paragraph, Wrap};
 use ratatui::Frame;
 
-use super::app::{App, DrawnLayout, EngineState, Focus, Overlay};
+use super::app::{App, DrawnLayout, EngineState, Focus, Overlay, Screen};
 use super::conversation::{Entry, EntryStatus};
 use super::keymap::Action;
 use super::markdown::{self, MarkdownStyle};
@@ -29,6 +29,15 @@ pub fn render(app: &App, frame: &mut Frame) {
         app.drawn.set(DrawnLayout::default());
         return;
     }
+    if app.screen == Screen::Workbench {
+        let [main, status] =
+            Layout::vertical([Constraint::Min(1), Constraint::Length(1)]).areas(area);
+        super::workbench::view::render(app, frame, main);
+        render_status(app, frame, status);
+        app.drawn.set(DrawnLayout::default());
+        render_overlays(app, frame, area);
+        return;
+    }
     let input_height = (app.input.lines().len() as u16).clamp(1, MAX_INPUT_LINES) + 2;
     let [messages, input, status] = Layout::vertical([
         Constraint::Min(3),
@@ -45,6 +54,11 @@ pub fn render(app: &App, frame: &mut Frame) {
         scroll_up,
         last_entry_height,
     });
+    render_overlays(app, frame, area);
+}
+
+/// The popups of both screens, and the help over everything.
+fn render_overlays(app: &App, frame: &mut Frame, area: Rect) {
     match &app.overlay {
         Some(Overlay::Settings(form)) => render_settings(app, form, frame, area),
         Some(Overlay::Picker(picker)) => render_picker(app, picker, frame, area),
@@ -65,7 +79,7 @@ fn render_too_small(app: &App, frame: &mut Frame, area: Rect) {
     );
 }
 
-fn pane(theme: &Theme, focused: bool) -> Block<'static> {
+pub(super) fn pane(theme: &Theme, focused: bool) -> Block<'static> {
     let block = Block::default().borders(Borders::ALL);
     if focused {
         block
@@ -316,7 +330,8 @@ fn render_status(app: &App, frame: &mut Frame, area: Rect) {
         ),
     };
     // A stopped reply is its own state, so the user sees it can be continued.
-    let stopped = app.engine == EngineState::Ready
+    let stopped = app.screen == Screen::Chat
+        && app.engine == EngineState::Ready
         && app
             .entries
             .last()
@@ -368,7 +383,14 @@ fn render_status(app: &App, frame: &mut Frame, area: Rect) {
 }
 
 /// A centred box of at most `width`×`height`, cleared, with a title.
-fn popup(app: &App, frame: &mut Frame, area: Rect, width: u16, height: u16, title: &str) -> Rect {
+pub(super) fn popup(
+    app: &App,
+    frame: &mut Frame,
+    area: Rect,
+    width: u16,
+    height: u16,
+    title: &str,
+) -> Rect {
     let [row] = Layout::vertical([Constraint::Length(height.min(area.height))])
         .flex(Flex::Center)
         .areas(area);

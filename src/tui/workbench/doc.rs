@@ -7,12 +7,12 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
 
-use ratatui_textarea::{CursorMove, TextArea, WrapMode};
+use ratatui_textarea::{TextArea, WrapMode};
 
 use crate::engine::protocol::ChatMessage;
 use crate::prompt::placeholders::{self, Segment};
 use crate::prompt::template::{FEEDBACK_PLACEHOLDERS, REFINE_PLACEHOLDERS};
-use crate::prompt::{render, Example, ExampleSelection, Template, TemplateSampling};
+use crate::prompt::{render, Example, ExampleSelection, RenderError, Template, TemplateSampling};
 use crate::text_position::line_col;
 
 /// Where the open template comes from, which decides where Save writes.
@@ -115,6 +115,8 @@ pub struct TemplateDoc {
     pub var_selected: usize,
     pub examples: Vec<Example>,
     pub example_selected: usize,
+    /// The `[variables]` table as edited (defaults set with F8).
+    declared: BTreeMap<String, crate::prompt::Variable>,
 }
 
 /// Highlights `{{…}}` in the editors (their search pattern, kept on).
@@ -131,12 +133,11 @@ fn editor(text: &str) -> TextArea<'static> {
     area
 }
 
-/// A value field holding `text`, cursor at its end.
+/// A value field holding `text`, cursor at its start (so a long value
+/// shows its beginning).
 pub fn value_field(text: &str) -> TextArea<'static> {
     let mut area = editor(text);
     area.set_search_pattern("").ok();
-    area.move_cursor(CursorMove::Bottom);
-    area.move_cursor(CursorMove::End);
     area
 }
 
@@ -156,6 +157,7 @@ impl TemplateDoc {
         let mut doc = TemplateDoc {
             origin,
             examples: template.examples.clone(),
+            declared: template.variables.clone(),
             saved: template,
             texts,
             field: TextField::Prompt,
@@ -240,6 +242,7 @@ impl TemplateDoc {
         template.refine.feedback = optional(TextField::Feedback);
         template.refine.refine = optional(TextField::Refine);
         template.examples = self.examples.clone();
+        template.variables = self.declared_used();
         Ok(template)
     }
 
@@ -260,7 +263,22 @@ impl TemplateDoc {
         template.refine.feedback = optional(TextField::Feedback);
         template.refine.refine = optional(TextField::Refine);
         template.examples = self.examples.clone();
+        template.variables = self.declared_used();
         template
+    }
+
+    /// The declared variables, without entries left empty by removing a
+    /// default that was only set here.
+    fn declared_used(&self) -> BTreeMap<String, crate::prompt::Variable> {
+        self.declared
+            .iter()
+            .filter(|(name, v)| {
+                v.description.is_some()
+                    || v.default.is_some()
+                    || self.saved.variables.contains_key(*name)
+            })
+            .map(|(name, v)| (name.clone(), v.clone()))
+            .collect()
     }
 
     /// Whether there is anything Save would write.
@@ -273,6 +291,17 @@ impl TemplateDoc {
             // The saved template has no problems, so this one differs.
             Err(_) => true,
         }
+    }
+
+    /// Makes the selected variable's value its declared default (an empty
+    /// value removes the default); returns the variable's name.
+    pub fn make_default(&mut self) -> Option<String> {
+        let var = self.vars.get_mut(self.var_selected)?;
+        let value = var.text();
+        var.default = Some(value.clone()).filter(|v| !v.is_empty());
+        let declared = self.declared.entry(var.name.clone()).or_default();
+        declared.default = var.default.clone();
+        Some(var.name.clone())
     }
 
     /// The template was written to `path` as `template`.
@@ -303,7 +332,7 @@ impl TemplateDoc {
             let field = match old.iter().position(|v| v.name == name) {
                 Some(i) => old.remove(i),
                 None => {
-                    let declared = self.saved.variables.get(&name).cloned().unwrap_or_default();
+                    let declared = self.declared.get(&name).cloned().unwrap_or_default();
                     VarField {
                         value: value_field(declared.default.as_deref().unwrap_or("")),
                         name,
@@ -356,7 +385,12 @@ impl TemplateDoc {
                 .collect::<Vec<_>>()
                 .join("\n")
         })?;
-        render(&template, &self.values(), ExampleSelection::Enabled).map_err(|e| e.to_string())
+        render(&template, &self.values(), ExampleSelection::Enabled).map_err(|e| match e {
+            RenderError::ExampleMissing { .. } => format!(
+                "{e}\n(examples fill the prompt with their own values: give the variable a default, or edit the example)"
+            ),
+            e => e.to_string(),
+        })
     }
 
     // --- the examples list -------------------------------------------------

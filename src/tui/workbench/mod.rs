@@ -117,12 +117,13 @@ pub enum AfterConfirm {
 }
 
 impl AfterConfirm {
+    /// What goes ahead, as a verb phrase: "then quit".
     pub fn describe(&self) -> String {
         match self {
-            AfterConfirm::OpenTemplate(name) => format!("opening template {name}"),
-            AfterConfirm::NewTemplate(name) => format!("starting template {name}"),
-            AfterConfirm::OpenRun(id) => format!("reopening run {id}"),
-            AfterConfirm::Quit => "quitting".into(),
+            AfterConfirm::OpenTemplate(name) => format!("open template {name}"),
+            AfterConfirm::NewTemplate(name) => format!("start template {name}"),
+            AfterConfirm::OpenRun(id) => format!("reopen run {id}"),
+            AfterConfirm::Quit => "quit".into(),
         }
     }
 }

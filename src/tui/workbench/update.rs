@@ -302,6 +302,14 @@ fn variables_key(app: &mut App, action: Option<Action>, key: KeyEvent) -> Vec<Ef
             var.value.redo();
         }
         Some(Action::Newline) => var.value.insert_newline(),
+        Some(Action::MakeDefault) => {
+            if let Some(name) = doc.make_default() {
+                let hint = app.keymap.key_hint(Action::Save);
+                app.info(format!(
+                    "{{{{{name}}}}}'s default is now this value; {hint} saves it"
+                ));
+            }
+        }
         Some(Action::LoadFile) => {
             let var = var.name.clone();
             app.wb.overlay = Some(WbOverlay::Line(Box::new(LinePrompt::new(
