@@ -512,6 +512,7 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
             if wb::owns_generation(&app.wb, id) {
                 app.generating = None;
                 app.engine = EngineState::Ready;
+                app.context_used = context_used;
                 app.last_turn = Some(figures);
                 return wb::on_finished(&mut app.wb, wb::done_outcome(reason), stats);
             }

@@ -15,7 +15,7 @@ use crate::engine::protocol::Role;
 use crate::prompt::Source;
 use crate::store::runs::RunOutcome;
 use crate::tui::app::App;
-use crate::tui::keymap::Action;
+use crate::tui::keymap::{Action, Context};
 use crate::tui::sanitize::sanitize;
 use crate::tui::theme::{Slot, Theme};
 use crate::tui::view::{pane, popup};
@@ -529,13 +529,15 @@ fn render_preview(app: &App, frame: &mut Frame, area: Rect, focused: bool) {
         (None, Some(Ok(_))) => (" tokens when the model is loaded ".to_string(), Slot::Muted),
         _ => (String::new(), Slot::Muted),
     };
-    let block = pane(theme, focused).title(Line::from(vec![
-        Span::styled(
-            format!(" {} ·", Pane::Preview.title()),
-            theme.style(Slot::Title),
-        ),
-        Span::styled(count, theme.style(count_slot)),
-    ]));
+    let mut title = vec![Span::styled(
+        format!(" {} ", Pane::Preview.title()),
+        theme.style(Slot::Title),
+    )];
+    if !count.is_empty() {
+        title.push(Span::styled("·", theme.style(Slot::Title)));
+        title.push(Span::styled(count, theme.style(count_slot)));
+    }
+    let block = pane(theme, focused).title(Line::from(title));
     let text: Text = match (&preview.exact, &preview.rendered) {
         (_, Some(Err(problem))) => Text::styled(sanitize(problem), theme.style(Slot::StatusError)),
         (Some((exact, _)), _) => Text::styled(sanitize(exact), theme.style(Slot::Text)),
@@ -690,10 +692,10 @@ fn render_example_form(app: &App, form: &ExampleForm, frame: &mut Frame, area: R
     lines.push(Line::styled(
         format!(
             "{} keep · {} cancel · {} next field · {} new line",
-            keys.key_hint(Action::Apply),
-            keys.key_hint(Action::Close),
-            keys.key_hint(Action::FieldNext),
-            keys.key_hint(Action::Newline),
+            keys.key_hint_in(Context::WorkbenchForm, Action::Apply),
+            keys.key_hint_in(Context::WorkbenchForm, Action::Close),
+            keys.key_hint_in(Context::WorkbenchForm, Action::FieldNext),
+            keys.key_hint_in(Context::WorkbenchForm, Action::Newline),
         ),
         theme.style(Slot::Muted),
     ));
