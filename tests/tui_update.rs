@@ -1187,9 +1187,9 @@ fn the_mouse_does_nothing_under_an_overlay() {
 // ------------------------------------------------------------------ keymap
 
 #[test]
-fn a_user_keymap_moves_regenerate_to_ctrl_t() {
+fn a_user_keymap_moves_regenerate_to_ctrl_n() {
     let (keymap, problems) =
-        Keymap::from_toml("[global]\nregenerate = \"ctrl+t\"\n", "keymap.toml");
+        Keymap::from_toml("[global]\nregenerate = \"ctrl+n\"\n", "keymap.toml");
     assert_eq!(problems, Vec::<String>::new());
     let mut app = ready_app();
     app.keymap = keymap;
@@ -1201,7 +1201,7 @@ fn a_user_keymap_moves_regenerate_to_ctrl_t() {
     assert_eq!(app.engine, EngineState::Ready);
 
     assert_eq!(
-        ctrl(&mut app, 't'),
+        ctrl(&mut app, 'n'),
         vec![Effect::SaveSession, generate(vec![user("Hi")], false)]
     );
     assert_eq!(

@@ -847,6 +847,9 @@ fn on_mouse(app: &mut App, mouse: MouseEvent) -> Vec<Effect> {
     if app.overlay.is_some() || app.show_help {
         return Vec::new();
     }
+    if app.screen == Screen::Workbench {
+        return wb::on_mouse(app, mouse);
+    }
     let drawn = app.drawn.get();
     let at = Position::new(mouse.column, mouse.row);
     match mouse.kind {

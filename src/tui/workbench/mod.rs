@@ -190,6 +190,8 @@ pub struct Workbench {
     pub after_save: Option<AfterConfirm>,
     /// Whether the template list has been asked for.
     pub listed: bool,
+    /// Where each pane was last drawn (in [`Pane::ORDER`]), for the mouse.
+    pub drawn: std::cell::Cell<[ratatui::layout::Rect; 6]>,
 }
 
 impl Default for Workbench {
@@ -209,6 +211,7 @@ impl Default for Workbench {
             delete_armed: false,
             after_save: None,
             listed: false,
+            drawn: Default::default(),
         }
     }
 }
@@ -229,6 +232,16 @@ impl Workbench {
 
     pub fn selected_entry(&self) -> Option<&TemplateEntry> {
         self.visible().get(self.list_selected).copied()
+    }
+
+    /// The pane drawn at this point of the screen.
+    pub fn pane_at(&self, position: ratatui::layout::Position) -> Option<Pane> {
+        let drawn = self.drawn.get();
+        Pane::ORDER
+            .iter()
+            .zip(drawn.iter())
+            .find(|(_, rect)| rect.contains(position))
+            .map(|(pane, _)| *pane)
     }
 
     pub fn is_dirty(&self) -> bool {

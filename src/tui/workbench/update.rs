@@ -5,7 +5,8 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers, MouseButton, MouseEvent, MouseEventKind};
+use ratatui::layout::Position;
 
 use super::doc::{Origin, TemplateDoc, TextField};
 use super::example_form::ExampleForm;
@@ -121,6 +122,33 @@ pub fn on_paste(app: &mut App, text: String) -> Vec<Effect> {
         (_, None) => {}
     }
     refresh(app)
+}
+
+/// A click focuses the pane under it; the wheel scrolls the preview or the
+/// output under it.
+pub fn on_mouse(app: &mut App, mouse: MouseEvent) -> Vec<Effect> {
+    if app.wb.overlay.is_some() {
+        return Vec::new();
+    }
+    let Some(pane) = app.wb.pane_at(Position::new(mouse.column, mouse.row)) else {
+        return Vec::new();
+    };
+    let lines = match mouse.kind {
+        MouseEventKind::Down(MouseButton::Left) => return focus(app, pane),
+        MouseEventKind::ScrollUp => -3,
+        MouseEventKind::ScrollDown => 3,
+        _ => return Vec::new(),
+    };
+    let scroll = match pane {
+        Pane::Preview => &mut app.wb.preview.scroll,
+        Pane::Output => match &mut app.wb.run {
+            Some(run) => &mut run.scroll,
+            None => return Vec::new(),
+        },
+        _ => return Vec::new(),
+    };
+    *scroll = u16::try_from((i32::from(*scroll) + lines).max(0)).unwrap_or(u16::MAX);
+    Vec::new()
 }
 
 fn focus(app: &mut App, pane: Pane) -> Vec<Effect> {

@@ -26,6 +26,7 @@ pub const MIN_HEIGHT: u16 = 14;
 
 pub fn render(app: &App, frame: &mut Frame, area: Rect) {
     let theme = &app.theme;
+    app.wb.drawn.set(Default::default());
     if area.width < MIN_WIDTH || area.height < MIN_HEIGHT {
         let text = format!(
             "the workbench needs {MIN_WIDTH}×{MIN_HEIGHT}; {} returns to the chat",
@@ -58,6 +59,8 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
     let [preview, output] =
         Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(bottom);
     let focused = |p: Pane| wb.focus == p && wb.overlay.is_none() && app.overlay.is_none();
+    wb.drawn
+        .set([list, editor, variables, examples, preview, output]);
 
     render_list(app, frame, list, focused(Pane::Templates));
     match &wb.doc {
@@ -568,13 +571,10 @@ fn render_preview(app: &App, frame: &mut Frame, area: Rect, focused: bool) {
         }
         _ => Text::styled("", theme.style(Slot::Muted)),
     };
-    frame.render_widget(
-        Paragraph::new(text)
-            .wrap(Wrap { trim: false })
-            .scroll((preview.scroll, 0))
-            .block(block),
-        area,
-    );
+    let paragraph = Paragraph::new(text).wrap(Wrap { trim: false });
+    let height = paragraph.line_count(block.inner(area).width) as u16;
+    let scroll = preview.scroll.min(height.saturating_sub(1));
+    frame.render_widget(paragraph.scroll((scroll, 0)).block(block), area);
 }
 
 fn render_output(app: &App, frame: &mut Frame, area: Rect, focused: bool) {
