@@ -573,16 +573,20 @@ fn start_chat(app: &App, dir: &Path, messages: Vec<ChatMessage>, sampling: Sampl
 }
 
 /// On the way out, a template with unsaved changes is written to
-/// `<data>/unsaved-templates/NAME.unsaved-<ms>.toml`, so quitting by a
-/// signal or a closed terminal loses nothing.
+/// `<data>/unsaved-templates/<unix ms>/NAME.toml`, so quitting by a signal
+/// or a closed terminal loses nothing.
 fn keep_unsaved_template(app: &App) {
     let Some(doc) = app.wb.doc.as_ref().filter(|d| d.is_dirty()) else {
         return;
     };
-    let Ok(dir) = crate::paths::data_dir().map(|d| d.join("unsaved-templates")) else {
+    // A folder per exit keeps the file's name the template's, so it passes
+    // `whet templates check` and can be copied into the prompts folder.
+    let Ok(dir) = crate::paths::data_dir()
+        .map(|d| d.join("unsaved-templates").join(now_unix_ms().to_string()))
+    else {
         return;
     };
-    let path = dir.join(format!("{}.unsaved-{}.toml", doc.name(), now_unix_ms()));
+    let path = dir.join(format!("{}.toml", doc.name()));
     let text = crate::prompt::to_toml(&doc.to_template_anyway());
     let written = std::fs::create_dir_all(&dir)
         .and_then(|()| crate::store::atomic::write_atomic(&path, text.as_bytes()));
