@@ -602,7 +602,14 @@ fn line_key(
                 ));
                 return None;
             }
-            let current = app.wb.doc.as_ref().map(|d| d.name().to_string());
+            // Save As may keep the open template's name (that is Save); a
+            // new template may not take it.
+            let current = app
+                .wb
+                .doc
+                .as_ref()
+                .filter(|_| prompt.purpose == LinePurpose::SaveAs)
+                .map(|d| d.name().to_string());
             let taken = app
                 .wb
                 .entries
@@ -618,12 +625,12 @@ fn line_key(
             if prompt.purpose == LinePurpose::NewTemplate {
                 return Some(ask_then(app, AfterConfirm::NewTemplate(text)));
             }
-            Some(
-                save(app, None)
-                    .into_iter()
-                    .chain(save_as(app, &text))
-                    .collect(),
-            )
+            // Save's checks and bookkeeping, but only the file under the
+            // new name is written.
+            if save(app, None).is_empty() {
+                return Some(Vec::new());
+            }
+            Some(save_as(app, &text))
         }
     }
 }
@@ -836,12 +843,9 @@ pub fn on_value_loaded(app: &mut App, var: String, text: String) -> Vec<Effect> 
 pub fn on_template_saved(app: &mut App, template: Template, path: PathBuf) -> Vec<Effect> {
     let then = app.wb.after_save.take();
     if let Some(doc) = &mut app.wb.doc {
-        if doc.name() != template.name {
-            // Save As: the open document becomes the new file.
-            *doc = TemplateDoc::open(template.clone(), Origin::User(path.clone()));
-        } else {
-            doc.mark_saved(template, path.clone());
-        }
+        // After Save As the template has the new name: the open document
+        // becomes the new file, its editors and values kept as they are.
+        doc.mark_saved(template, path.clone());
     }
     app.info(format!("saved {}", path.display()));
     let mut effects = vec![Effect::ListTemplates];
