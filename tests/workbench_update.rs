@@ -1911,3 +1911,28 @@ fn pasting_goes_to_the_focused_field() {
         app.wb.search_text()
     );
 }
+
+#[test]
+fn quitting_with_an_example_form_open_keeps_the_form_and_what_it_holds() {
+    let mut app = workbench_with("acronym");
+    type_text(&mut app, "x"); // the template is now unsaved too
+    go_to(&mut app, Pane::Examples);
+    ch(&mut app, 'a');
+    type_text(&mut app, "Half typed");
+    assert!(ctrl(&mut app, 'c').is_empty());
+    assert!(
+        notice(&app).contains("close the popup first"),
+        "{}",
+        notice(&app)
+    );
+    let Some(WbOverlay::Example(form)) = &app.wb.overlay else {
+        panic!("the example form is gone");
+    };
+    assert_eq!(form.fields[0].text(), "Half typed");
+    // Once the form is closed, quitting asks about the unsaved template.
+    key(&mut app, KeyCode::Esc);
+    key(&mut app, KeyCode::Esc);
+    assert!(app.wb.overlay.is_none());
+    ctrl(&mut app, 'c');
+    assert!(matches!(app.wb.overlay, Some(WbOverlay::Confirm(_))));
+}

@@ -640,6 +640,22 @@ fn on_key(app: &mut App, key: KeyEvent) -> Vec<Effect> {
     let action = app.keymap.action(context, &key);
     let quits = action == Some(Action::Quit)
         || (action == Some(Action::QuitNow) && context == Context::WorkbenchList);
+    let form_open = matches!(
+        app.wb.overlay,
+        Some(workbench::WbOverlay::Example(_) | workbench::WbOverlay::Line(_))
+    );
+    if quits && form_open {
+        // The popup holds typing that quitting (or its question) would drop.
+        app.screen = Screen::Workbench;
+        app.info(format!(
+            "close the popup first ({} keeps it, {} drops it)",
+            app.keymap
+                .key_hint_in(Context::WorkbenchForm, Action::Apply),
+            app.keymap
+                .key_hint_in(Context::WorkbenchForm, Action::Close)
+        ));
+        return Vec::new();
+    }
     if quits
         && app.wb.is_dirty()
         && !matches!(app.wb.overlay, Some(workbench::WbOverlay::Confirm(_)))

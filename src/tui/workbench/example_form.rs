@@ -47,6 +47,8 @@ pub struct ExampleForm {
     /// Esc with changes asks once more before throwing them away.
     pub discard_armed: bool,
     pub error: Option<String>,
+    /// Set by a key that kept or dropped the form: the popup goes.
+    pub closed: bool,
     initial: Vec<String>,
 }
 
@@ -104,6 +106,7 @@ impl ExampleForm {
             enabled,
             discard_armed: false,
             error: None,
+            closed: false,
             initial,
         }
     }

@@ -422,7 +422,7 @@ fn on_overlay_key(app: &mut App, action: Option<Action>, key: KeyEvent) -> Vec<E
     match overlay {
         WbOverlay::Example(mut form) => {
             let effects = example_form_key(app, &mut form, action, key);
-            if app.wb.overlay.is_none() && !form_closed(&form) {
+            if app.wb.overlay.is_none() && !form.closed {
                 app.wb.overlay = Some(WbOverlay::Example(form));
             }
             with_refresh(app, effects)
@@ -475,7 +475,7 @@ fn on_overlay_key(app: &mut App, action: Option<Action>, key: KeyEvent) -> Vec<E
         WbOverlay::Confirm(next) => match key.code {
             KeyCode::Char('s') | KeyCode::Char('S') => {
                 let effects = save(app, Some(next.clone()));
-                if app.wb.after_save.is_none() {
+                if effects.is_empty() {
                     // The save was refused; the question stays.
                     app.wb.overlay = Some(WbOverlay::Confirm(next));
                 }
@@ -500,13 +500,6 @@ fn on_overlay_key(app: &mut App, action: Option<Action>, key: KeyEvent) -> Vec<E
     }
 }
 
-/// Set by the example form's keys when it should close.
-fn form_closed(form: &ExampleForm) -> bool {
-    form.error.as_deref() == Some(CLOSED)
-}
-
-const CLOSED: &str = "\u{0}closed";
-
 fn example_form_key(
     app: &mut App,
     form: &mut ExampleForm,
@@ -522,13 +515,13 @@ fn example_form_key(
                 form.discard_armed = true;
                 form.error = Some("press Esc again to throw these edits away".into());
             } else {
-                form.error = Some(CLOSED.into());
+                form.closed = true;
             }
         }
         Some(Action::Apply) => match form.to_example() {
             Ok(example) => {
                 let Some(doc) = &mut app.wb.doc else {
-                    form.error = Some(CLOSED.into());
+                    form.closed = true;
                     return Vec::new();
                 };
                 match form.index {
@@ -542,7 +535,7 @@ fn example_form_key(
                         app.info(format!("example {number} added"));
                     }
                 }
-                form.error = Some(CLOSED.into());
+                form.closed = true;
             }
             Err(error) => form.error = Some(error),
         },
@@ -652,7 +645,7 @@ fn save(app: &mut App, then: Option<AfterConfirm>) -> Vec<Effect> {
     };
     match doc.to_template() {
         Ok(template) => {
-            app.wb.after_save = then.or(Some(AfterConfirm::OpenTemplate(String::new())));
+            app.wb.after_save = then;
             vec![Effect::SaveTemplate(Box::new(template))]
         }
         Err(problems) => {
@@ -849,10 +842,8 @@ pub fn on_template_saved(app: &mut App, template: Template, path: PathBuf) -> Ve
     }
     app.info(format!("saved {}", path.display()));
     let mut effects = vec![Effect::ListTemplates];
-    match then {
-        Some(AfterConfirm::OpenTemplate(name)) if name.is_empty() => {}
-        Some(next) => effects.extend(go_ahead(app, next)),
-        None => {}
+    if let Some(next) = then {
+        effects.extend(go_ahead(app, next));
     }
     effects.extend(refresh(app));
     effects

@@ -683,7 +683,7 @@ fn render_example_form(app: &App, form: &ExampleForm, frame: &mut Frame, area: R
     }
     let keys = &app.keymap;
     let mut lines = Vec::new();
-    if let Some(error) = form.error.as_deref().filter(|e| !e.starts_with('\0')) {
+    if let Some(error) = &form.error {
         lines.push(Line::styled(
             sanitize(error),
             theme.style(Slot::StatusError),
