@@ -80,7 +80,7 @@ fn workbench() -> App {
     update(&mut app, Msg::Templates(whet::prompt::list(None)));
     key(&mut app, KeyCode::Char('/'));
     type_text(&mut app, "summ");
-    key(&mut app, KeyCode::Enter);
+    // Enter in the search opens the first match.
     let effects = key(&mut app, KeyCode::Enter);
     let revision = effects
         .iter()

@@ -141,10 +141,11 @@ fn open(app: &mut App, name: &str) -> Vec<Effect> {
     let old = app.wb.search_text().chars().count();
     backspace(app, old);
     type_text(app, name);
-    key(app, KeyCode::Enter);
-    assert!(!app.wb.searching);
     assert_eq!(app.wb.selected_entry().unwrap().name, name);
-    key(app, KeyCode::Enter)
+    // Enter in the search opens the first match at once.
+    let effects = key(app, KeyCode::Enter);
+    assert!(!app.wb.searching);
+    effects
 }
 
 /// `open` for a fresh workbench, checking that it opened.
@@ -348,11 +349,9 @@ fn f5_lists_the_templates_once_search_filters_and_enter_opens() {
         app.wb.overlay.is_none(),
         "typing 'n' or 'a' opened something"
     );
-    // Enter ends the search; the next Enter opens the one selected.
-    assert!(key(&mut app, KeyCode::Enter).is_empty());
-    assert!(!app.wb.searching);
-    assert!(app.wb.doc.is_none());
+    // Enter ends the search and opens the first match at once.
     key(&mut app, KeyCode::Enter);
+    assert!(!app.wb.searching);
     let doc = app.wb.doc.as_ref().expect("Enter opened nothing");
     assert_eq!(doc.name(), "story");
     assert_eq!(doc.origin, Origin::Shipped);

@@ -167,6 +167,15 @@ pub struct WorkbenchRun {
 }
 
 impl WorkbenchRun {
+    pub fn new(record: RunRecord, reopened: bool) -> WorkbenchRun {
+        WorkbenchRun {
+            record,
+            generation: None,
+            reopened,
+            scroll: 0,
+        }
+    }
+
     pub fn is_streaming(&self) -> bool {
         self.record.outcome == RunOutcome::Running
     }
@@ -192,6 +201,8 @@ pub struct Workbench {
     pub listed: bool,
     /// Where each pane was last drawn (in [`Pane::ORDER`]), for the mouse.
     pub drawn: std::cell::Cell<[ratatui::layout::Rect; 6]>,
+    /// How far the exact input and the output can scroll, as last drawn.
+    pub scroll_limits: std::cell::Cell<[u16; 2]>,
 }
 
 impl Default for Workbench {
@@ -212,6 +223,7 @@ impl Default for Workbench {
             after_save: None,
             listed: false,
             drawn: Default::default(),
+            scroll_limits: Default::default(),
         }
     }
 }

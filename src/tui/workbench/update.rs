@@ -76,12 +76,14 @@ pub fn on_key(app: &mut App, action: Option<Action>, key: KeyEvent) -> Vec<Effec
         Pane::Variables => variables_key(app, action, key),
         Pane::Examples => examples_key(app, action),
         Pane::Preview => {
-            scroll_key(&mut app.wb.preview.scroll, action);
+            let max = app.wb.scroll_limits.get()[0];
+            scroll_key(&mut app.wb.preview.scroll, max, action, key);
             Vec::new()
         }
         Pane::Output => {
+            let max = app.wb.scroll_limits.get()[1];
             if let Some(run) = &mut app.wb.run {
-                scroll_key(&mut run.scroll, action);
+                scroll_key(&mut run.scroll, max, action, key);
             }
             Vec::new()
         }
@@ -139,15 +141,16 @@ pub fn on_mouse(app: &mut App, mouse: MouseEvent) -> Vec<Effect> {
         MouseEventKind::ScrollDown => 3,
         _ => return Vec::new(),
     };
-    let scroll = match pane {
-        Pane::Preview => &mut app.wb.preview.scroll,
+    let limits = app.wb.scroll_limits.get();
+    let (scroll, max) = match pane {
+        Pane::Preview => (&mut app.wb.preview.scroll, limits[0]),
         Pane::Output => match &mut app.wb.run {
-            Some(run) => &mut run.scroll,
+            Some(run) => (&mut run.scroll, limits[1]),
             None => return Vec::new(),
         },
         _ => return Vec::new(),
     };
-    *scroll = u16::try_from((i32::from(*scroll) + lines).max(0)).unwrap_or(u16::MAX);
+    *scroll = scrolled(*scroll, lines, max);
     Vec::new()
 }
 
@@ -169,15 +172,23 @@ fn stop(app: &mut App) -> Vec<Effect> {
     Vec::new()
 }
 
-fn scroll_key(scroll: &mut u16, action: Option<Action>) {
-    let lines: i32 = match action {
-        Some(Action::SelectPrev) => -1,
-        Some(Action::SelectNext) => 1,
-        Some(Action::PageUp) => -10,
-        Some(Action::PageDown) => 10,
+/// Scrolls a read-only pane, never past the last page (`max`, as drawn).
+fn scroll_key(scroll: &mut u16, max: u16, action: Option<Action>, key: KeyEvent) {
+    let lines: i32 = match (action, key.code) {
+        (Some(Action::SelectPrev), _) => -1,
+        (Some(Action::SelectNext), _) => 1,
+        (Some(Action::PageUp), _) => -10,
+        (Some(Action::PageDown), _) => 10,
+        (_, KeyCode::Home) => i32::MIN / 2,
+        (_, KeyCode::End) => i32::MAX / 2,
         _ => return,
     };
-    *scroll = u16::try_from((i32::from(*scroll) + lines).max(0)).unwrap_or(u16::MAX);
+    *scroll = scrolled(*scroll, lines, max);
+}
+
+fn scrolled(scroll: u16, lines: i32, max: u16) -> u16 {
+    let target = i32::from(scroll.min(max)).saturating_add(lines);
+    u16::try_from(target.clamp(0, i32::from(max))).unwrap_or(max)
 }
 
 // --- the template list -----------------------------------------------------
@@ -186,7 +197,15 @@ fn templates_key(app: &mut App, action: Option<Action>, key: KeyEvent) -> Vec<Ef
     let wb = &mut app.wb;
     if wb.searching {
         match key.code {
-            KeyCode::Enter | KeyCode::Down => wb.searching = false,
+            // Enter opens the best match at once; Down goes to the list.
+            KeyCode::Enter => {
+                wb.searching = false;
+                if let Some(entry) = wb.selected_entry() {
+                    let name = entry.name.clone();
+                    return ask_then(app, AfterConfirm::OpenTemplate(name));
+                }
+            }
+            KeyCode::Down => wb.searching = false,
             _ => {
                 wb.search.input(key);
                 wb.list_selected = 0;
@@ -721,12 +740,7 @@ fn run(app: &mut App) -> Vec<Effect> {
         outcome: RunOutcome::Running,
         stats: None,
     };
-    app.wb.run = Some(WorkbenchRun {
-        record,
-        generation: None,
-        reopened: false,
-        scroll: 0,
-    });
+    app.wb.run = Some(WorkbenchRun::new(record, false));
     app.wb.focus = Pane::Output;
     app.engine = crate::tui::app::EngineState::Generating;
     app.notice = None;
@@ -896,12 +910,7 @@ pub fn on_run_opened(app: &mut App, record: RunRecord) -> Vec<Effect> {
     doc.set_values(&record.values);
     app.wb.doc = Some(doc);
     app.info(format!("reopened {label}"));
-    app.wb.run = Some(WorkbenchRun {
-        record,
-        generation: None,
-        reopened: true,
-        scroll: 0,
-    });
+    app.wb.run = Some(WorkbenchRun::new(record, true));
     app.wb.focus = Pane::Output;
     refresh(app)
 }

@@ -99,7 +99,7 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
         Some(WbOverlay::History(list)) => render_history(app, list, frame, area),
         Some(WbOverlay::Confirm(next)) => {
             let name = wb.doc.as_ref().map_or("", |d| d.name());
-            let inner = popup(app, frame, area, 64, 7, "Unsaved changes");
+            let inner = popup(app, frame, area, 84, 7, "Unsaved changes");
             let lines = vec![
                 Line::styled(
                     format!("Template {name} has unsaved changes."),
@@ -572,8 +572,10 @@ fn render_preview(app: &App, frame: &mut Frame, area: Rect, focused: bool) {
         _ => Text::styled("", theme.style(Slot::Muted)),
     };
     let paragraph = Paragraph::new(text).wrap(Wrap { trim: false });
-    let height = paragraph.line_count(block.inner(area).width) as u16;
-    let scroll = preview.scroll.min(height.saturating_sub(1));
+    let inner = block.inner(area);
+    let max = (paragraph.line_count(inner.width) as u16).saturating_sub(inner.height);
+    set_scroll_limit(app, 0, max);
+    let scroll = preview.scroll.min(max);
     frame.render_widget(paragraph.scroll((scroll, 0)).block(block), area);
 }
 
@@ -608,13 +610,20 @@ fn render_output(app: &App, frame: &mut Frame, area: Rect, focused: bool) {
     ))
     .wrap(Wrap { trim: false });
     // While it streams, the newest lines stay in view.
-    let height = paragraph.line_count(inner.width) as u16;
+    let max = (paragraph.line_count(inner.width) as u16).saturating_sub(inner.height);
+    set_scroll_limit(app, 1, max);
     let scroll = if run.is_streaming() {
-        height.saturating_sub(inner.height)
+        max
     } else {
-        run.scroll.min(height.saturating_sub(1))
+        run.scroll.min(max)
     };
     frame.render_widget(paragraph.scroll((scroll, 0)).block(block), area);
+}
+
+fn set_scroll_limit(app: &App, index: usize, max: u16) {
+    let mut limits = app.wb.scroll_limits.get();
+    limits[index] = max;
+    app.wb.scroll_limits.set(limits);
 }
 
 fn run_state(run: &WorkbenchRun) -> (String, Slot) {
@@ -639,7 +648,7 @@ fn run_state(run: &WorkbenchRun) -> (String, Slot) {
     match &record.outcome {
         RunOutcome::Running => ("streaming…".into(), Slot::StatusBusy),
         RunOutcome::Done { reason } => (
-            format!("{}{figures}{id}{reopened}", reason.describe()),
+            format!("{}{figures}{reopened}{id}", reason.describe()),
             Slot::StatusOk,
         ),
         RunOutcome::Failed { message } => (
