@@ -1618,6 +1618,7 @@ fn send_to_chat_starts_a_session_with_the_rendered_messages_and_asks_for_the_rep
     let Some(Effect::StartChat {
         messages: sent,
         sampling,
+        reply,
     }) = effects.first()
     else {
         panic!("{effects:?}");
@@ -1625,6 +1626,10 @@ fn send_to_chat_starts_a_session_with_the_rendered_messages_and_asks_for_the_rep
     assert_eq!(effects.len(), 1);
     assert_eq!(*sent, messages);
     assert_eq!(sampling.temperature, 0.3);
+    // The template's length limit goes with it to every reply of the chat.
+    let acronym = shipped_template("acronym");
+    assert_eq!(Some(reply.max_tokens), acronym.sampling.max_tokens);
+    assert_eq!(reply.stop, acronym.sampling.stop.unwrap_or_default());
     assert_eq!(app.screen, Screen::Workbench, "waits for the session");
 
     // The driver makes the session: the system prompt apart, the rest as

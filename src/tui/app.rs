@@ -210,6 +210,7 @@ pub enum Effect {
     StartChat {
         messages: Vec<ChatMessage>,
         sampling: SamplingParams,
+        reply: ReplySettings,
     },
 }
 

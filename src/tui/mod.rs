@@ -365,9 +365,11 @@ async fn event_loop(
                             Err(error) => error_notice(error),
                         },
                     ),
-                    Effect::StartChat { messages, sampling } => {
-                        Some(start_chat(&app, &sessions_dir, messages, sampling))
-                    }
+                    Effect::StartChat {
+                        messages,
+                        sampling,
+                        reply,
+                    } => Some(start_chat(&app, &sessions_dir, messages, sampling, reply)),
                     Effect::DeleteSession(name) => match library::delete(&sessions_dir, &name) {
                         Ok(moved_to) => {
                             answers.push(Msg::Notice(Notice {
@@ -543,7 +545,13 @@ fn save_run(mut record: runs::RunRecord) -> Msg {
 
 /// A new chat session holding the rendered messages: the system prompt as
 /// the session's, the few-shot pairs and the prompt as its messages.
-fn start_chat(app: &App, dir: &Path, messages: Vec<ChatMessage>, sampling: SamplingParams) -> Msg {
+fn start_chat(
+    app: &App,
+    dir: &Path,
+    messages: Vec<ChatMessage>,
+    sampling: SamplingParams,
+    reply: session::ReplySettings,
+) -> Msg {
     let seconds = now_unix_ms() / 1000;
     let base = session::fresh_name(seconds);
     let name = (1..)
@@ -556,7 +564,7 @@ fn start_chat(app: &App, dir: &Path, messages: Vec<ChatMessage>, sampling: Sampl
     let mut session = Session::new(name);
     session.model = Some(app.model_path.clone());
     session.sampling = sampling;
-    session.reply = app.settings.reply.clone();
+    session.reply = reply;
     let mut messages = messages.into_iter().peekable();
     if let Some(system) = messages.next_if(|m| m.role == Role::System) {
         session.system_prompt = Some(system.content);

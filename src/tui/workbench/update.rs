@@ -763,11 +763,20 @@ fn send_to_chat(app: &mut App) -> Vec<Effect> {
     }
     match doc.render() {
         Ok(messages) => {
+            // The chat goes on with the template's settings: its sampler,
+            // and its length and stop strings for every reply.
             let mut sampling = SamplingParams::default();
+            let mut reply = app.settings.reply.clone();
             if let Ok(template) = doc.to_template() {
                 template.sampling.apply(&mut sampling);
+                reply.max_tokens = template.sampling.max_tokens.unwrap_or(reply.max_tokens);
+                reply.stop = template.sampling.stop.clone().unwrap_or_default();
             }
-            vec![Effect::StartChat { messages, sampling }]
+            vec![Effect::StartChat {
+                messages,
+                sampling,
+                reply,
+            }]
         }
         Err(why) => {
             app.error(format!("cannot send: {}", why.replace('\n', "; ")));
