@@ -9,81 +9,21 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::tmux::{children, process_alive, Tmux};
 use common::*;
 
-/// A tmux server of its own, killed when the test ends.
-struct Tmux {
-    socket: String,
-}
-
-impl Tmux {
-    fn start(name: &str, logs: &Path) -> Self {
-        Self::start_with(name, logs, "")
-    }
-
-    /// `env` is extra `NAME=value` words for the shell whet runs in.
-    fn start_with(name: &str, logs: &Path, env: &str) -> Self {
-        let tmux = Tmux {
-            socket: format!("whet-test-{name}-{}", std::process::id()),
-        };
-        let shell = format!(
-            "env WHET_LOG_DIR={0} WHET_DATA_DIR={0} WHET_CONFIG_DIR={0}/config {env} PS1='$ ' bash --norc --noprofile",
+/// A 100x30 shell whose whet keeps its files in `logs`; `env` is extra
+/// `NAME=value` words.
+fn start_tmux(name: &str, logs: &Path, env: &str) -> Tmux {
+    Tmux::start(
+        name,
+        100,
+        30,
+        &format!(
+            "WHET_LOG_DIR={0} WHET_DATA_DIR={0} WHET_CONFIG_DIR={0}/config {env}",
             logs.display()
-        );
-        tmux.run(&["new-session", "-d", "-x", "100", "-y", "30", &shell]);
-        // Let OSC 52 from the application set tmux's paste buffer.
-        tmux.run(&["set-option", "-s", "set-clipboard", "on"]);
-        tmux
-    }
-
-    fn run(&self, args: &[&str]) -> String {
-        let output = Command::new("tmux")
-            .arg("-L")
-            .arg(&self.socket)
-            .args(args)
-            .output()
-            .expect("tmux is installed (scripts/test installs it)");
-        String::from_utf8_lossy(&output.stdout).into_owned()
-    }
-
-    fn keys(&self, keys: &[&str]) {
-        let mut args = vec!["send-keys", "-t", "0"];
-        args.extend_from_slice(keys);
-        self.run(&args);
-    }
-
-    fn screen(&self) -> String {
-        self.run(&["capture-pane", "-p", "-t", "0"])
-    }
-
-    /// Waits until the screen satisfies `done`, or fails with the screen.
-    fn wait_for(&self, what: &str, done: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let screen = self.screen();
-            if done(&screen) {
-                return screen;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {what}; screen:\n{screen}"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    fn shell_pid(&self) -> i32 {
-        self.run(&["list-panes", "-F", "#{pane_pid}"])
-            .trim()
-            .parse()
-            .unwrap()
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        self.run(&["kill-server"]);
-    }
+        ),
+    )
 }
 
 /// Starts the UI and waits for the model; returns the pids of whet and its worker.
@@ -141,30 +81,10 @@ fn assert_terminal_restored_after(tmux: &Tmux, dir: &Path, worker: i32, exit: &s
     }
 }
 
-fn process_alive(pid: i32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|stat| {
-            let state = stat.rsplit_once(") ").map(|(_, rest)| rest.chars().next());
-            !matches!(state, Some(Some('Z')))
-        })
-        .unwrap_or(false)
-}
-
-fn children(pid: i32) -> Vec<i32> {
-    let output = Command::new("pgrep")
-        .args(["-P", &pid.to_string()])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&output.stdout)
-        .split_whitespace()
-        .filter_map(|p| p.parse().ok())
-        .collect()
-}
-
 #[test]
 fn chat_stream_stop_and_quit_in_a_real_terminal() {
     let dir = tempfile::tempdir().unwrap();
-    let tmux = Tmux::start("chat", dir.path());
+    let tmux = start_tmux("chat", dir.path(), "");
     let (_, worker) = start_whet(&tmux, dir.path());
 
     tmux.keys(&["What is the capital of France?", "Enter"]);
@@ -279,7 +199,7 @@ fn corrupt_and_future_sessions_are_refused_and_left_untouched() {
 #[test]
 fn sigterm_restores_the_terminal() {
     let dir = tempfile::tempdir().unwrap();
-    let tmux = Tmux::start("sigterm", dir.path());
+    let tmux = start_tmux("sigterm", dir.path(), "");
     let (whet_pid, worker) = start_whet(&tmux, dir.path());
     assert_eq!(unsafe { libc::kill(whet_pid, libc::SIGTERM) }, 0);
     assert_terminal_restored(&tmux, dir.path(), worker);
@@ -288,7 +208,7 @@ fn sigterm_restores_the_terminal() {
 #[test]
 fn sigint_from_another_shell_restores_the_terminal() {
     let dir = tempfile::tempdir().unwrap();
-    let tmux = Tmux::start("sigint", dir.path());
+    let tmux = start_tmux("sigint", dir.path(), "");
     let (whet_pid, worker) = start_whet(&tmux, dir.path());
     assert_eq!(unsafe { libc::kill(whet_pid, libc::SIGINT) }, 0);
     assert_terminal_restored(&tmux, dir.path(), worker);
@@ -297,7 +217,7 @@ fn sigint_from_another_shell_restores_the_terminal() {
 #[test]
 fn a_panic_restores_the_terminal_before_its_message() {
     let dir = tempfile::tempdir().unwrap();
-    let tmux = Tmux::start_with(
+    let tmux = start_tmux(
         "panic",
         dir.path(),
         "WHET_TEST_PANIC_ON_KEY=1 RUST_BACKTRACE=0",
@@ -334,7 +254,7 @@ fn settings_continue_edit_branches_copy_and_config_problems() {
         "[messages]\nfrobnicate = \"x\"\n",
     )
     .unwrap();
-    let tmux = Tmux::start("workflow", dir.path());
+    let tmux = start_tmux("workflow", dir.path(), "");
     let (_, worker) = start_whet(&tmux, dir.path());
     // The bad keymap entry is reported, and everything else works.
     let screen = tmux.screen();
@@ -422,7 +342,7 @@ fn settings_continue_edit_branches_copy_and_config_problems() {
 #[test]
 fn ctrl_z_gives_the_shell_back_and_fg_redraws() {
     let dir = tempfile::tempdir().unwrap();
-    let tmux = Tmux::start("suspend", dir.path());
+    let tmux = start_tmux("suspend", dir.path(), "");
     // Job control needs an interactive shell: the one tmux started is.
     let (whet, worker) = start_whet(&tmux, dir.path());
     tmux.keys(&["draft kept", "C-z"]);
@@ -459,7 +379,7 @@ fn ctrl_z_gives_the_shell_back_and_fg_redraws() {
 #[test]
 fn closing_the_terminal_leaves_no_process_behind() {
     let dir = tempfile::tempdir().unwrap();
-    let tmux = Tmux::start("hangup", dir.path());
+    let tmux = start_tmux("hangup", dir.path(), "");
     let (whet, worker) = start_whet(&tmux, dir.path());
     tmux.keys(&["Write a very long story about the sea.", "Enter"]);
     tmux.wait_for("a reply streaming", |s| s.contains("● generating"));

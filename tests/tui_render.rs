@@ -3,39 +3,15 @@
 //! colours that tell roles apart, asserted on buffer cells.
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
-use ratatui::backend::TestBackend;
 use ratatui::buffer::Buffer;
 use ratatui::style::Color;
-use ratatui::Terminal;
-use unicode_width::UnicodeWidthStr;
 use whet::engine::protocol::{Role, StopReason};
 use whet::tui::app::{update, App, Msg, TurnFigures};
 use whet::tui::conversation::{Entry, EntryStatus};
 use whet::tui::theme::{self, Slot};
-use whet::tui::view;
+mod common;
 
-fn draw(app: &App, width: u16, height: u16) -> Buffer {
-    let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
-    terminal.draw(|frame| view::render(app, frame)).unwrap();
-    terminal.backend().buffer().clone()
-}
-
-/// The screen as a terminal would show it: the cell after a wide character
-/// is covered by it, so it is skipped.
-fn text_of(buffer: &Buffer) -> String {
-    let area = buffer.area;
-    let mut out = String::new();
-    for y in 0..area.height {
-        let mut x = 0;
-        while x < area.width {
-            let symbol = buffer[(x, y)].symbol();
-            out.push_str(symbol);
-            x += (UnicodeWidthStr::width(symbol) as u16).max(1);
-        }
-        out.push('\n');
-    }
-    out
-}
+use common::screen::{draw, text_of};
 
 fn send(app: &mut App, text: &str) {
     update(app, Msg::Paste(text.to_string()));
@@ -171,17 +147,8 @@ fn key(app: &mut App, code: KeyCode, modifiers: KeyModifiers) {
 
 /// Where `needle` starts on screen.
 fn find(buffer: &Buffer, needle: &str) -> (u16, u16) {
-    for y in 0..buffer.area.height {
-        let cells: Vec<&str> = (0..buffer.area.width)
-            .map(|x| buffer[(x, y)].symbol())
-            .collect();
-        for x in 0..cells.len() {
-            if cells[x..].concat().starts_with(needle) {
-                return (x as u16, y);
-            }
-        }
-    }
-    panic!("{needle} not on screen:\n{}", text_of(buffer));
+    common::screen::find(buffer, needle)
+        .unwrap_or_else(|| panic!("{needle} not on screen:\n{}", text_of(buffer)))
 }
 
 #[test]

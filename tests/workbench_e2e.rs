@@ -7,87 +7,33 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::tmux::{children, process_alive, Tmux};
 use common::*;
 
-/// A tmux server of its own, killed when the test ends.
-struct Tmux {
-    socket: String,
+/// A 130x40 shell with the XDG config and data homes inside `dir` (the
+/// WHET_* overrides removed, so whet finds its files through XDG).
+fn start_tmux(name: &str, dir: &Path) -> Tmux {
+    Tmux::start(
+        name,
+        130,
+        40,
+        &format!(
+            "-u WHET_DATA_DIR -u WHET_CONFIG_DIR WHET_LOG_DIR={0}/logs \
+             XDG_CONFIG_HOME={0}/config XDG_DATA_HOME={0}/data",
+            dir.display()
+        ),
+    )
 }
 
-impl Tmux {
-    /// A 130x40 shell with the XDG config and data homes inside `dir` (the
-    /// WHET_* overrides removed, so whet finds its files through XDG).
-    fn start(name: &str, dir: &Path) -> Self {
-        let tmux = Tmux {
-            socket: format!("whet-test-{name}-{}", std::process::id()),
-        };
-        let shell = format!(
-            "env -u WHET_DATA_DIR -u WHET_CONFIG_DIR WHET_LOG_DIR={0}/logs \
-             XDG_CONFIG_HOME={0}/config XDG_DATA_HOME={0}/data \
-             PS1='$ ' bash --norc --noprofile",
-            dir.display()
-        );
-        tmux.run(&["new-session", "-d", "-x", "130", "-y", "40", &shell]);
-        tmux
-    }
+/// What the workbench test does with the terminal beyond keys and screens.
+trait WorkbenchKeys {
+    fn focus(&self, title: &str);
+    fn preview_showing(&self, text: &str) -> String;
+}
 
-    fn run(&self, args: &[&str]) -> String {
-        let output = Command::new("tmux")
-            .arg("-L")
-            .arg(&self.socket)
-            .args(args)
-            .output()
-            .expect("tmux is installed (scripts/test installs it)");
-        String::from_utf8_lossy(&output.stdout).into_owned()
-    }
-
-    fn keys(&self, keys: &[&str]) {
-        let mut args = vec!["send-keys", "-t", "0"];
-        args.extend_from_slice(keys);
-        self.run(&args);
-    }
-
-    /// Esc on its own: a key sent right after it would arrive as Alt+key.
-    fn escape(&self) {
-        std::thread::sleep(Duration::from_millis(100));
-        self.keys(&["Escape"]);
-        std::thread::sleep(Duration::from_millis(300));
-    }
-
-    fn screen(&self) -> String {
-        self.run(&["capture-pane", "-p", "-t", "0"])
-    }
-
-    /// Waits until the screen satisfies `done`, or fails with the screen.
-    fn wait_for(&self, what: &str, done: impl Fn(&str) -> bool) -> String {
-        self.wait_for_within(Duration::from_secs(30), what, done)
-    }
-
-    fn wait_for_within(&self, limit: Duration, what: &str, done: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + limit;
-        loop {
-            let screen = self.screen();
-            if done(&screen) {
-                return screen;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {what}; screen:\n{screen}"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    fn shell_pid(&self) -> i32 {
-        self.run(&["list-panes", "-F", "#{pane_pid}"])
-            .trim()
-            .parse()
-            .unwrap()
-    }
-
+impl WorkbenchKeys for Tmux {
     /// Tab until the pane whose title starts with `title` has the focus.
     fn focus(&self, title: &str) {
         for _ in 0..7 {
@@ -145,12 +91,6 @@ impl Tmux {
     }
 }
 
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        self.run(&["kill-server"]);
-    }
-}
-
 /// The title of the focused pane (the one drawn with a heavy border).
 fn focused_title(screen: &str) -> Option<String> {
     screen.lines().find_map(|line| {
@@ -202,26 +142,6 @@ fn preview_tokens(screen: &str) -> Option<u32> {
     digits.parse().ok()
 }
 
-fn process_alive(pid: i32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|stat| {
-            let state = stat.rsplit_once(") ").map(|(_, rest)| rest.chars().next());
-            !matches!(state, Some(Some('Z')))
-        })
-        .unwrap_or(false)
-}
-
-fn children(pid: i32) -> Vec<i32> {
-    let output = Command::new("pgrep")
-        .args(["-P", &pid.to_string()])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&output.stdout)
-        .split_whitespace()
-        .filter_map(|p| p.parse().ok())
-        .collect()
-}
-
 fn run_records(dir: &Path) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .map(|entries| {
@@ -241,7 +161,7 @@ fn workbench_edit_examples_run_save_and_quit_in_a_real_terminal() {
     let dir = tempfile::tempdir().unwrap();
     let saved_path = dir.path().join("config/whet/prompts/summarize.toml");
     let runs_dir = dir.path().join("data/whet/runs");
-    let tmux = Tmux::start("workbench", dir.path());
+    let tmux = start_tmux("workbench", dir.path());
     let command = format!(
         "{} --model {}; echo EXIT=$?; stty -a > {}/stty.txt",
         whet_bin().display(),

@@ -3,52 +3,13 @@
 //! colour of `{{variables}}` and problems taken from the theme.
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
-use ratatui::backend::TestBackend;
-use ratatui::buffer::Buffer;
 use ratatui::style::Color;
-use ratatui::Terminal;
-use unicode_width::UnicodeWidthStr;
 use whet::engine::protocol::{GenerationStats, StopReason};
 use whet::tui::app::{update, App, Effect, Msg, TurnFigures};
 use whet::tui::theme::{self, Slot};
-use whet::tui::view;
+mod common;
 
-fn draw(app: &App, width: u16, height: u16) -> Buffer {
-    let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
-    terminal.draw(|frame| view::render(app, frame)).unwrap();
-    terminal.backend().buffer().clone()
-}
-
-/// The screen as a terminal shows it (the cell after a wide character is
-/// covered by it).
-fn text_of(buffer: &Buffer) -> String {
-    let area = buffer.area;
-    let mut out = String::new();
-    for y in 0..area.height {
-        let mut x = 0;
-        while x < area.width {
-            let symbol = buffer[(x, y)].symbol();
-            out.push_str(symbol);
-            x += (UnicodeWidthStr::width(symbol) as u16).max(1);
-        }
-        out.push('\n');
-    }
-    out
-}
-
-fn find(buffer: &Buffer, needle: &str) -> Option<(u16, u16)> {
-    for y in 0..buffer.area.height {
-        let cells: Vec<&str> = (0..buffer.area.width)
-            .map(|x| buffer[(x, y)].symbol())
-            .collect();
-        for x in 0..cells.len() {
-            if cells[x..].concat().starts_with(needle) {
-                return Some((x as u16, y));
-            }
-        }
-    }
-    None
-}
+use common::screen::{draw, find, text_of};
 
 fn press(app: &mut App, code: KeyCode, modifiers: KeyModifiers) -> Vec<Effect> {
     update(app, Msg::Key(KeyEvent::new(code, modifiers)))

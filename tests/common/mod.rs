@@ -3,6 +3,9 @@
 
 #![allow(dead_code)]
 
+pub mod screen;
+pub mod tmux;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

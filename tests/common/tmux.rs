@@ -1,0 +1,113 @@
+//! A real terminal for the end-to-end tests: a tmux server of its own with
+//! one shell, keys sent to it and the screen read back.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// A tmux server of its own, killed when the test ends.
+pub struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    /// A `width`×`height` bash; `env` is `env` arguments for it (variables
+    /// to set, `-u NAME` to unset).
+    pub fn start(name: &str, width: u16, height: u16, env: &str) -> Self {
+        let tmux = Tmux {
+            socket: format!("whet-test-{name}-{}", std::process::id()),
+        };
+        let shell = format!("env {env} PS1='$ ' bash --norc --noprofile");
+        let (width, height) = (width.to_string(), height.to_string());
+        tmux.run(&["new-session", "-d", "-x", &width, "-y", &height, &shell]);
+        // Let OSC 52 from the application set tmux's paste buffer.
+        tmux.run(&["set-option", "-s", "set-clipboard", "on"]);
+        tmux
+    }
+
+    pub fn run(&self, args: &[&str]) -> String {
+        let output = Command::new("tmux")
+            .arg("-L")
+            .arg(&self.socket)
+            .args(args)
+            .output()
+            .expect("tmux is installed (scripts/test installs it)");
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
+    pub fn keys(&self, keys: &[&str]) {
+        let mut args = vec!["send-keys", "-t", "0"];
+        args.extend_from_slice(keys);
+        self.run(&args);
+    }
+
+    /// Esc on its own: a key sent right after it would arrive as Alt+key.
+    pub fn escape(&self) {
+        std::thread::sleep(Duration::from_millis(100));
+        self.keys(&["Escape"]);
+        std::thread::sleep(Duration::from_millis(300));
+    }
+
+    pub fn screen(&self) -> String {
+        self.run(&["capture-pane", "-p", "-t", "0"])
+    }
+
+    /// Waits (up to a minute) until the screen satisfies `done`, or fails
+    /// with the screen.
+    pub fn wait_for(&self, what: &str, done: impl Fn(&str) -> bool) -> String {
+        self.wait_for_within(Duration::from_secs(60), what, done)
+    }
+
+    pub fn wait_for_within(
+        &self,
+        limit: Duration,
+        what: &str,
+        done: impl Fn(&str) -> bool,
+    ) -> String {
+        let deadline = Instant::now() + limit;
+        loop {
+            let screen = self.screen();
+            if done(&screen) {
+                return screen;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; screen:\n{screen}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    pub fn shell_pid(&self) -> i32 {
+        self.run(&["list-panes", "-F", "#{pane_pid}"])
+            .trim()
+            .parse()
+            .unwrap()
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        self.run(&["kill-server"]);
+    }
+}
+
+/// Whether `pid` runs (a zombie does not count).
+pub fn process_alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|stat| {
+            let state = stat.rsplit_once(") ").map(|(_, rest)| rest.chars().next());
+            !matches!(state, Some(Some('Z')))
+        })
+        .unwrap_or(false)
+}
+
+pub fn children(pid: i32) -> Vec<i32> {
+    let output = Command::new("pgrep")
+        .args(["-P", &pid.to_string()])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&output.stdout)
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect()
+}
