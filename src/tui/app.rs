@@ -515,7 +515,7 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
                 app.engine = EngineState::Ready;
                 app.context_used = context_used;
                 app.last_turn = Some(figures);
-                return wb::on_finished(&mut app.wb, wb::done_outcome(reason), stats);
+                return wb::on_finished(&mut app.wb, RunOutcome::Done { reason }, stats);
             }
             if let Some(entry) = app.streaming_entry() {
                 entry.status = match reason {

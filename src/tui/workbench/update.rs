@@ -2,23 +2,22 @@
 //! answers to the IO it asks the driver for (template lists, saves, value
 //! files, the engine's exact input, run records).
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers, MouseButton, MouseEvent, MouseEventKind};
 use ratatui::layout::Position;
 
-use super::doc::{Origin, TemplateDoc, TextField};
+use super::doc::{Origin, TemplateDoc};
 use super::example_form::ExampleForm;
 use super::{
     AfterConfirm, HistoryList, LinePrompt, LinePurpose, Pane, WbOverlay, Workbench, WorkbenchRun,
 };
-use crate::engine::protocol::{GenerationStats, StopReason};
+use crate::engine::protocol::GenerationStats;
 use crate::engine::SamplingParams;
 use crate::prompt::template::is_template_name;
 use crate::prompt::{Source, Template, TemplateEntry};
 use crate::store::runs::{RunOutcome, RunRecord, RunSummary, RUN_FORMAT_VERSION};
-use crate::tui::app::{engine_ready, App, Effect, Screen};
+use crate::tui::app::{engine_ready, App, Effect};
 use crate::tui::keymap::Action;
 
 /// A run stops after this many tokens unless the template says otherwise:
@@ -255,8 +254,8 @@ fn ask_then(app: &mut App, next: AfterConfirm) -> Vec<Effect> {
 fn go_ahead(app: &mut App, next: AfterConfirm) -> Vec<Effect> {
     match next {
         AfterConfirm::OpenTemplate(name) => {
-            open_template(app, &name);
-            refresh(app)
+            let effects = open_template(app, &name);
+            with_refresh(app, effects)
         }
         AfterConfirm::NewTemplate(name) => {
             app.wb.doc = Some(TemplateDoc::new_named(&name));
@@ -281,16 +280,17 @@ fn origin_of(entry: &TemplateEntry) -> Origin {
     }
 }
 
-fn open_template(app: &mut App, name: &str) {
+fn open_template(app: &mut App, name: &str) -> Vec<Effect> {
     let Some(entry) = app.wb.entries.iter().find(|e| e.name == name).cloned() else {
-        app.error(format!("template {name} is gone; the list is refreshed"));
-        return;
+        app.error(format!("template {name} is gone; the list is read again"));
+        return vec![Effect::ListTemplates];
     };
     match crate::prompt::load(&entry) {
         Ok(template) => {
             app.wb.doc = Some(TemplateDoc::open(template, origin_of(&entry)));
             app.wb.focus = Pane::Editor;
             app.info(format!("opened {}", entry.label()));
+            Vec::new()
         }
         Err(problems) => {
             let first = problems
@@ -302,6 +302,7 @@ fn open_template(app: &mut App, name: &str) {
                 n => format!(" (+{} more; `whet templates check` lists them)", n - 1),
             };
             app.error(format!("{first}{more}"));
+            Vec::new()
         }
     }
 }
@@ -321,13 +322,12 @@ fn editor_key(app: &mut App, action: Option<Action>, key: KeyEvent) -> Vec<Effec
             area.redo();
         }
         Some(Action::Newline) => area.insert_newline(),
-        Some(Action::PageUp) | Some(Action::PageDown) => {
+        // Ctrl+E is the chat's export, which means nothing here: the
+        // editor keeps its end-of-line key.
+        Some(Action::PageUp | Action::PageDown | Action::Export) | None => {
             area.input(key);
         }
         Some(_) => {}
-        None => {
-            area.input(key);
-        }
     }
     Vec::new()
 }
@@ -363,6 +363,9 @@ fn variables_key(app: &mut App, action: Option<Action>, key: KeyEvent) -> Vec<Ef
                 LinePurpose::LoadFile { var },
                 "",
             ))));
+        }
+        Some(Action::Export) => {
+            var.value.input(key);
         }
         Some(_) => {}
         None => match key.code {
@@ -599,7 +602,11 @@ fn line_key(
     }
     let text = prompt.text();
     if text.is_empty() {
-        prompt.error = Some("type a name first; Esc cancels".into());
+        let what = match prompt.purpose {
+            LinePurpose::LoadFile { .. } => "a path",
+            _ => "a name",
+        };
+        prompt.error = Some(format!("type {what} first; Esc cancels"));
         return None;
     }
     match prompt.purpose.clone() {
@@ -637,11 +644,6 @@ fn line_key(
             if prompt.purpose == LinePurpose::NewTemplate {
                 return Some(ask_then(app, AfterConfirm::NewTemplate(text)));
             }
-            // Save's checks and bookkeeping, but only the file under the
-            // new name is written.
-            if save(app, None).is_empty() {
-                return Some(Vec::new());
-            }
             Some(save_as(app, &text))
         }
     }
@@ -658,40 +660,37 @@ fn expand_home(text: &str) -> PathBuf {
 
 /// Saves the open template; `then` goes ahead once it has landed.
 fn save(app: &mut App, then: Option<AfterConfirm>) -> Vec<Effect> {
-    let Some(doc) = &app.wb.doc else {
-        app.info("no template is open");
+    let Some(template) = template_to_save(app) else {
         return Vec::new();
     };
-    match doc.to_template() {
-        Ok(template) => {
-            app.wb.after_save = then;
-            vec![Effect::SaveTemplate(Box::new(template))]
-        }
-        Err(problems) => {
-            app.error(format!(
-                "cannot save: {}",
-                problems
-                    .first()
-                    .map(ToString::to_string)
-                    .unwrap_or_default()
-            ));
-            Vec::new()
-        }
-    }
+    app.wb.after_save = then;
+    vec![Effect::SaveTemplate(Box::new(template))]
 }
 
-/// Save As: the same template under `name` (the Save effect above was
-/// dropped in favour of this one).
+/// Save As: the template under `name`; the open document becomes that file
+/// once it has landed.
 fn save_as(app: &mut App, name: &str) -> Vec<Effect> {
-    let Some(doc) = &app.wb.doc else {
+    let Some(mut template) = template_to_save(app) else {
         return Vec::new();
     };
+    template.name = name.to_string();
+    app.wb.after_save = None;
+    vec![Effect::SaveTemplate(Box::new(template))]
+}
+
+/// The open template, or None with the reason on the status line.
+fn template_to_save(app: &mut App) -> Option<Template> {
+    let Some(doc) = &app.wb.doc else {
+        app.info("no template is open");
+        return None;
+    };
     match doc.to_template() {
-        Ok(mut template) => {
-            template.name = name.to_string();
-            vec![Effect::SaveTemplate(Box::new(template))]
+        Ok(template) => Some(template),
+        Err(problems) => {
+            let first = problems.first().map(ToString::to_string);
+            app.error(format!("cannot save: {}", first.unwrap_or_default()));
+            None
         }
-        Err(_) => Vec::new(),
     }
 }
 
@@ -970,23 +969,4 @@ pub fn on_finished(
     run.record.outcome = outcome;
     run.record.stats = stats;
     vec![Effect::SaveRun(Box::new(run.record.clone()))]
-}
-
-pub fn done_outcome(reason: StopReason) -> RunOutcome {
-    RunOutcome::Done { reason }
-}
-
-/// The values a reopened run gave, for tests.
-pub fn values_of(wb: &Workbench) -> BTreeMap<String, String> {
-    wb.doc.as_ref().map(TemplateDoc::values).unwrap_or_default()
-}
-
-/// Whether the workbench should be on screen for `screen`.
-pub fn is_shown(screen: Screen) -> bool {
-    screen == Screen::Workbench
-}
-
-/// Which editor text is shown, for the view's tabs.
-pub fn current_field(wb: &Workbench) -> Option<TextField> {
-    wb.doc.as_ref().map(|d| d.field)
 }
