@@ -107,7 +107,7 @@ fn stream_reply(app: &mut App, id: u64, text: &str, reason: StopReason) {
             reason,
             context_used: 100,
             figures: figures(),
-        stats: None,
+            stats: None,
         },
     );
     assert_eq!(effects, vec![Effect::SaveSession]);
@@ -563,7 +563,7 @@ fn continue_goes_on_writing_a_stopped_last_reply() {
             reason: StopReason::Cancelled,
             context_used: 20,
             figures: figures(),
-        stats: None,
+            stats: None,
         },
     );
     assert_eq!(
@@ -608,7 +608,7 @@ fn continue_goes_on_writing_a_stopped_last_reply() {
             reason: StopReason::MaxTokens,
             context_used: 30,
             figures: figures(),
-        stats: None,
+            stats: None,
         },
     );
     assert_eq!(app.entries.len(), 2);
