@@ -4,6 +4,7 @@
 //! inference engine, model files, paths and logging. `main.rs` is a thin CLI.
 
 pub mod bench;
+pub mod diff;
 pub mod engine;
 pub mod logging;
 pub mod models;

@@ -12,6 +12,7 @@ pub mod markdown;
 pub mod picker;
 pub mod sanitize;
 pub mod settings;
+pub mod side_by_side;
 pub mod terminal;
 pub mod theme;
 pub mod view;
