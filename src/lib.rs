@@ -7,6 +7,7 @@ pub mod bench;
 pub mod diff;
 pub mod engine;
 pub mod logging;
+pub mod metrics;
 pub mod models;
 pub mod paths;
 pub mod prompt;

@@ -2,6 +2,7 @@
 
 mod models;
 mod run;
+mod score;
 mod templates;
 
 use std::path::PathBuf;
@@ -48,6 +49,9 @@ enum Commands {
     /// List, show (rendered or exact) and check prompt templates.
     #[command(subcommand)]
     Templates(templates::TemplatesCommand),
+    /// Score a candidate text against references: BLEU, chrF, ROUGE,
+    /// exact match and length.
+    Score(score::ScoreArgs),
     /// Check the user's theme and keymap files; prints every problem.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -163,6 +167,7 @@ pub fn main() -> ExitCode {
             None => open_ui(&cli.model, cli.session.as_deref(), &cli.theme).await,
             Some(Commands::Config(command)) => config(command),
             Some(Commands::Templates(command)) => templates::run(command).await,
+            Some(Commands::Score(args)) => score::run(args),
             Some(Commands::Run(args)) => run::run(args).await,
             Some(Commands::Models(command)) => models::run(command).await,
             Some(Commands::Bench(args)) => whet::bench::run(args).await,
