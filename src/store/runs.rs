@@ -1,6 +1,9 @@
 //! The history of prompt-workbench runs: one versioned, pretty-printed JSON
 //! file per run in `<data>/runs/ID.json`, written atomically. A file whet
 //! cannot read is listed with its problem and never rewritten or deleted.
+//!
+//! The same keeping serves any [`Record`] (refinement runs too): `save`,
+//! `load` and `list` are generic over it.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -8,6 +11,7 @@ use std::path::{Path, PathBuf};
 use super::dates::{civil_from_days, days_from_civil};
 use std::time::SystemTime;
 
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::atomic::write_atomic;
@@ -83,6 +87,40 @@ pub struct RunSummary {
     pub problem: Option<String>,
 }
 
+/// A kind of record kept one JSON file each, named by its id.
+pub trait Record: Serialize + DeserializeOwned {
+    /// How messages name one: "run", "refinement run".
+    const KIND: &'static str;
+    /// The format version this build writes; it reads this one and older.
+    const VERSION: u32;
+    fn id(&self) -> &str;
+    fn set_id(&mut self, id: String);
+    fn created_unix_ms(&self) -> u64;
+    fn template(&self) -> &str;
+    /// The text a list line previews.
+    fn preview_text(&self) -> &str;
+}
+
+impl Record for RunRecord {
+    const KIND: &'static str = "run";
+    const VERSION: u32 = RUN_FORMAT_VERSION;
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn set_id(&mut self, id: String) {
+        self.id = id;
+    }
+    fn created_unix_ms(&self) -> u64 {
+        self.created_unix_ms
+    }
+    fn template(&self) -> &str {
+        &self.template
+    }
+    fn preview_text(&self) -> &str {
+        &self.output
+    }
+}
+
 /// `<data dir>/runs` (the data dir respects `WHET_DATA_DIR`).
 pub fn runs_dir() -> Result<PathBuf, String> {
     Ok(crate::paths::data_dir()?.join("runs"))
@@ -116,47 +154,50 @@ pub fn new_id(created_unix_ms: u64, template: &str) -> String {
 /// returns the path. Saving the same run again (same id, creation time and
 /// template) replaces it; a file there that is another run or that whet
 /// cannot read is refused and left untouched.
-pub fn save(dir: &Path, record: &RunRecord) -> Result<PathBuf, String> {
-    let path = run_path(dir, &record.id)?;
+pub fn save<R: Record>(dir: &Path, record: &R) -> Result<PathBuf, String> {
+    let kind = R::KIND;
+    let path = run_path::<R>(dir, record.id())?;
     match std::fs::symlink_metadata(&path) {
         Ok(_) => {
-            let existing =
-                load(dir, &record.id).map_err(|error| format!("{error}; the run was not saved"))?;
-            if existing.created_unix_ms != record.created_unix_ms
-                || existing.template != record.template
+            let existing = load::<R>(dir, record.id())
+                .map_err(|error| format!("{error}; the {kind} was not saved"))?;
+            if existing.created_unix_ms() != record.created_unix_ms()
+                || existing.template() != record.template()
             {
                 let path = path.display();
                 return Err(format!(
-                    "{path}: another run is already saved as '{}'; the run was not saved (the file was left untouched)",
-                    record.id
+                    "{path}: another {kind} is already saved as '{}'; the {kind} was not saved (the file was left untouched)",
+                    record.id()
                 ));
             }
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(format!("{}: cannot save the run: {e}", path.display())),
+        Err(e) => return Err(format!("{}: cannot save the {kind}: {e}", path.display())),
     }
     let mut json = serde_json::to_string_pretty(record)
-        .map_err(|e| format!("{}: cannot save the run: {e}", path.display()))?;
+        .map_err(|e| format!("{}: cannot save the {kind}: {e}", path.display()))?;
     json.push('\n');
     write_atomic(&path, json.as_bytes())
-        .map_err(|e| format!("{}: cannot save the run: {e}", path.display()))?;
+        .map_err(|e| format!("{}: cannot save the {kind}: {e}", path.display()))?;
     Ok(path)
 }
 
 /// Reads `<dir>/<id>.json`. Errors name the file (and `line:col` for a file
 /// that is not a valid run); a newer format version is refused.
-pub fn load(dir: &Path, id: &str) -> Result<RunRecord, String> {
-    let path = run_path(dir, id)?;
+pub fn load<R: Record>(dir: &Path, id: &str) -> Result<R, String> {
+    let kind = R::KIND;
+    let version = R::VERSION;
+    let path = run_path::<R>(dir, id)?;
     let text = std::fs::read_to_string(&path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => format!("{}: no such run", path.display()),
-        _ => format!("{}: cannot read the run: {e}", path.display()),
+        std::io::ErrorKind::NotFound => format!("{}: no such {kind}", path.display()),
+        _ => format!("{}: cannot read the {kind}: {e}", path.display()),
     })?;
     let corrupt = |e: serde_json::Error| {
         let (line, column) = position(&text, &e);
         let message = e.to_string();
         let message = message.split(" at line ").next().unwrap_or_default();
         format!(
-            "{}:{line}:{column}: not a valid run file: {message} (the file was left untouched)",
+            "{}:{line}:{column}: not a valid {kind} file: {message} (the file was left untouched)",
             path.display()
         )
     };
@@ -164,15 +205,15 @@ pub fn load(dir: &Path, id: &str) -> Result<RunRecord, String> {
     // this build does not know, and must be refused for its version.
     let value: serde_json::Value = serde_json::from_str(&text).map_err(corrupt)?;
     if let Some(found) = value.get("version").and_then(|v| v.as_u64()) {
-        if found > u64::from(RUN_FORMAT_VERSION) {
+        if found > u64::from(version) {
             return Err(format!(
-                "{}: run format version {found} is newer than this whet reads ({RUN_FORMAT_VERSION}); update whet (the file was left untouched)",
+                "{}: {kind} format version {found} is newer than this whet reads ({version}); update whet (the file was left untouched)",
                 path.display()
             ));
         }
     }
-    let mut record: RunRecord = serde_json::from_str(&text).map_err(corrupt)?;
-    record.id = id.to_string();
+    let mut record: R = serde_json::from_str(&text).map_err(corrupt)?;
+    record.set_id(id.to_string());
     Ok(record)
 }
 
@@ -180,7 +221,7 @@ pub fn load(dir: &Path, id: &str) -> Result<RunRecord, String> {
 /// dir is an empty list. Only `*.json` files count, hidden ones (whet's
 /// temporaries) excepted. Files that cannot be read are listed with
 /// `problem` set and are not changed.
-pub fn list(dir: &Path) -> Vec<RunSummary> {
+pub fn list<R: Record>(dir: &Path) -> Vec<RunSummary> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Vec::new();
     };
@@ -196,7 +237,7 @@ pub fn list(dir: &Path) -> Vec<RunSummary> {
             if !metadata.is_file() {
                 return None;
             }
-            Some(summarize(dir, id, &path, metadata.modified().ok()))
+            Some(summarize::<R>(dir, id, &path, metadata.modified().ok()))
         })
         .collect();
     runs.sort_by(|a, b| {
@@ -207,18 +248,23 @@ pub fn list(dir: &Path) -> Vec<RunSummary> {
     runs
 }
 
-fn summarize(dir: &Path, id: &str, path: &Path, modified: Option<SystemTime>) -> RunSummary {
+fn summarize<R: Record>(
+    dir: &Path,
+    id: &str,
+    path: &Path,
+    modified: Option<SystemTime>,
+) -> RunSummary {
     let loaded = if is_safe_id(id) {
-        load(dir, id)
+        load::<R>(dir, id)
     } else {
-        Err(format!("{}: {}", path.display(), bad_id(id)))
+        Err(format!("{}: {}", path.display(), bad_id::<R>(id)))
     };
     match loaded {
         Ok(record) => RunSummary {
             id: id.to_string(),
-            template: record.template,
-            created_unix_ms: record.created_unix_ms,
-            output_preview: preview(&record.output),
+            template: record.template().to_string(),
+            created_unix_ms: record.created_unix_ms(),
+            output_preview: preview(record.preview_text()),
             problem: None,
         },
         Err(problem) => {
@@ -256,15 +302,16 @@ fn is_safe_id(id: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
-fn bad_id(id: &str) -> String {
+fn bad_id<R: Record>(id: &str) -> String {
     format!(
-        "invalid run id '{id}': use letters, digits, '-', '_' and '.' (not starting with '.', at most {MAX_ID_LEN})"
+        "invalid {} id '{id}': use letters, digits, '-', '_' and '.' (not starting with '.', at most {MAX_ID_LEN})",
+        R::KIND
     )
 }
 
-fn run_path(dir: &Path, id: &str) -> Result<PathBuf, String> {
+fn run_path<R: Record>(dir: &Path, id: &str) -> Result<PathBuf, String> {
     if !is_safe_id(id) {
-        return Err(bad_id(id));
+        return Err(bad_id::<R>(id));
     }
     Ok(dir.join(format!("{id}.json")))
 }
@@ -412,7 +459,7 @@ mod tests {
             run.outcome = outcome;
             let path = save(&dir, &run).unwrap();
             assert_eq!(path, dir.join("20261128-143456-042-summarize.json"));
-            assert_eq!(load(&dir, &run.id).unwrap(), run);
+            assert_eq!(load::<RunRecord>(&dir, &run.id).unwrap(), run);
             let text = std::fs::read_to_string(&path).unwrap();
             assert!(text.starts_with("{\n  \"version\": 1,\n"), "{text}");
             assert!(text.ends_with("}\n"));
@@ -423,7 +470,7 @@ mod tests {
         bare.stats = None;
         bare.values.clear();
         save(&dir, &bare).unwrap();
-        assert_eq!(load(&dir, &bare.id).unwrap(), bare);
+        assert_eq!(load::<RunRecord>(&dir, &bare.id).unwrap(), bare);
         assert_eq!(
             file_names(&dir),
             [
@@ -439,7 +486,7 @@ mod tests {
         let run = record(T2026, "summarize", "x");
         let path = save(dir.path(), &run).unwrap();
         std::fs::rename(&path, dir.path().join("renamed.json")).unwrap();
-        let loaded = load(dir.path(), "renamed").unwrap();
+        let loaded = load::<RunRecord>(dir.path(), "renamed").unwrap();
         assert_eq!(loaded.id, "renamed");
         assert_eq!(loaded.output, "x");
     }
@@ -455,7 +502,7 @@ mod tests {
             reason: StopReason::MaxTokens,
         };
         save(dir.path(), &run).unwrap();
-        assert_eq!(load(dir.path(), &run.id).unwrap(), run);
+        assert_eq!(load::<RunRecord>(dir.path(), &run.id).unwrap(), run);
 
         let bytes = std::fs::read(&path).unwrap();
         let mut other = record(T2026 + 1, "summarize", "different");
@@ -473,8 +520,8 @@ mod tests {
     #[test]
     fn list_is_newest_first_by_creation_then_id() {
         let dir = tempfile::tempdir().unwrap();
-        assert!(list(&dir.path().join("missing")).is_empty());
-        assert!(list(dir.path()).is_empty());
+        assert!(list::<RunRecord>(&dir.path().join("missing")).is_empty());
+        assert!(list::<RunRecord>(dir.path()).is_empty());
         // Saved out of order; the file times say nothing about the order.
         for run in [
             record(T2026, "b-tie", "tie b"),
@@ -490,7 +537,7 @@ mod tests {
         std::fs::write(dir.path().join(".hidden.json"), "{").unwrap();
         std::fs::create_dir(dir.path().join("folder.json")).unwrap();
 
-        let runs = list(dir.path());
+        let runs = list::<RunRecord>(dir.path());
         let ids: Vec<&str> = runs.iter().map(|r| r.id.as_str()).collect();
         assert_eq!(
             ids,
@@ -539,7 +586,7 @@ mod tests {
             broken.display()
         );
 
-        let runs = list(dir.path());
+        let runs = list::<RunRecord>(dir.path());
         assert_eq!(runs.len(), 2);
         assert_eq!(runs[0].id, good.id);
         assert_eq!(runs[1].id, broken_run.id);
@@ -547,7 +594,10 @@ mod tests {
         // Placed by the time in its id.
         assert_eq!(runs[1].created_unix_ms, T2026 - 60_000);
         assert_eq!(runs[1].output_preview, "");
-        assert_eq!(load(dir.path(), &broken_run.id).unwrap_err(), expected);
+        assert_eq!(
+            load::<RunRecord>(dir.path(), &broken_run.id).unwrap_err(),
+            expected
+        );
         assert_eq!(std::fs::read_to_string(&broken).unwrap(), truncated);
 
         // Saving other runs, or this one over it, leaves it as it was.
@@ -555,7 +605,7 @@ mod tests {
         let error = save(dir.path(), &broken_run).unwrap_err();
         assert!(error.contains(&expected), "{error}");
         assert_eq!(std::fs::read_to_string(&broken).unwrap(), truncated);
-        assert_eq!(list(dir.path()).len(), 3);
+        assert_eq!(list::<RunRecord>(dir.path()).len(), 3);
         assert_eq!(std::fs::read_to_string(&broken).unwrap(), truncated);
     }
 
@@ -571,7 +621,7 @@ mod tests {
         let bytes = serde_json::from_str::<serde_json::Value>(wide).unwrap_err();
         assert_eq!((bytes.line(), bytes.column()), (2, 26));
         for name in ["ascii", "wide"] {
-            let error = load(dir.path(), name).unwrap_err();
+            let error = load::<RunRecord>(dir.path(), name).unwrap_err();
             assert_eq!(
                 error,
                 format!(
@@ -580,7 +630,7 @@ mod tests {
                 )
             );
         }
-        let problems: Vec<String> = list(dir.path())
+        let problems: Vec<String> = list::<RunRecord>(dir.path())
             .into_iter()
             .filter_map(|r| r.problem)
             .collect();
@@ -598,7 +648,7 @@ mod tests {
         let text =
             "{\"version\": 2, \"template\": \"summarize\", \"created_unix_ms\": 5, \"tabs\": []}";
         std::fs::write(&path, text).unwrap();
-        let error = load(dir.path(), "future").unwrap_err();
+        let error = load::<RunRecord>(dir.path(), "future").unwrap_err();
         assert_eq!(
             error,
             format!(
@@ -606,7 +656,7 @@ mod tests {
                 path.display()
             )
         );
-        let runs = list(dir.path());
+        let runs = list::<RunRecord>(dir.path());
         assert_eq!(runs[0].problem.as_deref(), Some(error.as_str()));
         assert_eq!(runs[0].template, "summarize");
         assert_eq!(runs[0].created_unix_ms, 5);
@@ -622,15 +672,15 @@ mod tests {
         let mut value = serde_json::to_value(record(T2026, "t", "x")).unwrap();
         value["colour"] = 3.into();
         std::fs::write(dir.path().join("a.json"), value.to_string()).unwrap();
-        let error = load(dir.path(), "a").unwrap_err();
+        let error = load::<RunRecord>(dir.path(), "a").unwrap_err();
         assert!(error.contains("unknown field `colour`"), "{error}");
         value.as_object_mut().unwrap().remove("colour");
         value["outcome"] = serde_json::json!({"kind": "exploded"});
         std::fs::write(dir.path().join("a.json"), value.to_string()).unwrap();
-        let error = load(dir.path(), "a").unwrap_err();
+        let error = load::<RunRecord>(dir.path(), "a").unwrap_err();
         assert!(error.contains("unknown variant `exploded`"), "{error}");
         assert_eq!(
-            load(dir.path(), "absent").unwrap_err(),
+            load::<RunRecord>(dir.path(), "absent").unwrap_err(),
             format!("{}: no such run", dir.path().join("absent.json").display())
         );
     }
@@ -656,7 +706,7 @@ mod tests {
             run.id = bad.to_string();
             let error = save(&dir, &run).unwrap_err();
             assert!(error.starts_with("invalid run id"), "{bad}: {error}");
-            let error = load(&dir, bad).unwrap_err();
+            let error = load::<RunRecord>(&dir, bad).unwrap_err();
             assert!(error.starts_with("invalid run id"), "{bad}: {error}");
         }
         assert!(file_names(&dir).is_empty());
@@ -667,7 +717,7 @@ mod tests {
         );
         // A file of another name in the folder is listed, not opened.
         std::fs::write(dir.join("my run.json"), "{}").unwrap();
-        let problem = list(&dir).remove(0).problem.unwrap();
+        let problem = list::<RunRecord>(&dir).remove(0).problem.unwrap();
         assert!(problem.contains("invalid run id 'my run'"), "{problem}");
     }
 

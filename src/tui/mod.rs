@@ -357,7 +357,7 @@ async fn event_loop(
                     Effect::SaveRun(record) => Some(save_run(*record)),
                     Effect::ListRuns => Some(Msg::Runs(
                         runs::runs_dir()
-                            .map(|dir| runs::list(&dir))
+                            .map(|dir| runs::list::<runs::RunRecord>(&dir))
                             .unwrap_or_default(),
                     )),
                     Effect::OpenRun(id) => Some(
