@@ -9,6 +9,7 @@ use tokio::sync::Notify;
 use whet::engine::client::Generation;
 use whet::engine::protocol::{ChatMessage, GenerateRequest, Prompt, Role, StopReason};
 use whet::engine::{EngineClient, SamplingParams};
+use whet::prompt::TemplateSampling;
 
 use super::{load_error, spawn_options, ModelArgs};
 
@@ -31,6 +32,17 @@ pub struct RunArgs {
     /// Send the prompt as the exact model input, without a chat template.
     #[arg(long)]
     pub raw: bool,
+    #[command(flatten)]
+    pub sampling: SamplingArgs,
+    /// Print one JSON object with the text and statistics instead of streaming.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Sampling settings of the command line, over a template's, over
+/// llama.cpp's defaults.
+#[derive(clap::Args, Debug)]
+pub struct SamplingArgs {
     /// Sampling temperature; 0 is greedy (deterministic) [default: 0.8].
     #[arg(long = "temp")]
     pub temperature: Option<f32>,
@@ -59,15 +71,50 @@ pub struct RunArgs {
     /// Stop when the output contains this text (repeatable); it is not printed.
     #[arg(long = "stop", value_name = "STR")]
     pub stops: Vec<String>,
-    /// Print one JSON object with the text and statistics instead of streaming.
-    #[arg(long)]
-    pub json: bool,
+}
+
+impl SamplingArgs {
+    /// The sampler, the token limit and the stop strings: llama.cpp's
+    /// defaults (a fresh seed), then the template's, then these.
+    pub fn resolve(
+        &self,
+        template: Option<&TemplateSampling>,
+    ) -> Result<(SamplingParams, u32, Vec<String>), String> {
+        if self.stops.iter().any(|s| s.is_empty()) {
+            return Err("--stop needs a non-empty string".into());
+        }
+        let mut sampling = SamplingParams {
+            seed: SamplingParams::fresh_seed(),
+            ..SamplingParams::default()
+        };
+        if let Some(defaults) = template {
+            defaults.apply(&mut sampling);
+        }
+        let set = |value: Option<f32>, field: &mut f32| {
+            if let Some(value) = value {
+                *field = value;
+            }
+        };
+        set(self.temperature, &mut sampling.temperature);
+        set(self.top_p, &mut sampling.top_p);
+        set(self.min_p, &mut sampling.min_p);
+        set(self.repeat_penalty, &mut sampling.repeat_penalty);
+        sampling.top_k = self.top_k.unwrap_or(sampling.top_k);
+        sampling.repeat_last_n = self.repeat_last_n.unwrap_or(sampling.repeat_last_n);
+        sampling.seed = self.seed.unwrap_or(sampling.seed);
+        sampling.validate()?;
+        let template_max = template.and_then(|s| s.max_tokens);
+        let max_tokens = self.max_tokens.or(template_max).unwrap_or(512);
+        let stops = if self.stops.is_empty() {
+            template.and_then(|s| s.stop.clone()).unwrap_or_default()
+        } else {
+            self.stops.clone()
+        };
+        Ok((sampling, max_tokens, stops))
+    }
 }
 
 pub async fn run(args: RunArgs) -> Result<ExitCode, String> {
-    if args.stops.iter().any(|s| s.is_empty()) {
-        return Err("--stop needs a non-empty string".into());
-    }
     let input = &args.template_input;
     if args.template.is_none() && (!input.vars.is_empty() || input.examples != "enabled") {
         return Err("--var and --examples need --template NAME".into());
@@ -82,37 +129,7 @@ pub async fn run(args: RunArgs) -> Result<ExitCode, String> {
         Some(_) => String::new(),
         None => prompt_text(args.prompt.clone())?,
     };
-    // llama.cpp's defaults, then the template's, then the command line's.
-    let mut sampling = SamplingParams {
-        seed: SamplingParams::fresh_seed(),
-        ..SamplingParams::default()
-    };
-    if let Some(defaults) = &template_sampling {
-        defaults.apply(&mut sampling);
-    }
-    let set = |value: Option<f32>, field: &mut f32| {
-        if let Some(value) = value {
-            *field = value;
-        }
-    };
-    set(args.temperature, &mut sampling.temperature);
-    set(args.top_p, &mut sampling.top_p);
-    set(args.min_p, &mut sampling.min_p);
-    set(args.repeat_penalty, &mut sampling.repeat_penalty);
-    sampling.top_k = args.top_k.unwrap_or(sampling.top_k);
-    sampling.repeat_last_n = args.repeat_last_n.unwrap_or(sampling.repeat_last_n);
-    sampling.seed = args.seed.unwrap_or(sampling.seed);
-    sampling.validate()?;
-    let template_max = template_sampling.as_ref().and_then(|s| s.max_tokens);
-    let max_tokens = args.max_tokens.or(template_max).unwrap_or(512);
-    let stops = if args.stops.is_empty() {
-        template_sampling
-            .as_ref()
-            .and_then(|s| s.stop.clone())
-            .unwrap_or_default()
-    } else {
-        args.stops.clone()
-    };
+    let (sampling, max_tokens, stops) = args.sampling.resolve(template_sampling.as_ref())?;
     let load = args.model.load_request()?;
 
     let mut engine = EngineClient::spawn(&spawn_options()?)
