@@ -11,6 +11,7 @@ pub mod metrics;
 pub mod models;
 pub mod paths;
 pub mod prompt;
+pub mod refine;
 pub mod store;
 pub mod text_position;
 pub mod tui;

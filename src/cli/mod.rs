@@ -1,6 +1,7 @@
 //! The command line: argument parsing and dispatch to one module per command.
 
 mod models;
+mod refine;
 mod run;
 mod score;
 mod templates;
@@ -52,6 +53,9 @@ enum Commands {
     /// Score a candidate text against references: BLEU, chrF, ROUGE,
     /// exact match and length.
     Score(score::ScoreArgs),
+    /// Refinement rounds (Self-Refine): a draft, then feedback and a
+    /// refined pass per round, each pass scored; the run is saved.
+    Refine(refine::RefineArgs),
     /// Check the user's theme and keymap files; prints every problem.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -169,6 +173,7 @@ pub fn main() -> ExitCode {
             Some(Commands::Templates(command)) => templates::run(command).await,
             Some(Commands::Score(args)) => score::run(args),
             Some(Commands::Run(args)) => run::run(args).await,
+            Some(Commands::Refine(args)) => refine::run(args).await,
             Some(Commands::Models(command)) => models::run(command).await,
             Some(Commands::Bench(args)) => whet::bench::run(args).await,
             Some(Commands::Engine) => Ok(ExitCode::SUCCESS),
