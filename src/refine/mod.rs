@@ -9,9 +9,11 @@
 //! messages sent and the engine's figures are kept in a [`RefineRun`].
 //!
 //! - [`defaults`] — the feedback and refine prompts for a template without;
-//! - [`store`] — runs on disk.
+//! - [`store`] — runs on disk;
+//! - [`export`] — a run as Markdown.
 
 pub mod defaults;
+pub mod export;
 pub mod store;
 
 use std::collections::BTreeMap;
@@ -331,8 +333,22 @@ impl RefineLoop {
         })
     }
 
+    /// A saved run, to look at (and rate): nothing is left to generate.
+    pub fn from_run(run: RefineRun) -> RefineLoop {
+        RefineLoop {
+            run,
+            next: None,
+            score_pattern: None,
+        }
+    }
+
     pub fn run(&self) -> &RefineRun {
         &self.run
+    }
+
+    /// For what the user adds: ratings, notes, the best pass, the id.
+    pub fn run_mut(&mut self) -> &mut RefineRun {
+        &mut self.run
     }
 
     pub fn into_run(self) -> RefineRun {

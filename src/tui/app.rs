@@ -13,6 +13,7 @@ use ratatui_textarea::TextArea;
 use super::conversation::{self, chat_messages, Entry, EntryStatus};
 use super::keymap::{Action, Context, Keymap};
 use super::picker::{Picker, PickerItem, PickerKind};
+use super::rounds::{update as rd, Rounds};
 use super::sanitize::sanitize;
 use super::settings::{ChatSettings, SettingsForm};
 use super::theme::Theme;
@@ -20,6 +21,7 @@ use super::workbench::{self, update as wb, Workbench};
 use crate::engine::protocol::{ChatMessage, GenerationStats, Role, StopReason};
 use crate::engine::SamplingParams;
 use crate::prompt::{Template, TemplateEntry};
+use crate::refine::RefineRun;
 use crate::store::runs::{RunOutcome, RunRecord, RunSummary};
 use crate::store::session::{ReplySettings, Session};
 
@@ -28,6 +30,8 @@ use crate::store::session::{ReplySettings, Session};
 pub enum Screen {
     Chat,
     Workbench,
+    /// The workbench's refinement rounds.
+    Rounds,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -146,6 +150,17 @@ pub enum Msg {
     },
     /// A chat session made from a template's rendered messages.
     ChatStarted(Box<Session>),
+    /// Saved refinement runs, newest first.
+    Refinements(Vec<RunSummary>),
+    RefinementOpened {
+        run: Box<RefineRun>,
+        /// Beside the open run, pass by pass, rather than instead of it.
+        compare: bool,
+    },
+    RefinementSaved {
+        id: String,
+        created_unix_ms: u64,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -206,6 +221,15 @@ pub enum Effect {
     SaveRun(Box<RunRecord>),
     ListRuns,
     OpenRun(String),
+    /// Write a refinement run (a new id is given to one without).
+    SaveRefinement(Box<RefineRun>),
+    ListRefinements,
+    OpenRefinement {
+        id: String,
+        compare: bool,
+    },
+    /// Write the run as Markdown and JSON into the exports directory.
+    ExportRefinement(Box<RefineRun>),
     /// Start a new chat session from these messages.
     StartChat {
         messages: Vec<ChatMessage>,
@@ -255,6 +279,8 @@ pub struct App {
     pub drawn: Cell<DrawnLayout>,
     pub screen: Screen,
     pub wb: Workbench,
+    /// The refinement rounds shown (running, finished or reopened).
+    pub rounds: Option<Rounds>,
 }
 
 /// Warn when fewer tokens than this are left in the context.
@@ -338,6 +364,7 @@ impl App {
             drawn: Cell::new(DrawnLayout::default()),
             screen: Screen::Chat,
             wb: Workbench::default(),
+            rounds: None,
         }
     }
 
@@ -402,6 +429,12 @@ impl App {
         if self.overlay.is_none() && self.screen == Screen::Workbench {
             return self.wb.context();
         }
+        if self.overlay.is_none() && self.screen == Screen::Rounds {
+            return self
+                .rounds
+                .as_ref()
+                .map_or(Context::Rounds, Rounds::context);
+        }
         match (&self.overlay, self.focus) {
             (Some(Overlay::Settings(_)), _) => Context::Settings,
             (Some(Overlay::Picker(_)), _) => Context::Picker,
@@ -454,6 +487,7 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
                     }
                 }
                 None if app.screen == Screen::Workbench => return wb::on_paste(app, text),
+                None if app.screen == Screen::Rounds => rd::on_paste(app, &text),
                 None => {
                     app.focus = Focus::Input;
                     app.input.insert_str(text);
@@ -485,7 +519,9 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
             Vec::new()
         }
         Msg::GenerationStarted { id } => {
-            wb::on_started(&mut app.wb, id);
+            if !wb::on_started(&mut app.wb, id) {
+                rd::on_started(app, id);
+            }
             app.generating = Some(id);
             app.engine = EngineState::Generating;
             Vec::new()
@@ -493,6 +529,9 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
         Msg::Token { id, text } => {
             if wb::owns_generation(&app.wb, id) {
                 wb::on_token(&mut app.wb, &sanitize(&text));
+            } else if rd::owns_generation(app, id) {
+                // Kept as the model wrote it: it goes into the next prompt.
+                rd::on_token(app, &text);
             } else if app.generating == Some(id) {
                 if let Some(entry) = app.streaming_entry() {
                     entry.text.push_str(&sanitize(&text));
@@ -516,6 +555,13 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
                 app.context_used = context_used;
                 app.last_turn = Some(figures);
                 return wb::on_finished(&mut app.wb, RunOutcome::Done { reason }, stats);
+            }
+            if rd::owns_generation(app, id) {
+                app.generating = None;
+                app.engine = EngineState::Ready;
+                app.context_used = context_used;
+                app.last_turn = Some(figures);
+                return rd::on_done(app, reason, stats.unwrap_or_default());
             }
             if let Some(entry) = app.streaming_entry() {
                 entry.status = match reason {
@@ -545,6 +591,12 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
                 app.error(message.clone());
                 return wb::on_finished(&mut app.wb, RunOutcome::Failed { message }, None);
             }
+            let rounds_step = app.rounds.as_ref().is_some_and(|r| r.step.is_some());
+            if rounds_step && (id.is_none() || id.is_some_and(|id| rd::owns_generation(app, id))) {
+                app.generating = None;
+                app.error(message.clone());
+                return rd::on_failed(app, message);
+            }
             if let Some(entry) = app.streaming_entry() {
                 entry.status = EntryStatus::Failed(message.clone());
             }
@@ -571,6 +623,7 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
                     None,
                 ));
             }
+            effects.extend(rd::on_failed(app, format!("the engine stopped: {message}")));
             app.engine = EngineState::Crashed(message);
             effects
         }
@@ -621,6 +674,21 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
             created_unix_ms,
         } => {
             wb::on_run_saved(app, id, created_unix_ms);
+            Vec::new()
+        }
+        Msg::Refinements(runs) => {
+            rd::on_runs(app, runs);
+            Vec::new()
+        }
+        Msg::RefinementOpened { run, compare } => {
+            rd::on_opened(app, *run, compare);
+            Vec::new()
+        }
+        Msg::RefinementSaved {
+            id,
+            created_unix_ms,
+        } => {
+            rd::on_saved(app, id, created_unix_ms);
             Vec::new()
         }
         Msg::ChatStarted(session) => {
@@ -707,6 +775,7 @@ fn on_key(app: &mut App, key: KeyEvent) -> Vec<Effect> {
         Some(Overlay::Settings(_)) => on_settings_key(app, action, key),
         Some(Overlay::Picker(_)) => on_picker_key(app, action, key),
         None if app.screen == Screen::Workbench => on_workbench_key(app, action, key),
+        None if app.screen == Screen::Rounds => rd::on_key(app, action, key),
         None => on_chat_key(app, action, key),
     }
 }
@@ -715,6 +784,8 @@ fn switch_screen(app: &mut App) -> Vec<Effect> {
     app.screen = match app.screen {
         Screen::Chat => Screen::Workbench,
         Screen::Workbench => Screen::Chat,
+        // The rounds belong to the workbench.
+        Screen::Rounds => Screen::Workbench,
     };
     if app.screen == Screen::Workbench && !app.wb.listed {
         app.wb.listed = true;
@@ -734,6 +805,7 @@ fn on_workbench_key(app: &mut App, action: Option<Action>, key: KeyEvent) -> Vec
             app.overlay = Some(Overlay::Picker(Box::new(Picker::new(PickerKind::Sessions))));
             vec![Effect::ListSessions]
         }
+        Some(Action::Refine) if app.wb.overlay.is_none() => rd::start(app),
         Some(Action::Settings) if app.wb.overlay.is_none() => {
             app.info(format!(
                 "the workbench runs with the template's own settings: {} shows its sampling text",
@@ -866,6 +938,20 @@ fn on_mouse(app: &mut App, mouse: MouseEvent) -> Vec<Effect> {
     }
     if app.screen == Screen::Workbench {
         return wb::on_mouse(app, mouse);
+    }
+    if app.screen == Screen::Rounds {
+        // The wheel scrolls the two columns together.
+        if let Some(rounds) = &mut app.rounds {
+            let max = i32::from(rounds.max_scroll.get());
+            let lines = match mouse.kind {
+                MouseEventKind::ScrollUp => -WHEEL_LINES,
+                MouseEventKind::ScrollDown => WHEEL_LINES,
+                _ => return Vec::new(),
+            };
+            let target = (i32::from(rounds.scroll) + lines).clamp(0, max);
+            rounds.scroll = u16::try_from(target).unwrap_or(0);
+        }
+        return Vec::new();
     }
     let drawn = app.drawn.get();
     let at = Position::new(mouse.column, mouse.row);

@@ -27,7 +27,7 @@
 //! is about is ignored, so that action keeps its default keys:
 //!
 //! - `FILE:LINE:COL: <toml message>` — a syntax error; the whole file is ignored.
-//! - `FILE:LINE:COL: unknown section 'foo' (sections: global, input, messages, settings, picker, workbench, workbench_list, workbench_form)`
+//! - `FILE:LINE:COL: unknown section 'foo' (sections: global, input, messages, settings, picker, workbench, workbench_list, workbench_form, rounds)`
 //! - `FILE:LINE:COL: 'foo' is outside a section (sections: …)` — a key before any `[section]`.
 //! - `FILE:LINE:COL: 'global' must be a table [global], found string`
 //! - `FILE:LINE:COL: unknown action 'frobnicate'`
@@ -82,6 +82,8 @@ pub enum Context {
     WorkbenchList,
     /// A form popup of the workbench (a few-shot example, a file name).
     WorkbenchForm,
+    /// The refinement rounds: passes, their diff, ratings.
+    Rounds,
 }
 
 impl Context {
@@ -94,6 +96,7 @@ impl Context {
         Context::Workbench,
         Context::WorkbenchList,
         Context::WorkbenchForm,
+        Context::Rounds,
     ];
 
     /// The section name in `keymap.toml`.
@@ -107,6 +110,7 @@ impl Context {
             Context::Workbench => "workbench",
             Context::WorkbenchList => "workbench_list",
             Context::WorkbenchForm => "workbench_form",
+            Context::Rounds => "rounds",
         }
     }
 
@@ -198,20 +202,35 @@ pub enum Action {
     ExampleToggle,
     ExampleMoveUp,
     ExampleMoveDown,
+    // Rounds
+    Refine,
+    CompareLeft,
+    CompareRight,
+    Rate,
+    MarkBest,
+    CompareRuns,
 }
 
 const GLOBAL: &[Context] = &[Context::Global];
 const INPUT: &[Context] = &[Context::Input];
 const MESSAGES: &[Context] = &[Context::Messages];
 const PICKER: &[Context] = &[Context::Picker];
-const LISTS: &[Context] = &[Context::Messages, Context::Picker, Context::WorkbenchList];
+const LISTS: &[Context] = &[
+    Context::Messages,
+    Context::Picker,
+    Context::WorkbenchList,
+    Context::Rounds,
+];
+const ROUNDS: &[Context] = &[Context::Rounds];
+const COPY: &[Context] = &[Context::Messages, Context::Rounds];
 const POPUPS: &[Context] = &[Context::Settings, Context::Picker, Context::WorkbenchForm];
 const INPUTS: &[Context] = &[Context::Input, Context::Workbench, Context::WorkbenchForm];
 const PICKERS: &[Context] = &[Context::Picker, Context::WorkbenchList];
 const WORKBENCH: &[Context] = &[Context::Workbench, Context::WorkbenchList];
 const WORKBENCH_TEXT: &[Context] = &[Context::Workbench, Context::WorkbenchForm];
 const WORKBENCH_LIST: &[Context] = &[Context::WorkbenchList];
-const QUIT_NOW: &[Context] = &[Context::Messages, Context::WorkbenchList];
+const HISTORY: &[Context] = &[Context::Workbench, Context::WorkbenchList, Context::Rounds];
+const QUIT_NOW: &[Context] = &[Context::Messages, Context::WorkbenchList, Context::Rounds];
 const FORMS: &[Context] = &[Context::Settings, Context::WorkbenchForm];
 
 impl Action {
@@ -271,6 +290,12 @@ impl Action {
         Action::ExampleToggle,
         Action::ExampleMoveUp,
         Action::ExampleMoveDown,
+        Action::Refine,
+        Action::CompareLeft,
+        Action::CompareRight,
+        Action::Rate,
+        Action::MarkBest,
+        Action::CompareRuns,
     ];
 
     /// (name in `keymap.toml`, description for help, contexts it may be bound in)
@@ -302,7 +327,7 @@ impl Action {
             ),
             Action::DeleteMessage => ("delete_message", "Delete the selected message", MESSAGES),
             Action::ContinueReply => ("continue_reply", "Continue a stopped reply", MESSAGES),
-            Action::CopyMessage => ("copy_message", "Copy the selected message", MESSAGES),
+            Action::CopyMessage => ("copy_message", "Copy the selected message (or pass)", COPY),
             Action::CopyCode => (
                 "copy_code",
                 "Copy the selected message's last code block",
@@ -335,7 +360,29 @@ impl Action {
                 "Start a chat session from the rendered messages",
                 WORKBENCH,
             ),
-            Action::History => ("history", "Past runs; Enter reopens one", WORKBENCH),
+            Action::History => ("history", "Past runs; Enter reopens one", HISTORY),
+            Action::Refine => (
+                "refine",
+                "Refinement rounds on the template: draft, feedback, refined passes",
+                WORKBENCH,
+            ),
+            Action::CompareLeft => ("compare_left", "Show the selected pass on the left", ROUNDS),
+            Action::CompareRight => (
+                "compare_right",
+                "Show the selected pass on the right",
+                ROUNDS,
+            ),
+            Action::Rate => (
+                "rate",
+                "Rate the selected pass (1-5) and add a note",
+                ROUNDS,
+            ),
+            Action::MarkBest => ("mark_best", "Mark the selected pass as the best", ROUNDS),
+            Action::CompareRuns => (
+                "compare_runs",
+                "Compare with another refinement run, pass by pass",
+                ROUNDS,
+            ),
             Action::NextText => (
                 "next_text",
                 "Edit the next text: prompt, system, sampling, feedback, refine",
@@ -511,6 +558,19 @@ const DEFAULTS: &[(Context, Action, &[&str])] = &[
     ),
     (Context::WorkbenchForm, Action::Undo, &["ctrl+u"]),
     (Context::WorkbenchForm, Action::Redo, &["ctrl+r"]),
+    (Context::Workbench, Action::Refine, &["f9"]),
+    (Context::WorkbenchList, Action::Refine, &["f9"]),
+    (Context::Rounds, Action::SelectPrev, &["up", "k"]),
+    (Context::Rounds, Action::SelectNext, &["down", "j"]),
+    (Context::Rounds, Action::CompareLeft, &["a"]),
+    (Context::Rounds, Action::CompareRight, &["b"]),
+    (Context::Rounds, Action::Rate, &["r"]),
+    (Context::Rounds, Action::MarkBest, &["*", "m"]),
+    (Context::Rounds, Action::CopyMessage, &["y"]),
+    (Context::Rounds, Action::CompareRuns, &["o"]),
+    (Context::Rounds, Action::History, &["f6"]),
+    (Context::Rounds, Action::QuitNow, &["q"]),
+    (Context::Rounds, Action::Help, &["?"]),
 ];
 
 /// A key as bound: a code and the modifiers that matter, normalised so a
@@ -1523,7 +1583,12 @@ mod tests {
         let (keymap, problems) = user("[messages]\ncopy_message = []\n");
         assert!(problems.is_empty(), "{problems:?}");
         assert_eq!(keymap.action(Context::Messages, &ch('y')), None);
-        assert_eq!(keymap.key_hint(Action::CopyMessage), "unbound");
+        assert_eq!(
+            keymap.key_hint_in(Context::Messages, Action::CopyMessage),
+            "unbound"
+        );
+        // The rounds' own binding is another context's.
+        assert_eq!(keymap.key_hint_in(Context::Rounds, Action::CopyMessage), "y");
         let help = keymap.help(Context::Messages);
         assert!(help.contains(&(
             "unbound".to_string(),
@@ -1543,11 +1608,11 @@ mod tests {
     fn unknown_sections_and_actions() {
         assert_eq!(
             report("[global]\nregenerate = \"f11\"\n\n[foo]\nx = \"y\"\n"),
-            ["F:4:2: unknown section 'foo' (sections: global, input, messages, settings, picker, workbench, workbench_list, workbench_form)"]
+            ["F:4:2: unknown section 'foo' (sections: global, input, messages, settings, picker, workbench, workbench_list, workbench_form, rounds)"]
         );
         assert_eq!(
             report("regenerate = \"f11\"\n"),
-            ["F:1:1: 'regenerate' is outside a section (sections: global, input, messages, settings, picker, workbench, workbench_list, workbench_form)"]
+            ["F:1:1: 'regenerate' is outside a section (sections: global, input, messages, settings, picker, workbench, workbench_list, workbench_form, rounds)"]
         );
         assert_eq!(
             report("global = \"f11\"\n"),

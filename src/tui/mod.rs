@@ -10,6 +10,7 @@ pub mod conversation;
 pub mod keymap;
 pub mod markdown;
 pub mod picker;
+pub mod rounds;
 pub mod sanitize;
 pub mod settings;
 pub mod side_by_side;
@@ -366,6 +367,24 @@ async fn event_loop(
                             Err(error) => error_notice(error),
                         },
                     ),
+                    Effect::SaveRefinement(run) => Some(save_refinement(*run)),
+                    Effect::ListRefinements => Some(Msg::Refinements(
+                        crate::refine::store::refinements_dir()
+                            .map(|dir| runs::list::<crate::refine::RefineRun>(&dir))
+                            .unwrap_or_default(),
+                    )),
+                    Effect::OpenRefinement { id, compare } => Some(
+                        match crate::refine::store::refinements_dir()
+                            .and_then(|dir| runs::load(&dir, &id))
+                        {
+                            Ok(run) => Msg::RefinementOpened {
+                                run: Box::new(run),
+                                compare,
+                            },
+                            Err(error) => error_notice(error),
+                        },
+                    ),
+                    Effect::ExportRefinement(run) => Some(export_refinement(&run)),
                     Effect::StartChat {
                         messages,
                         sampling,
@@ -409,6 +428,11 @@ async fn event_loop(
     }
     if let Some(run) = app.wb.run.as_ref().filter(|r| r.is_streaming()) {
         if let Msg::Notice(notice) = save_run(run.record.clone()) {
+            tracing::warn!("{}", notice.text);
+        }
+    }
+    if let Some(rounds) = app.rounds.as_ref().filter(|r| r.is_running()) {
+        if let Msg::Notice(notice) = save_refinement(rounds.run().clone()) {
             tracing::warn!("{}", notice.text);
         }
     }
@@ -541,6 +565,52 @@ fn save_run(mut record: runs::RunRecord) -> Msg {
             created_unix_ms: record.created_unix_ms,
         },
         Err(error) => error_notice(format!("cannot save the run: {error}")),
+    }
+}
+
+/// Writes a refinement run; a new one gets its time and id here.
+fn save_refinement(mut run: crate::refine::RefineRun) -> Msg {
+    if run.id.is_empty() {
+        run.created_unix_ms = now_unix_ms();
+        run.id = runs::new_id(run.created_unix_ms, &run.template);
+    }
+    let saved = crate::refine::store::refinements_dir().and_then(|dir| runs::save(&dir, &run));
+    match saved {
+        Ok(_) => Msg::RefinementSaved {
+            id: run.id,
+            created_unix_ms: run.created_unix_ms,
+        },
+        Err(error) => error_notice(format!("cannot save the refinement run: {error}")),
+    }
+}
+
+/// The run as Markdown (passes, feedback, diffs, scores) and JSON.
+fn export_refinement(run: &crate::refine::RefineRun) -> Msg {
+    let written = export::exports_dir().and_then(|dir| {
+        let stem = if run.id.is_empty() {
+            format!("refinement-{}", now_unix_ms())
+        } else {
+            format!("refinement-{}", run.id)
+        };
+        let markdown = dir.join(format!("{stem}.md"));
+        let json = dir.join(format!("{stem}.json"));
+        let text = serde_json::to_string_pretty(run).map_err(|e| e.to_string())?;
+        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        crate::store::atomic::write_atomic(
+            &markdown,
+            crate::refine::export::to_markdown(run).as_bytes(),
+        )
+        .map_err(|e| format!("{}: {e}", markdown.display()))?;
+        crate::store::atomic::write_atomic(&json, format!("{text}\n").as_bytes())
+            .map_err(|e| format!("{}: {e}", json.display()))?;
+        Ok((markdown, json))
+    });
+    match written {
+        Ok((markdown, json)) => Msg::Notice(Notice {
+            text: format!("exported to {} and {}", markdown.display(), json.display()),
+            error: false,
+        }),
+        Err(error) => error_notice(format!("cannot export: {error}")),
     }
 }
 

@@ -38,6 +38,15 @@ pub fn render(app: &App, frame: &mut Frame) {
         render_overlays(app, frame, area);
         return;
     }
+    if app.screen == Screen::Rounds {
+        let [main, status] =
+            Layout::vertical([Constraint::Min(1), Constraint::Length(1)]).areas(area);
+        super::rounds::view::render(app, frame, main);
+        render_status(app, frame, status);
+        app.drawn.set(DrawnLayout::default());
+        render_overlays(app, frame, area);
+        return;
+    }
     let input_height = (app.input.lines().len() as u16).clamp(1, MAX_INPUT_LINES) + 2;
     let [messages, input, status] = Layout::vertical([
         Constraint::Min(3),
