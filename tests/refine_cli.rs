@@ -70,9 +70,12 @@ fn a_shipped_template_refined_for_two_rounds_keeps_every_pass() {
         if i > 0 {
             assert!(pass.diff.is_some());
             let feedback = &run.passes[i - 1].feedback.as_ref().unwrap().text;
-            // The refine prompt carries the task, the previous pass and
-            // the feedback on it.
-            let sent = &pass.messages[0].content;
+            // The refine request carries the task, the previous pass and
+            // the feedback on it, after the conversation so far.
+            let feedback_sent = &run.passes[i - 1].feedback.as_ref().unwrap().messages;
+            assert!(pass.messages.starts_with(feedback_sent));
+            assert!(feedback_sent.starts_with(&run.draft_messages));
+            let sent = &pass.messages.last().unwrap().content;
             assert!(sent.contains(&run.task), "{sent}");
             assert!(sent.contains(run.passes[i - 1].text.trim()), "{sent}");
             assert!(sent.contains(feedback.trim()), "{sent}");

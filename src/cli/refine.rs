@@ -11,8 +11,8 @@ use whet::engine::{EngineClient, SamplingParams};
 use whet::metrics::Scores;
 use whet::outln;
 use whet::refine::{
-    self, store, Generated, Generator, LoopConfig, LoopEvent, RefineLoop, RefineRun, RefineSetup,
-    Step, StepKind, DEFAULT_ROUNDS, DEFAULT_SCORE_PATTERN,
+    self, store, Generated, Generator, History, LoopConfig, LoopEvent, RefineLoop, RefineRun,
+    RefineSetup, Step, StepKind, DEFAULT_ROUNDS, DEFAULT_SCORE_PATTERN,
 };
 
 use super::run::SamplingArgs;
@@ -41,6 +41,11 @@ pub struct RefineArgs {
     /// Refine rounds after the draft.
     #[arg(long, default_value_t = DEFAULT_ROUNDS)]
     pub rounds: u32,
+    /// What each feedback and refine step sees: `conversation` (the run so
+    /// far, then the request; only new tokens are decoded) or `fresh` (the
+    /// request alone).
+    #[arg(long, value_enum, default_value_t = History::Conversation)]
+    pub history: History,
     /// End when the feedback contains this [default: the template's, else
     /// "NO FURTHER CHANGES"].
     #[arg(long)]
@@ -90,6 +95,7 @@ pub async fn run(args: RefineArgs) -> Result<ExitCode, String> {
         stop: stop.clone(),
         config: LoopConfig {
             max_rounds: args.rounds,
+            history: args.history,
             stop_phrase: args.stop_phrase.clone(),
             score_threshold: args.score_threshold,
             score_pattern: args.score_pattern.clone(),

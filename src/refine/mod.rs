@@ -31,10 +31,25 @@ pub const REFINE_FORMAT_VERSION: u32 = 1;
 /// The default number of refine rounds.
 pub const DEFAULT_ROUNDS: u32 = 3;
 
+/// What each feedback and refine step is sent.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum History {
+    /// The whole run so far as one conversation, then the new request: the
+    /// prompt grows, and the engine decodes only what is new each step.
+    #[default]
+    Conversation,
+    /// The request alone (it restates the task and the answer): short
+    /// prompts, sharing only their start with the step before.
+    Fresh,
+}
+
 /// When the loop stops, besides the rounds running out.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LoopConfig {
     pub max_rounds: u32,
+    #[serde(default)]
+    pub history: History,
     /// Feedback containing this (any case) means nothing is left to fix.
     pub stop_phrase: Option<String>,
     /// Stop when the score parsed from the feedback reaches this.
@@ -51,6 +66,7 @@ impl Default for LoopConfig {
     fn default() -> Self {
         LoopConfig {
             max_rounds: DEFAULT_ROUNDS,
+            history: History::default(),
             stop_phrase: None,
             score_threshold: None,
             score_pattern: DEFAULT_SCORE_PATTERN.to_string(),
@@ -367,25 +383,54 @@ impl RefineLoop {
     /// The next generation to run, or None once the loop has ended.
     pub fn next_step(&self) -> Option<Step> {
         let kind = self.next?;
-        let messages = match kind {
-            StepKind::Draft => self.run.draft_messages.clone(),
+        let request = match kind {
+            StepKind::Draft => {
+                return Some(Step {
+                    kind,
+                    messages: self.run.draft_messages.clone(),
+                })
+            }
             StepKind::Feedback { .. } => {
                 let values = self.values(None);
-                vec![ChatMessage::new(
+                ChatMessage::new(
                     Role::User,
                     render_text(&self.run.prompts.feedback, &values).ok()?,
-                )]
+                )
             }
             StepKind::Refine { .. } => {
                 let feedback = self.run.passes.last()?.feedback.as_ref()?.text.clone();
                 let values = self.values(Some(feedback));
-                vec![ChatMessage::new(
+                ChatMessage::new(
                     Role::User,
                     render_text(&self.run.prompts.refine, &values).ok()?,
-                )]
+                )
             }
         };
+        let mut messages = match self.run.config.history {
+            History::Conversation => self.conversation(),
+            History::Fresh => Vec::new(),
+        };
+        messages.push(request);
         Some(Step { kind, messages })
+    }
+
+    /// The run so far as one conversation: the draft's messages, then each
+    /// pass, the request for feedback on it and the feedback, the request
+    /// to refine and the next pass. A step that continues it shares its
+    /// whole prompt with the step before, plus that step's answer.
+    fn conversation(&self) -> Vec<ChatMessage> {
+        let mut messages = self.run.draft_messages.clone();
+        for pass in &self.run.passes {
+            if pass.index > 0 {
+                messages.extend(pass.messages.last().cloned());
+            }
+            messages.push(ChatMessage::new(Role::Assistant, pass.text.trim()));
+            if let Some(feedback) = &pass.feedback {
+                messages.extend(feedback.messages.last().cloned());
+                messages.push(ChatMessage::new(Role::Assistant, feedback.text.trim()));
+            }
+        }
+        messages
     }
 
     fn values(&self, feedback: Option<String>) -> BTreeMap<String, String> {

@@ -114,6 +114,7 @@ fn max_rounds_ends_after_the_last_refined_pass() {
     let mut script = Script::new(&["Red", "fb1", "Green", "fb2", "Blue."]);
     let config = LoopConfig {
         max_rounds: 2,
+        history: History::Fresh,
         ..LoopConfig::default()
     };
     let run = run_script(config, own_prompts(), &mut script);
@@ -167,6 +168,38 @@ fn max_rounds_ends_after_the_last_refined_pass() {
             deleted: 1,
             inserted: 1
         })
+    );
+}
+
+#[test]
+fn in_a_conversation_each_step_continues_the_one_before() {
+    let mut script = Script::new(&["Red", "fb1", "Green", "fb2", "Blue."]);
+    let config = LoopConfig {
+        max_rounds: 2,
+        ..LoopConfig::default()
+    };
+    assert_eq!(config.history, History::Conversation);
+    let run = run_script(config, own_prompts(), &mut script);
+    assert_eq!(texts(&run), ["Red", "Green", "Blue."]);
+    let draft = setup(LoopConfig::default(), Refine::default()).draft_messages;
+    let mut expected = draft.clone();
+    assert_eq!(script.steps[0].messages, expected);
+    for (step, (answer, request)) in script.steps[1..].iter().zip([
+        ("Red", "FB task=Name a colour. answer=Red"),
+        ("fb1", "RF task=Name a colour. answer=Red feedback=fb1"),
+        ("Green", "FB task=Name a colour. answer=Green"),
+        ("fb2", "RF task=Name a colour. answer=Green feedback=fb2"),
+    ]) {
+        // The step before, its answer, then the new request.
+        expected.push(ChatMessage::new(Role::Assistant, answer));
+        expected.push(ChatMessage::new(Role::User, request));
+        assert_eq!(step.messages, expected);
+    }
+    // What each pass and feedback was sent is kept with it.
+    assert_eq!(run.passes[2].messages, script.steps[4].messages);
+    assert_eq!(
+        run.passes[1].feedback.as_ref().unwrap().messages,
+        script.steps[3].messages
     );
 }
 
@@ -268,9 +301,9 @@ fn a_template_without_prompts_gets_the_shipped_defaults() {
         Some("NO FURTHER CHANGES")
     );
     assert_eq!(run.end, Some(LoopEnd::StopPhrase));
-    assert!(script.steps[1].messages[0]
-        .content
-        .contains("Name a colour."));
+    let request = script.steps[1].messages.last().unwrap();
+    assert!(request.content.starts_with("Task:"), "{}", request.content);
+    assert!(request.content.contains("Name a colour."));
 }
 
 #[test]
