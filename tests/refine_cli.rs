@@ -94,6 +94,12 @@ fn a_shipped_template_refined_for_two_rounds_keeps_every_pass() {
             let n = run.passes.len();
             assert_eq!(run.passes[n - 1].text.trim(), run.passes[n - 2].text.trim());
         }
+        whet::refine::LoopEnd::ScoreThreshold { score } => {
+            // acronym.toml: a "Total score" of 22 or more ends it.
+            assert!(score >= 22.0);
+            let feedback = run.passes.last().unwrap().feedback.as_ref().unwrap();
+            assert_eq!(feedback.score, Some(score));
+        }
         other => panic!("unexpected end {other:?}"),
     }
 

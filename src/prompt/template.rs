@@ -167,7 +167,7 @@ impl TemplateSampling {
 /// Prompts for Self-Refine rounds. `feedback` may use `{{task}}` (the
 /// rendered user prompt) and `{{answer}}` (the latest pass); `refine` also
 /// `{{feedback}}`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Refine {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -177,6 +177,13 @@ pub struct Refine {
     /// Feedback containing it ends the loop.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stop_phrase: Option<String>,
+    /// A score in the feedback at or above this ends the loop.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub score_threshold: Option<f64>,
+    /// Where that score is: a regular expression whose first group is the
+    /// number (the last match counts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub score_pattern: Option<String>,
 }
 
 impl Refine {
@@ -387,6 +394,13 @@ fn parse_checked(
                 check_placeholders(text, value, Some((key, allowed)), &mut problems);
             }
         }
+        if let (Some(pattern), Some(value)) =
+            (&template.refine.score_pattern, get(refine, "score_pattern"))
+        {
+            if let Err(problem) = check_score_pattern(pattern) {
+                problems.push((value.span().start, problem));
+            }
+        }
     }
 
     if problems.is_empty() {
@@ -398,6 +412,20 @@ fn parse_checked(
             .map(|(offset, message)| TemplateError::at(file, text, offset, message))
             .collect())
     }
+}
+
+/// A score pattern must compile and capture the number in a group.
+pub fn check_score_pattern(pattern: &str) -> Result<regex::Regex, String> {
+    let regex = regex::Regex::new(pattern).map_err(|e| {
+        let reason = e.to_string();
+        let reason = reason.lines().last().unwrap_or_default().trim();
+        let reason = reason.strip_prefix("error: ").unwrap_or(reason);
+        format!("invalid score_pattern: {reason}")
+    })?;
+    if regex.captures_len() < 2 {
+        return Err("score_pattern needs a group around the number, e.g. 'score: (\\d+)'".into());
+    }
+    Ok(regex)
 }
 
 /// The parser's message; for a top-level field found inside a table (where
@@ -575,6 +603,12 @@ pub fn to_toml(template: &Template) -> String {
             if let Some(value) = value {
                 key_value(&mut out, name, value);
             }
+        }
+        if let Some(threshold) = r.score_threshold {
+            let _ = writeln!(out, "score_threshold = {threshold:?}");
+        }
+        if let Some(pattern) = &r.score_pattern {
+            key_value(&mut out, "score_pattern", pattern);
         }
     }
     out
@@ -834,7 +868,7 @@ stop_phrase = "NO FURTHER CHANGES"
     fn a_top_level_key_after_a_table_gets_a_hint() {
         assert_eq!(
             errors(&with("prompt = 'x'\n[refine]\nstop_phrase = 'S'\nreferences = ['r']\n")),
-            ["t.toml:7:1: unknown field `references`, expected one of `feedback`, `refine`, `stop_phrase` (if 'references' is meant for the top level, write it before the first [table])"]
+            ["t.toml:7:1: unknown field `references`, expected one of `feedback`, `refine`, `stop_phrase`, `score_threshold`, `score_pattern` (if 'references' is meant for the top level, write it before the first [table])"]
         );
     }
 
@@ -955,6 +989,22 @@ stop_phrase = "NO FURTHER CHANGES"
     }
 
     #[test]
+    fn a_score_pattern_must_compile_and_capture_the_number() {
+        assert_eq!(
+            errors(&with(
+                "prompt = 'x'\n[refine]\nscore_threshold = 3\nscore_pattern = '(\\d+'\n"
+            )),
+            ["t.toml:7:17: invalid score_pattern: unclosed group"]
+        );
+        assert_eq!(
+            errors(&with(
+                "prompt = 'x'\n[refine]\nscore_pattern = 'score: \\d+'\n"
+            )),
+            ["t.toml:6:17: score_pattern needs a group around the number, e.g. 'score: (\\d+)'"]
+        );
+    }
+
+    #[test]
     fn refine_prompts_use_only_their_placeholders() {
         let text = with(
             "prompt = '{{text}}'\n[refine]\nfeedback = '{{task}} {{feedback}}'\nrefine = \"\"\"\n{{task}}{{answer}}{{feedback}}{{text}} {{\"\"\"\n",
@@ -1051,6 +1101,8 @@ stop_phrase = "NO FURTHER CHANGES"
                 feedback: Some("{{task}}\n{{answer}}".into()),
                 refine: None,
                 stop_phrase: Some("DONE".into()),
+                score_threshold: Some(7.5),
+                score_pattern: Some(r"score: (\d+)".into()),
             },
             references: vec!["one".into(), "two\nlines".into()],
         }

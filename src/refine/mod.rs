@@ -306,13 +306,20 @@ impl RefineLoop {
             feedback: setup.refine.feedback.unwrap_or(defaults.feedback),
             refine: setup.refine.refine.unwrap_or(defaults.refine),
         };
+        // What the caller sets, else the template's, else the defaults.
         let mut config = setup.config;
         if config.stop_phrase.is_none() {
             config.stop_phrase = setup.refine.stop_phrase.or(defaults.stop_phrase);
         }
+        config.score_threshold = config.score_threshold.or(setup.refine.score_threshold);
+        if config.score_pattern == DEFAULT_SCORE_PATTERN {
+            if let Some(pattern) = setup.refine.score_pattern {
+                config.score_pattern = pattern;
+            }
+        }
         let score_pattern = match config.score_threshold {
             Some(_) => Some(
-                regex::Regex::new(&config.score_pattern)
+                crate::prompt::template::check_score_pattern(&config.score_pattern)
                     .map_err(|e| format!("the score pattern: {e}"))?,
             ),
             None => None,

@@ -73,6 +73,7 @@ fn own_prompts() -> Refine {
         feedback: Some("FB task={{task}} answer={{answer}}".into()),
         refine: Some("RF task={{task}} answer={{answer}} feedback={{feedback}}".into()),
         stop_phrase: Some("DONE".into()),
+        ..Refine::default()
     }
 }
 
@@ -370,4 +371,21 @@ fn a_saved_run_reads_back_the_same() {
     let listed = store::list::<RefineRun>(dir.path());
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].output_preview, "Blue.");
+}
+
+#[test]
+fn the_acronym_template_ends_on_its_total_score() {
+    let entry = crate::prompt::find("acronym", None).unwrap();
+    let template = crate::prompt::load(&entry).unwrap();
+    assert_eq!(template.refine.score_threshold, Some(22.0));
+    let mut script = Script::new(&[
+        "SCUBA: ...",
+        "* Total score: (out of 25)\nTotal score: 17/25",
+        "SCUBA: Self-Contained Underwater Breathing Apparatus",
+        "* Ease of pronunciation: 5\nTotal score: 23 (out of 25)",
+        "never",
+    ]);
+    let run = run_script(LoopConfig::default(), template.refine.clone(), &mut script);
+    assert_eq!(run.passes[0].feedback.as_ref().unwrap().score, Some(17.0));
+    assert_eq!(run.end, Some(LoopEnd::ScoreThreshold { score: 23.0 }));
 }

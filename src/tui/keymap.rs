@@ -1588,7 +1588,10 @@ mod tests {
             "unbound"
         );
         // The rounds' own binding is another context's.
-        assert_eq!(keymap.key_hint_in(Context::Rounds, Action::CopyMessage), "y");
+        assert_eq!(
+            keymap.key_hint_in(Context::Rounds, Action::CopyMessage),
+            "y"
+        );
         let help = keymap.help(Context::Messages);
         assert!(help.contains(&(
             "unbound".to_string(),
