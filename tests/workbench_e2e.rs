@@ -209,21 +209,10 @@ fn workbench_edit_examples_run_save_and_quit_in_a_real_terminal() {
             && !listed.iter().any(|l| l.contains("story")),
         "{screen}"
     );
+    // Enter in the search opens the first match.
     tmux.keys(&["Enter"]);
-    // Enter ends the search (its line then reads "/summ"); Enter again opens
-    // the match, the only one listed and so selected.
-    let opened = |s: &str| s.contains("summarize · shipped");
-    let screen = tmux.wait_for("the search ended", |s| {
-        opened(s)
-            || pane_text(s, "Templates")
-                .first()
-                .is_some_and(|l| l.trim() == "/summ")
-    });
-    if !opened(&screen) {
-        tmux.keys(&["Enter"]);
-    }
     let screen = tmux.wait_for("summarize open, its exact input counted", |s| {
-        opened(s) && preview_tokens(s).is_some()
+        s.contains("summarize · shipped") && preview_tokens(s).is_some()
     });
     assert!(
         focused_title(&screen).is_some_and(|t| t.starts_with("summarize")),
@@ -454,4 +443,78 @@ fn workbench_edit_examples_run_save_and_quit_in_a_real_terminal() {
     assert_eq!(std::fs::read_to_string(&saved_path).unwrap(), saved);
     assert_eq!(run_records(&runs_dir).len(), 1);
     eprintln!("workbench e2e took {:.1?}", started.elapsed());
+}
+
+/// F9 on a shipped template: refinement rounds stream into the rounds
+/// screen and end; a pass is rated and marked best, the run (with them) is
+/// on disk and exported; F5 goes back to the workbench and Ctrl+C quits.
+#[test]
+fn refinement_rounds_run_rate_and_export_in_a_real_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let tmux = start_tmux("rounds", dir.path());
+    let command = format!(
+        "{} --model {}; echo EXIT=$?",
+        whet_bin().display(),
+        smollm2().display()
+    );
+    tmux.keys(&[&command, "Enter"]);
+    tmux.wait_for("the model to load", |s| s.contains("● ready"));
+    tmux.keys(&["F5"]);
+    tmux.wait_for("the template list", |s| s.contains("acronym"));
+    tmux.keys(&["/"]);
+    tmux.keys(&["acro"]);
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("acronym open", |s| s.contains("acronym · shipped"));
+    tmux.keys(&["F9"]);
+    let ended = |s: &str| {
+        [
+            "the rounds ran out",
+            "nothing to fix",
+            "came out the same",
+            "reached the threshold",
+        ]
+        .iter()
+        .any(|end| s.contains(end))
+    };
+    let screen = tmux.wait_for_within(Duration::from_secs(120), "the rounds to end", |s| {
+        s.contains("Rounds · acronym") && ended(s)
+    });
+    assert!(screen.contains("draft · "), "{screen}");
+    assert!(screen.contains("decoded "), "{screen}");
+    // The draft's column and the feedback that led on.
+    assert!(screen.contains("Feedback"), "{screen}");
+
+    // Rate the selected (latest) pass and mark it best.
+    tmux.keys(&["r"]);
+    tmux.wait_for("the rating prompt", |s| s.contains("1-5, then a note"));
+    tmux.keys(&["5 the one to keep", "Enter"]);
+    tmux.wait_for("the rating shown", |s| s.contains("★★★★★ the one to keep"));
+    tmux.keys(&["*"]);
+    tmux.wait_for("the best mark", |s| s.contains("marked best"));
+    tmux.keys(&["C-e"]);
+    let screen = tmux.wait_for("the export", |s| s.contains("exported to"));
+
+    let runs_dir = dir.path().join("data/whet/refinements");
+    let runs = run_records(&runs_dir);
+    assert_eq!(runs.len(), 1, "{screen}");
+    let run: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&runs[0]).unwrap()).unwrap();
+    let passes = run["passes"].as_array().unwrap();
+    let last = passes.len() - 1;
+    assert_eq!(passes[last]["rating"], 5);
+    assert_eq!(passes[last]["note"], "the one to keep");
+    assert_eq!(run["best"], last);
+    assert_eq!(run["template"], "acronym");
+    let exports: Vec<_> = std::fs::read_dir(dir.path().join("data/whet/exports"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert!(exports.iter().any(|n| n.ends_with(".md")), "{exports:?}");
+    assert!(exports.iter().any(|n| n.ends_with(".json")), "{exports:?}");
+
+    tmux.keys(&["F5"]);
+    tmux.wait_for("the workbench again", |s| s.contains("acronym · shipped"));
+    tmux.keys(&["C-c"]);
+    tmux.keys(&["C-c"]);
+    tmux.wait_for("whet to exit", |s| s.contains("EXIT=0"));
 }
