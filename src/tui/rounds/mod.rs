@@ -113,11 +113,12 @@ impl Rounds {
                     pass: &passes[index],
                 },
                 Side {
+                    // The pass first: a long id is cut at the column's end.
                     title: format!(
-                        "{} {} · {}",
+                        "{} · {} {}",
+                        pass_name(theirs.index as usize),
                         other.template,
-                        other.id,
-                        pass_name(theirs.index as usize)
+                        other.id
                     ),
                     pass: theirs,
                 },

@@ -13,6 +13,7 @@ use crate::store::runs::RunSummary;
 use crate::tui::app::{engine_ready, App, Effect, EngineState, Screen};
 use crate::tui::keymap::Action;
 use crate::tui::workbench::update::DEFAULT_MAX_TOKENS;
+use crate::tui::workbench::{AfterConfirm, WbOverlay};
 
 /// Starts refinement rounds on the workbench's template and values.
 pub fn start(app: &mut App) -> Vec<Effect> {
@@ -154,7 +155,11 @@ pub fn on_done(app: &mut App, reason: StopReason, stats: GenerationStats) -> Vec
         stats,
     };
     rounds.lp.record(&step, generated);
-    rounds.selected = rounds.run().passes.len().saturating_sub(1);
+    // The newest pass is selected, but not under an open rating prompt:
+    // the rating is for the pass it was opened on.
+    if !matches!(rounds.overlay, Some(RoundsOverlay::Rate(_))) {
+        rounds.selected = rounds.run().passes.len().saturating_sub(1);
+    }
     let mut effects = vec![save(rounds.run())];
     effects.extend(next_step(app));
     effects
@@ -333,6 +338,16 @@ pub fn on_key(app: &mut App, action: Option<Action>, key: KeyEvent) -> Vec<Effec
                 loaded: false,
             }));
             return vec![Effect::ListRefinements];
+        }
+        Some(Action::QuitNow) => {
+            if app.wb.is_dirty() {
+                // Unsaved template changes: ask first, on the workbench.
+                app.screen = Screen::Workbench;
+                app.wb.overlay = Some(WbOverlay::Confirm(AfterConfirm::Quit));
+                return Vec::new();
+            }
+            app.should_quit = true;
+            return vec![Effect::Quit];
         }
         Some(Action::Suspend) => return vec![Effect::Suspend],
         Some(Action::RestartEngine) => return crate::tui::app::restart(app),

@@ -7,6 +7,7 @@ use ratatui::style::Modifier;
 use ratatui::text::{Line, Span, Text};
 use ratatui::widgets::{Paragraph, Wrap};
 use ratatui::Frame;
+use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 
 use super::{pass_name, ListPurpose, Rounds, RoundsOverlay, RunList};
 use crate::diff::word_diff;
@@ -95,17 +96,19 @@ fn render_timeline(app: &App, rounds: &Rounds, frame: &mut Frame, area: Rect, fo
     let inner = block.inner(area);
     frame.render_widget(block, area);
     let mut lines: Vec<Line> = Vec::new();
-    let mut selected_line = 0;
+    // The selected pass's lines: lines[selected.0..selected.1].
+    let mut selected = (0, 0);
     for (i, pass) in run.passes.iter().enumerate() {
-        if i == rounds.selected {
-            selected_line = lines.len();
-        }
+        let start = lines.len();
         lines.extend(pass_lines(
             theme,
             run.best,
             pass,
             i == rounds.selected && focused,
         ));
+        if i == rounds.selected {
+            selected = (start, lines.len());
+        }
     }
     if let Some(step) = &rounds.step {
         let what = match step.kind {
@@ -117,20 +120,22 @@ fn render_timeline(app: &App, rounds: &Rounds, frame: &mut Frame, area: Rect, fo
             format!("… {} (streaming)", step.kind.describe()),
             theme.style(Slot::StatusBusy),
         ));
-        let tail: String = rounds
-            .streaming
-            .lines()
-            .last()
-            .unwrap_or_default()
-            .chars()
-            .rev()
-            .take(usize::from(inner.width.saturating_sub(4)))
-            .collect::<Vec<_>>()
-            .into_iter()
-            .rev()
-            .collect();
+        // The end of the newest line, as much as fits on one row.
+        let label = format!("  {what}: ");
+        let room = usize::from(inner.width).saturating_sub(label.width());
+        let last = sanitize(rounds.streaming.lines().last().unwrap_or_default());
+        let mut used = 0;
+        let mut tail: Vec<char> = Vec::new();
+        for c in last.chars().rev() {
+            used += c.width().unwrap_or(0);
+            if used > room {
+                break;
+            }
+            tail.push(c);
+        }
+        let tail: String = tail.into_iter().rev().collect();
         lines.push(Line::styled(
-            format!("  {what}: {}", sanitize(&tail)),
+            format!("{label}{tail}"),
             theme.style(Slot::Muted),
         ));
     }
@@ -160,13 +165,24 @@ fn render_timeline(app: &App, rounds: &Rounds, frame: &mut Frame, area: Rect, fo
         ),
         theme.style(Slot::Muted),
     ));
-    // Keep the selected pass in view.
-    let height = usize::from(inner.height);
-    let first = selected_line.saturating_sub(height.saturating_sub(4));
+    // Keep the selected pass in view: its lines wrap, so count rows.
+    let before = rows(&lines[..selected.0], inner.width);
+    let end = before + rows(&lines[selected.0..selected.1], inner.width);
+    let first = end.saturating_sub(usize::from(inner.height)).min(before);
     let paragraph = Paragraph::new(Text::from(lines))
         .wrap(Wrap { trim: false })
         .scroll((u16::try_from(first).unwrap_or(0), 0));
     frame.render_widget(paragraph, inner);
+}
+
+/// The rows `lines` take wrapped to `width`.
+fn rows(lines: &[Line], width: u16) -> usize {
+    if lines.is_empty() {
+        return 0;
+    }
+    Paragraph::new(Text::from(lines.to_vec()))
+        .wrap(Wrap { trim: false })
+        .line_count(width)
 }
 
 fn pass_lines(theme: &Theme, best: Option<u32>, pass: &Pass, selected: bool) -> Vec<Line<'static>> {
