@@ -645,6 +645,14 @@ fn esc_before_the_step_started_ends_the_loop_at_once() {
     assert_eq!(saved_run.end, Some(LoopEnd::Cancelled));
     assert!(!rounds(&app).is_running());
     assert_eq!(app.screen, Screen::Rounds);
+    // The generation asked for starts anyway: nothing waits for it, so it
+    // is cancelled at once rather than left to run to its token limit.
+    assert_eq!(
+        update(&mut app, Msg::GenerationStarted { id: 2 }),
+        vec![Effect::Cancel { id: 2 }]
+    );
+    assert_eq!(app.generating, None);
+    assert_eq!(rounds(&app).run().passes.len(), 1);
 }
 
 // ------------------------------------------------------------ 4. failures
@@ -1099,9 +1107,15 @@ fn f9_waits_for_the_engine_and_for_a_workbench_run() {
     let mut app = ready_app();
     key(&mut app, KeyCode::F(5));
     update(&mut app, Msg::Templates(shipped()));
-    assert!(key(&mut app, KeyCode::F(9)).is_empty());
-    assert!(app.rounds.is_none());
+    // F9 shows the saved runs instead, to open one.
+    assert_eq!(key(&mut app, KeyCode::F(9)), vec![Effect::ListRefinements]);
+    assert_eq!(app.screen, Screen::Rounds);
+    assert!(app.rounds.as_ref().unwrap().run().passes.is_empty());
     assert!(notice(&app).contains("open a template first"));
+    // Nothing runs; Esc closes the list, and Esc again goes back.
+    key(&mut app, KeyCode::Esc);
+    assert!(key(&mut app, KeyCode::Esc).is_empty());
+    assert_eq!(app.screen, Screen::Workbench);
 
     // Running rounds: F5 to the workbench, F9 comes back to them.
     let mut app = workbench_with("acronym");

@@ -75,7 +75,7 @@ impl Default for LoopConfig {
 }
 
 /// The texts of a run's feedback and refine steps (placeholders unfilled).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RefinePrompts {
     pub feedback: String,
     pub refine: String,
@@ -164,8 +164,8 @@ impl LoopEnd {
     }
 }
 
-/// A whole refinement run, as saved.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// A whole refinement run, as saved (the default: an empty one, nothing run).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct RefineRun {
     pub version: u32,
     /// File stem; given when first saved.

@@ -519,8 +519,11 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
             Vec::new()
         }
         Msg::GenerationStarted { id } => {
-            if !wb::on_started(&mut app.wb, id) {
-                rd::on_started(app, id);
+            let owned = wb::on_started(&mut app.wb, id) || rd::on_started(app, id) || app.is_busy();
+            if !owned {
+                // Stopped before it started (Esc on rounds whose step had
+                // not begun): nothing waits for it.
+                return vec![Effect::Cancel { id }];
             }
             app.generating = Some(id);
             app.engine = EngineState::Generating;

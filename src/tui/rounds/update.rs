@@ -22,7 +22,21 @@ pub fn start(app: &mut App) -> Vec<Effect> {
         return Vec::new();
     }
     let Some(doc) = &app.wb.doc else {
-        app.info("open a template first (Enter in the list)");
+        // Nothing to refine: the rounds shown last, or the saved runs.
+        if app.rounds.is_none() {
+            let mut rounds = Rounds::new(RefineLoop::from_run(RefineRun::default()));
+            rounds.overlay = Some(RoundsOverlay::Runs(RunList {
+                purpose: ListPurpose::Open,
+                runs: Vec::new(),
+                selected: 0,
+                loaded: false,
+            }));
+            app.rounds = Some(rounds);
+            app.screen = Screen::Rounds;
+            app.info("open a template first to refine it; these are the saved runs");
+            return vec![Effect::ListRefinements];
+        }
+        app.screen = Screen::Rounds;
         return Vec::new();
     };
     let messages = match doc.render() {

@@ -192,8 +192,9 @@ fn pass_lines(theme: &Theme, best: Option<u32>, pass: &Pass, selected: bool) -> 
         Span::styled(pass_name(index), theme.style(Slot::Title)),
         Span::styled(
             format!(
-                " · {} tok · {}",
+                " · {} tok · {:.1} s · {}",
                 pass.stats.generated_tokens,
+                (pass.stats.ttft_ms + pass.stats.generation_ms) / 1000.0,
                 pass.reason.describe()
             ),
             theme.style(Slot::Muted),
