@@ -18,6 +18,7 @@ use crate::tui::sanitize::sanitize;
 use crate::tui::side_by_side::{self, SideBySide};
 use crate::tui::theme::{Slot, Theme};
 use crate::tui::view::{pane, popup};
+use crate::tui::workbench::view::run_lines;
 
 pub const MIN_WIDTH: u16 = 50;
 pub const MIN_HEIGHT: u16 = 12;
@@ -348,35 +349,6 @@ fn render_runs(app: &App, list: &RunList, frame: &mut Frame, area: Rect) {
         );
         return;
     }
-    let rows = usize::from(inner.height.max(1));
-    let first = list.selected.saturating_sub(rows - 1);
-    let lines: Vec<Line> = list
-        .runs
-        .iter()
-        .enumerate()
-        .skip(first)
-        .take(rows)
-        .map(|(i, run)| {
-            let mut spans = vec![
-                Span::styled(sanitize(&run.id), theme.style(Slot::Text)),
-                Span::styled(
-                    format!("  {}", sanitize(&run.output_preview)),
-                    theme.style(Slot::Muted),
-                ),
-            ];
-            if let Some(problem) = &run.problem {
-                spans.push(Span::styled(
-                    format!("  {}", sanitize(problem)),
-                    theme.style(Slot::StatusError),
-                ));
-            }
-            let line = Line::from(spans);
-            if i == list.selected {
-                line.patch_style(theme.style(Slot::Selection))
-            } else {
-                line
-            }
-        })
-        .collect();
+    let lines = run_lines(theme, &list.runs, list.selected, inner.height);
     frame.render_widget(Paragraph::new(lines), inner);
 }

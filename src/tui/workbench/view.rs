@@ -744,31 +744,7 @@ fn render_history(app: &App, list: &HistoryList, frame: &mut Frame, area: Rect) 
             rows,
         );
     } else {
-        let range = window(list.selected, list.runs.len(), usize::from(rows.height));
-        let lines: Vec<Line> = range
-            .map(|i| {
-                let run = &list.runs[i];
-                let mut spans = vec![
-                    Span::styled(sanitize(&run.id), theme.style(Slot::Text)),
-                    Span::styled(
-                        format!("  {}", sanitize(&run.output_preview)),
-                        theme.style(Slot::Muted),
-                    ),
-                ];
-                if let Some(problem) = &run.problem {
-                    spans.push(Span::styled(
-                        format!("  {}", sanitize(problem)),
-                        theme.style(Slot::StatusError),
-                    ));
-                }
-                let line = Line::from(spans);
-                if i == list.selected {
-                    line.patch_style(theme.style(Slot::Selection))
-                } else {
-                    line
-                }
-            })
-            .collect();
+        let lines = run_lines(theme, &list.runs, list.selected, rows.height);
         frame.render_widget(Paragraph::new(lines), rows);
     }
     frame.render_widget(
@@ -782,4 +758,38 @@ fn render_history(app: &App, list: &HistoryList, frame: &mut Frame, area: Rect) 
         )),
         footer,
     );
+}
+
+/// Saved runs, a line each (id, preview, and the problem of a file that
+/// cannot be read), the selected one highlighted and kept in view.
+pub(crate) fn run_lines(
+    theme: &Theme,
+    runs: &[crate::store::runs::RunSummary],
+    selected: usize,
+    height: u16,
+) -> Vec<Line<'static>> {
+    window(selected, runs.len(), usize::from(height))
+        .map(|i| {
+            let run = &runs[i];
+            let mut spans = vec![
+                Span::styled(sanitize(&run.id), theme.style(Slot::Text)),
+                Span::styled(
+                    format!("  {}", sanitize(&run.output_preview)),
+                    theme.style(Slot::Muted),
+                ),
+            ];
+            if let Some(problem) = &run.problem {
+                spans.push(Span::styled(
+                    format!("  {}", sanitize(problem)),
+                    theme.style(Slot::StatusError),
+                ));
+            }
+            let line = Line::from(spans);
+            if i == selected {
+                line.patch_style(theme.style(Slot::Selection))
+            } else {
+                line
+            }
+        })
+        .collect()
 }
