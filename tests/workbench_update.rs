@@ -5,10 +5,13 @@
 //! the shipped one (`whet::prompt::list(None)`), saves land at made-up
 //! paths, runs stream tokens with made-up ids.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use common::keys::*;
+use crossterm::event::{KeyCode, KeyModifiers};
 
 use whet::engine::protocol::{ChatMessage, GenerationStats, Role, StopReason};
 use whet::engine::SamplingParams;
@@ -21,58 +24,6 @@ use whet::tui::workbench::example_form::FieldRole;
 use whet::tui::workbench::{AfterConfirm, LinePurpose, Pane, WbOverlay};
 
 // ---------------------------------------------------------------- helpers
-
-fn press(app: &mut App, code: KeyCode, modifiers: KeyModifiers) -> Vec<Effect> {
-    update(app, Msg::Key(KeyEvent::new(code, modifiers)))
-}
-
-fn key(app: &mut App, code: KeyCode) -> Vec<Effect> {
-    press(app, code, KeyModifiers::NONE)
-}
-
-/// A character as a terminal reports it: uppercase letters with Shift.
-fn ch(app: &mut App, c: char) -> Vec<Effect> {
-    let modifiers = if c.is_ascii_uppercase() {
-        KeyModifiers::SHIFT
-    } else {
-        KeyModifiers::NONE
-    };
-    press(app, KeyCode::Char(c), modifiers)
-}
-
-fn ctrl(app: &mut App, c: char) -> Vec<Effect> {
-    press(app, KeyCode::Char(c), KeyModifiers::CONTROL)
-}
-
-fn alt(app: &mut App, code: KeyCode) -> Vec<Effect> {
-    press(app, code, KeyModifiers::ALT)
-}
-
-fn shift_tab(app: &mut App) -> Vec<Effect> {
-    press(app, KeyCode::BackTab, KeyModifiers::SHIFT)
-}
-
-/// Types `text` one key at a time; the effects of every key, in order.
-fn type_text(app: &mut App, text: &str) -> Vec<Effect> {
-    text.chars().flat_map(|c| ch(app, c)).collect()
-}
-
-fn backspace(app: &mut App, times: usize) -> Vec<Effect> {
-    (0..times)
-        .flat_map(|_| key(app, KeyCode::Backspace))
-        .collect()
-}
-
-fn notice(app: &App) -> String {
-    app.notice
-        .as_ref()
-        .map(|n| n.text.clone())
-        .unwrap_or_default()
-}
-
-fn notice_is_error(app: &App) -> bool {
-    app.notice.as_ref().is_some_and(|n| n.error)
-}
 
 fn figures() -> TurnFigures {
     TurnFigures {
