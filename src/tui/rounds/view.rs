@@ -86,14 +86,19 @@ fn render_timeline(app: &App, rounds: &Rounds, frame: &mut Frame, area: Rect, fo
         (None, Some(end)) => end.describe(),
         (None, None) => "ready".into(),
     };
-    let block = pane(theme, focused).title(Span::styled(
+    let title = if run.template.is_empty() {
+        let hint = app
+            .keymap
+            .key_hint_in(crate::tui::keymap::Context::Rounds, Action::History);
+        format!(" Rounds · no run open ({hint} lists the saved ones) ")
+    } else {
         format!(
             " Rounds · {} · {} ",
             sanitize(&run.template),
             sanitize(&state)
-        ),
-        theme.style(Slot::Title),
-    ));
+        )
+    };
+    let block = pane(theme, focused).title(Span::styled(title, theme.style(Slot::Title)));
     let inner = block.inner(area);
     frame.render_widget(block, area);
     let mut lines: Vec<Line> = Vec::new();
