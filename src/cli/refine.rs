@@ -99,6 +99,8 @@ pub async fn run(args: RefineArgs) -> Result<ExitCode, String> {
             stop_phrase: args.stop_phrase.clone(),
             score_threshold: args.score_threshold,
             score_pattern: args.score_pattern.clone(),
+            // Known once the model has loaded.
+            n_ctx: None,
         },
         refine: setup_base.refine,
         draft_messages: setup_base.messages,
@@ -111,10 +113,11 @@ pub async fn run(args: RefineArgs) -> Result<ExitCode, String> {
     let mut engine = EngineClient::spawn(&spawn_options()?)
         .await
         .map_err(|e| e.to_string())?;
-    engine
+    let info = engine
         .load(load.clone())
         .await
         .map_err(|e| load_error(&load, e))?;
+    refine.set_n_ctx(info.n_ctx);
     let mut generator = EngineGenerator {
         engine: &mut engine,
         sampling,

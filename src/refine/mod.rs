@@ -57,6 +57,10 @@ pub struct LoopConfig {
     /// Where the score is in the feedback: a regular expression whose first
     /// group is the number (the last match counts).
     pub score_pattern: String,
+    /// The model's context size, when known: a conversation step that might
+    /// not fit is sent as a fresh request instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub n_ctx: Option<u32>,
 }
 
 /// "Total score: 22", "Score: 7/10", "score = 4.5".
@@ -70,6 +74,7 @@ impl Default for LoopConfig {
             stop_phrase: None,
             score_threshold: None,
             score_pattern: DEFAULT_SCORE_PATTERN.to_string(),
+            n_ctx: None,
         }
     }
 }
@@ -414,11 +419,44 @@ impl RefineLoop {
             }
         };
         let mut messages = match self.run.config.history {
-            History::Conversation => self.conversation(),
-            History::Fresh => Vec::new(),
+            History::Conversation if self.conversation_fits(&request) => self.conversation(),
+            History::Conversation | History::Fresh => Vec::new(),
         };
         messages.push(request);
         Some(Step { kind, messages })
+    }
+
+    /// Whether the conversation so far, `request` and a whole answer fit in
+    /// the context. Tokens are estimated from the bytes, at the rate the
+    /// last step's prompt took (its markup included, so the rate errs
+    /// high), plus a tenth and each turn's markup for safety.
+    fn conversation_fits(&self, request: &ChatMessage) -> bool {
+        let Some(n_ctx) = self.run.config.n_ctx else {
+            return true;
+        };
+        let Some(last) = self.run.passes.last() else {
+            return true;
+        };
+        let (sent, stats) = match &last.feedback {
+            Some(feedback) => (&feedback.messages, &feedback.stats),
+            None => (&last.messages, &last.stats),
+        };
+        let bytes = |messages: &[ChatMessage]| -> u64 {
+            messages.iter().map(|m| m.content.len() as u64).sum()
+        };
+        let rate = f64::from(stats.prompt_tokens) / bytes(sent).max(1) as f64;
+        let mut conversation = self.conversation();
+        conversation.push(request.clone());
+        // A turn's markup (role names, separators) on top of its text.
+        const TURN_MARKUP: f64 = 16.0;
+        let estimate =
+            bytes(&conversation) as f64 * rate * 1.1 + TURN_MARKUP * conversation.len() as f64;
+        estimate + f64::from(self.run.max_tokens) <= f64::from(n_ctx)
+    }
+
+    /// The model's context size, once it is known.
+    pub fn set_n_ctx(&mut self, n_ctx: u32) {
+        self.run.config.n_ctx = Some(n_ctx).filter(|&n| n > 0);
     }
 
     /// The run so far as one conversation: the draft's messages, then each

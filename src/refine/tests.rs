@@ -389,3 +389,26 @@ fn the_acronym_template_ends_on_its_total_score() {
     assert_eq!(run.passes[0].feedback.as_ref().unwrap().score, Some(17.0));
     assert_eq!(run.end, Some(LoopEnd::ScoreThreshold { score: 23.0 }));
 }
+
+#[test]
+fn a_conversation_that_might_not_fit_sends_the_request_alone() {
+    // The draft's 23 bytes took 100 tokens: the conversation for the
+    // feedback (59 bytes and 4 turns) is estimated at about 346 tokens,
+    // and 64 more may be generated.
+    for (n_ctx, continued) in [(420, true), (400, false)] {
+        let mut script = Script::new(&["Red", "fb1", "Green"]);
+        let config = LoopConfig {
+            max_rounds: 1,
+            n_ctx: Some(n_ctx),
+            ..LoopConfig::default()
+        };
+        let run = run_script(config, own_prompts(), &mut script);
+        let feedback_step = &script.steps[1].messages;
+        assert_eq!(feedback_step.len() > 1, continued, "n_ctx {n_ctx}");
+        assert_eq!(
+            feedback_step.last().unwrap().content,
+            "FB task=Name a colour. answer=Red"
+        );
+        assert_eq!(texts(&run), ["Red", "Green"]);
+    }
+}

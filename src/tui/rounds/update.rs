@@ -73,6 +73,7 @@ pub fn start(app: &mut App) -> Vec<Effect> {
         stop: template.sampling.stop.clone().unwrap_or_default(),
         config: LoopConfig {
             max_rounds: DEFAULT_ROUNDS,
+            n_ctx: Some(app.n_ctx).filter(|&n| n > 0),
             ..LoopConfig::default()
         },
         refine: template.refine.clone(),
