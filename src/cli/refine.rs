@@ -244,11 +244,7 @@ fn read_text(value: &str) -> Result<String, String> {
 }
 
 fn save(run: &mut RefineRun) -> Result<std::path::PathBuf, String> {
-    run.created_unix_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64);
-    run.id = store::new_id(run.created_unix_ms, &run.template);
-    store::save(&store::refinements_dir()?, run)
+    store::save_new(&store::refinements_dir()?, run)
 }
 
 /// One line after a step: its figures, and a pass's scores.

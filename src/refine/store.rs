@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use super::{RefineRun, REFINE_FORMAT_VERSION};
 use crate::store::runs::Record;
 
-pub use crate::store::runs::{list, load, new_id, save, RunSummary};
+pub use crate::store::runs::{list, load, new_id, save, save_new, RunSummary};
 
 impl Record for RefineRun {
     const KIND: &'static str = "refinement run";
@@ -20,6 +20,9 @@ impl Record for RefineRun {
     }
     fn created_unix_ms(&self) -> u64 {
         self.created_unix_ms
+    }
+    fn set_created_unix_ms(&mut self, unix_ms: u64) {
+        self.created_unix_ms = unix_ms;
     }
     fn template(&self) -> &str {
         &self.template

@@ -1,6 +1,13 @@
 //! Calendar arithmetic for the UTC dates in file names (no time-zone
 //! database needed: names are in UTC).
 
+/// Milliseconds since 1970 now (0 if the clock is before it).
+pub fn now_unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
 /// Days since 1970-01-01 to a Gregorian date (Howard Hinnant's algorithm).
 pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let z = days + 719_468;

@@ -96,6 +96,7 @@ pub trait Record: Serialize + DeserializeOwned {
     fn id(&self) -> &str;
     fn set_id(&mut self, id: String);
     fn created_unix_ms(&self) -> u64;
+    fn set_created_unix_ms(&mut self, unix_ms: u64);
     fn template(&self) -> &str;
     /// The text a list line previews.
     fn preview_text(&self) -> &str;
@@ -112,6 +113,9 @@ impl Record for RunRecord {
     }
     fn created_unix_ms(&self) -> u64 {
         self.created_unix_ms
+    }
+    fn set_created_unix_ms(&mut self, unix_ms: u64) {
+        self.created_unix_ms = unix_ms;
     }
     fn template(&self) -> &str {
         &self.template
@@ -148,6 +152,17 @@ pub fn new_id(created_unix_ms: u64, template: &str) -> String {
     } else {
         format!("{time}-{name}")
     }
+}
+
+/// [`save`], first giving a record without an id its creation time (now)
+/// and an id made from it ([`new_id`]); a record saved before keeps both.
+pub fn save_new<R: Record>(dir: &Path, record: &mut R) -> Result<PathBuf, String> {
+    if record.id().is_empty() {
+        let now = super::dates::now_unix_ms();
+        record.set_created_unix_ms(now);
+        record.set_id(new_id(now, record.template()));
+    }
+    save(dir, record)
 }
 
 /// Saves `record` as `<dir>/<id>.json` (atomically, creating `dir`) and
@@ -794,5 +809,26 @@ mod tests {
         );
         let spaced = preview(&format!("{}{}", "b".repeat(58), "   more words"));
         assert_eq!(spaced, format!("{}…", "b".repeat(58)));
+    }
+
+    #[test]
+    fn save_new_gives_a_new_record_its_time_and_id_and_keeps_an_old_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut run = record(0, "summarize", "x");
+        run.id = String::new();
+        let before = crate::store::dates::now_unix_ms();
+        let path = save_new(dir.path(), &mut run).unwrap();
+        let after = crate::store::dates::now_unix_ms();
+        assert!((before..=after).contains(&run.created_unix_ms));
+        assert_eq!(run.id, new_id(run.created_unix_ms, "summarize"));
+        assert_eq!(path, dir.path().join(format!("{}.json", run.id)));
+        let (id, created) = (run.id.clone(), run.created_unix_ms);
+        run.output = "y".into();
+        save_new(dir.path(), &mut run).unwrap();
+        assert_eq!(
+            (run.id.as_str(), run.created_unix_ms),
+            (id.as_str(), created)
+        );
+        assert_eq!(load::<RunRecord>(dir.path(), &id).unwrap().output, "y");
     }
 }

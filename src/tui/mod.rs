@@ -32,6 +32,7 @@ use crate::engine::protocol::{
     ChatMessage, Command, Event, GenerateRequest, LoadRequest, ModelInfo, Prompt, Role,
 };
 use crate::engine::{EngineClient, EngineError, SamplingParams, SpawnOptions};
+use crate::store::dates::now_unix_ms;
 use crate::store::runs;
 use crate::store::session::{self, Session, StoredMessage};
 use crate::store::{export, library};
@@ -546,19 +547,9 @@ fn read_value_file(var: String, path: &Path) -> Msg {
     }
 }
 
-fn now_unix_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
-
-/// Writes a run record; a new record gets its time and id here.
+/// Writes a run record (a new one is given its time and id).
 fn save_run(mut record: runs::RunRecord) -> Msg {
-    if record.id.is_empty() {
-        record.created_unix_ms = now_unix_ms();
-        record.id = runs::new_id(record.created_unix_ms, &record.template);
-    }
-    let saved = runs::runs_dir().and_then(|dir| runs::save(&dir, &record));
+    let saved = runs::runs_dir().and_then(|dir| runs::save_new(&dir, &mut record));
     match saved {
         Ok(_) => Msg::RunSaved {
             id: record.id,
@@ -568,13 +559,10 @@ fn save_run(mut record: runs::RunRecord) -> Msg {
     }
 }
 
-/// Writes a refinement run; a new one gets its time and id here.
+/// Writes a refinement run (a new one is given its time and id).
 fn save_refinement(mut run: crate::refine::RefineRun) -> Msg {
-    if run.id.is_empty() {
-        run.created_unix_ms = now_unix_ms();
-        run.id = runs::new_id(run.created_unix_ms, &run.template);
-    }
-    let saved = crate::refine::store::refinements_dir().and_then(|dir| runs::save(&dir, &run));
+    let saved =
+        crate::refine::store::refinements_dir().and_then(|dir| runs::save_new(&dir, &mut run));
     match saved {
         Ok(_) => Msg::RefinementSaved {
             id: run.id,
