@@ -7,12 +7,11 @@ use ratatui_textarea::TextArea;
 
 use super::{ListPurpose, Rounds, RoundsOverlay, RunList};
 use crate::engine::protocol::{GenerationStats, StopReason};
-use crate::engine::SamplingParams;
 use crate::refine::{Generated, LoopConfig, RefineLoop, RefineRun, RefineSetup, DEFAULT_ROUNDS};
 use crate::store::runs::RunSummary;
 use crate::tui::app::{engine_ready, App, Effect, EngineState, Screen};
 use crate::tui::keymap::Action;
-use crate::tui::workbench::update::DEFAULT_MAX_TOKENS;
+use crate::tui::workbench::update::run_settings;
 use crate::tui::workbench::{AfterConfirm, WbOverlay};
 
 /// Starts refinement rounds on the workbench's template and values.
@@ -61,16 +60,15 @@ pub fn start(app: &mut App) -> Vec<Effect> {
         }
         return Vec::new();
     }
-    let mut sampling = SamplingParams::default();
-    template.sampling.apply(&mut sampling);
+    let (sampling, max_tokens, stop) = run_settings(&template);
     let setup = RefineSetup {
         template: template.name.clone(),
         template_toml: crate::prompt::to_toml(&template),
         values,
         model: Some(app.model_path.clone()),
         sampling,
-        max_tokens: template.sampling.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS),
-        stop: template.sampling.stop.clone().unwrap_or_default(),
+        max_tokens,
+        stop,
         config: LoopConfig {
             max_rounds: DEFAULT_ROUNDS,
             n_ctx: Some(app.n_ctx).filter(|&n| n > 0),

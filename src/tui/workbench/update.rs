@@ -24,6 +24,17 @@ use crate::tui::keymap::Action;
 /// small models can go on until the context is full.
 pub const DEFAULT_MAX_TOKENS: u32 = 512;
 
+/// How the UI generates for a template (a run, or refinement rounds): its
+/// sampling settings over the defaults (a fixed seed, so that prompt changes
+/// compare fairly), its token limit or [`DEFAULT_MAX_TOKENS`], its stops.
+pub fn run_settings(template: &Template) -> (SamplingParams, u32, Vec<String>) {
+    let mut sampling = SamplingParams::default();
+    template.sampling.apply(&mut sampling);
+    let max_tokens = template.sampling.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS);
+    let stop = template.sampling.stop.clone().unwrap_or_default();
+    (sampling, max_tokens, stop)
+}
+
 /// Keys while the workbench has the screen (and no app popup is open).
 pub fn on_key(app: &mut App, action: Option<Action>, key: KeyEvent) -> Vec<Effect> {
     if action != Some(Action::ExampleDelete) {
@@ -718,10 +729,7 @@ fn run(app: &mut App) -> Vec<Effect> {
     if !engine_ready(app) {
         return Vec::new();
     }
-    let mut sampling = SamplingParams::default();
-    template.sampling.apply(&mut sampling);
-    let max_tokens = template.sampling.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS);
-    let stop = template.sampling.stop.clone().unwrap_or_default();
+    let (sampling, max_tokens, stop) = run_settings(&template);
     let record = RunRecord {
         version: RUN_FORMAT_VERSION,
         id: String::new(),
@@ -767,9 +775,11 @@ fn send_to_chat(app: &mut App) -> Vec<Effect> {
             let mut sampling = SamplingParams::default();
             let mut reply = app.settings.reply.clone();
             if let Ok(template) = doc.to_template() {
-                template.sampling.apply(&mut sampling);
+                let (template_sampling, _, stop) = run_settings(&template);
+                sampling = template_sampling;
+                reply.stop = stop;
+                // The chat's own limit unless the template sets one.
                 reply.max_tokens = template.sampling.max_tokens.unwrap_or(reply.max_tokens);
-                reply.stop = template.sampling.stop.clone().unwrap_or_default();
             }
             vec![Effect::StartChat {
                 messages,
