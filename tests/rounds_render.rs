@@ -5,7 +5,7 @@
 //! pass by pass, tiny terminals, and the diff colours taken from each
 //! shipped theme.
 
-use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use crossterm::event::KeyCode;
 use ratatui::buffer::Buffer;
 use ratatui::style::Color;
 use whet::engine::protocol::{GenerationStats, StopReason};
@@ -15,21 +15,9 @@ use whet::tui::app::{update, App, Effect, Msg, Screen, TurnFigures};
 use whet::tui::theme::{self, Slot};
 mod common;
 
+use common::app::{open_summarize, smollm2_app};
+use common::keys::*;
 use common::screen::{draw, text_of};
-
-fn press(app: &mut App, code: KeyCode, modifiers: KeyModifiers) -> Vec<Effect> {
-    update(app, Msg::Key(KeyEvent::new(code, modifiers)))
-}
-
-fn key(app: &mut App, code: KeyCode) -> Vec<Effect> {
-    press(app, code, KeyModifiers::NONE)
-}
-
-fn type_text(app: &mut App, text: &str) {
-    for c in text.chars() {
-        key(app, KeyCode::Char(c));
-    }
-}
 
 fn stats(n: u32) -> GenerationStats {
     GenerationStats {
@@ -87,21 +75,8 @@ const PASS_2: &str = "Alder Creek's library opened in 1902 with 300 books from a
 
 /// The workbench with the shipped `summarize` open, the engine ready.
 fn workbench() -> App {
-    let mut app = App::new("/models/SmolLM2-135M-Instruct.Q4_1.gguf".into());
-    update(
-        &mut app,
-        Msg::EngineLoaded {
-            model_name: "SmolLM2 135M".into(),
-            model_path: "/models/SmolLM2-135M-Instruct.Q4_1.gguf".into(),
-            n_ctx: 4096,
-        },
-    );
-    assert_eq!(key(&mut app, KeyCode::F(5)), vec![Effect::ListTemplates]);
-    update(&mut app, Msg::Templates(whet::prompt::list(None)));
-    key(&mut app, KeyCode::Char('/'));
-    type_text(&mut app, "summ");
-    key(&mut app, KeyCode::Enter);
-    assert_eq!(app.wb.doc.as_ref().unwrap().name(), "summarize");
+    let mut app = smollm2_app();
+    open_summarize(&mut app);
     app
 }
 

@@ -8,12 +8,12 @@ mod common;
 
 use std::path::PathBuf;
 
+use common::app::{ready_app, shipped, shipped_template};
 use common::keys::*;
 use crossterm::event::{KeyCode, KeyModifiers};
 
 use whet::engine::protocol::{ChatMessage, GenerationStats, Role, StopReason};
 use whet::engine::SamplingParams;
-use whet::prompt::{Template, TemplateEntry};
 use whet::refine::{LoopEnd, RefineRun};
 use whet::store::runs::RunSummary;
 use whet::tui::app::{update, App, Effect, EngineState, Msg, Screen, TurnFigures};
@@ -40,29 +40,6 @@ fn stats(n: u32) -> GenerationStats {
         ttft_ms: 40.0,
         generation_ms: 110.0 + f64::from(n),
     }
-}
-
-fn ready_app() -> App {
-    let mut app = App::new(PathBuf::from("/m/model.gguf"));
-    update(
-        &mut app,
-        Msg::EngineLoaded {
-            model_name: "model".into(),
-            model_path: PathBuf::from("/m/model.gguf"),
-            n_ctx: 4096,
-        },
-    );
-    assert_eq!(app.engine, EngineState::Ready);
-    app
-}
-
-fn shipped() -> Vec<TemplateEntry> {
-    whet::prompt::list(None)
-}
-
-fn shipped_template(name: &str) -> Template {
-    let entry = shipped().into_iter().find(|e| e.name == name).unwrap();
-    whet::prompt::load(&entry).unwrap()
 }
 
 /// F5 to the workbench, answering its ListTemplates, then search for

@@ -2,47 +2,22 @@
 //! panes and popups at a large and a small size, tiny terminals, and the
 //! colour of `{{variables}}` and problems taken from the theme.
 
-use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use crossterm::event::{KeyCode, KeyModifiers};
 use ratatui::style::Color;
 use whet::engine::protocol::{GenerationStats, StopReason};
 use whet::tui::app::{update, App, Effect, Msg, TurnFigures};
 use whet::tui::theme::{self, Slot};
 mod common;
 
+use common::app::{open_summarize, smollm2_app};
+use common::keys::*;
 use common::screen::{draw, find, text_of};
-
-fn press(app: &mut App, code: KeyCode, modifiers: KeyModifiers) -> Vec<Effect> {
-    update(app, Msg::Key(KeyEvent::new(code, modifiers)))
-}
-
-fn key(app: &mut App, code: KeyCode) -> Vec<Effect> {
-    press(app, code, KeyModifiers::NONE)
-}
-
-fn type_text(app: &mut App, text: &str) {
-    for c in text.chars() {
-        key(app, KeyCode::Char(c));
-    }
-}
 
 /// The workbench with the shipped `summarize` open and the engine's
 /// answer for the preview given.
 fn workbench() -> App {
-    let mut app = App::new("/models/SmolLM2-135M-Instruct.Q4_1.gguf".into());
-    update(
-        &mut app,
-        Msg::EngineLoaded {
-            model_name: "SmolLM2 135M".into(),
-            model_path: "/models/SmolLM2-135M-Instruct.Q4_1.gguf".into(),
-            n_ctx: 4096,
-        },
-    );
-    assert_eq!(key(&mut app, KeyCode::F(5)), vec![Effect::ListTemplates]);
-    update(&mut app, Msg::Templates(whet::prompt::list(None)));
-    key(&mut app, KeyCode::Char('/'));
-    type_text(&mut app, "summ");
-    // Enter in the search opens the first match.
-    let effects = key(&mut app, KeyCode::Enter);
+    let mut app = smollm2_app();
+    let effects = open_summarize(&mut app);
     let revision = effects
         .iter()
         .find_map(|e| match e {

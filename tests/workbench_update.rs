@@ -10,6 +10,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use common::app::{ready_app, shipped, shipped_template};
 use common::keys::*;
 use crossterm::event::{KeyCode, KeyModifiers};
 
@@ -41,31 +42,6 @@ fn stats() -> GenerationStats {
         ttft_ms: 40.0,
         generation_ms: 110.0,
     }
-}
-
-fn ready_app() -> App {
-    let mut app = App::new(PathBuf::from("/m/model.gguf"));
-    app.session_name = "open-session".into();
-    update(
-        &mut app,
-        Msg::EngineLoaded {
-            model_name: "model".into(),
-            model_path: PathBuf::from("/m/model.gguf"),
-            n_ctx: 4096,
-        },
-    );
-    assert_eq!(app.engine, EngineState::Ready);
-    app
-}
-
-/// The shipped templates, as the driver lists them without a user dir.
-fn shipped() -> Vec<TemplateEntry> {
-    whet::prompt::list(None)
-}
-
-fn shipped_template(name: &str) -> Template {
-    let entry = shipped().into_iter().find(|e| e.name == name).unwrap();
-    whet::prompt::load(&entry).unwrap()
 }
 
 /// F5 to the workbench, answering its one ListTemplates.

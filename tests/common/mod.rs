@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod app;
 pub mod keys;
 pub mod screen;
 pub mod tmux;
