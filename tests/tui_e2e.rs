@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::tmux::{children, process_alive, Tmux};
+use common::tmux::{assert_cooked_terminal, children, process_alive, Tmux};
 use common::*;
 
 /// A 100x30 shell whose whet keeps its files in `logs`; `env` is extra
@@ -59,20 +59,7 @@ fn assert_terminal_restored(tmux: &Tmux, dir: &Path, worker: i32) {
 
 fn assert_terminal_restored_after(tmux: &Tmux, dir: &Path, worker: i32, exit: &str) {
     tmux.wait_for("whet to exit", |s| s.contains(exit));
-    let stty_file = dir.join("stty.txt");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !stty_file.exists() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    std::thread::sleep(Duration::from_millis(200));
-    let stty = std::fs::read_to_string(&stty_file).unwrap();
-    let flags: Vec<&str> = stty.split_whitespace().collect();
-    for flag in ["icanon", "echo", "isig", "icrnl", "opost"] {
-        assert!(
-            flags.contains(&flag),
-            "terminal mode {flag} not restored: {stty}"
-        );
-    }
+    assert_cooked_terminal(&dir.join("stty.txt"));
     // The UI's worker is gone too (a zombie awaiting its reaper counts as gone).
     let deadline = Instant::now() + Duration::from_secs(10);
     while process_alive(worker) {

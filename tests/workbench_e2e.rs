@@ -9,7 +9,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::tmux::{children, process_alive, Tmux};
+use common::tmux::{assert_cooked_terminal, children, process_alive, Tmux};
 use common::*;
 
 /// A 130x40 shell with the XDG config and data homes inside `dir` (the
@@ -409,21 +409,7 @@ fn workbench_edit_examples_run_save_and_quit_in_a_real_terminal() {
     tmux.wait_for("whet to exit", |s| s.contains("EXIT=0"));
 
     // The terminal is back in cooked mode with echo; nothing is left running.
-    let stty_file = dir.path().join("stty.txt");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::fs::metadata(&stty_file).map_or(true, |m| m.len() == 0) {
-        assert!(Instant::now() < deadline, "no stty output");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    std::thread::sleep(Duration::from_millis(200));
-    let stty = std::fs::read_to_string(&stty_file).unwrap();
-    let flags: Vec<&str> = stty.split_whitespace().collect();
-    for flag in ["icanon", "echo", "isig", "icrnl", "opost"] {
-        assert!(
-            flags.contains(&flag),
-            "terminal mode {flag} not restored: {stty}"
-        );
-    }
+    assert_cooked_terminal(&dir.path().join("stty.txt"));
     let deadline = Instant::now() + Duration::from_secs(10);
     while process_alive(whet_pid) || process_alive(worker) {
         assert!(

@@ -1,6 +1,7 @@
 //! A real terminal for the end-to-end tests: a tmux server of its own with
 //! one shell, keys sent to it and the screen read back.
 
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -110,4 +111,24 @@ pub fn children(pid: i32) -> Vec<i32> {
         .split_whitespace()
         .filter_map(|p| p.parse().ok())
         .collect()
+}
+
+/// The `stty -a` the shell wrote to `stty_file` after whet exited shows a
+/// terminal back in cooked mode: line editing, echo, signals, CR/NL and
+/// output processing.
+pub fn assert_cooked_terminal(stty_file: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::fs::metadata(stty_file).map_or(true, |m| m.len() == 0) {
+        assert!(Instant::now() < deadline, "no stty output");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let stty = std::fs::read_to_string(stty_file).unwrap();
+    let flags: Vec<&str> = stty.split_whitespace().collect();
+    for flag in ["icanon", "echo", "isig", "icrnl", "opost"] {
+        assert!(
+            flags.contains(&flag),
+            "terminal mode {flag} not restored: {stty}"
+        );
+    }
 }
