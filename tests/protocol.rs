@@ -154,6 +154,7 @@ fn every_event_round_trips() {
             text: "😀".into(),
             token: 4312,
             prob: 0.25,
+            context_used: 9,
         },
         Event::TokenCount {
             id: 2,

@@ -43,6 +43,7 @@ fn step(app: &mut App, id: u64, text: &str, end: bool) -> Vec<Effect> {
         update(
             app,
             Msg::Token {
+                context_used: 0,
                 id,
                 text: piece.into(),
             },

@@ -134,6 +134,7 @@ fn answer(app: &mut App, id: u64, pieces: &[&str], reason: StopReason) -> Vec<Ef
         assert!(update(
             app,
             Msg::Token {
+                context_used: 0,
                 id,
                 text: piece.to_string()
             }
@@ -243,6 +244,7 @@ fn f9_runs_draft_feedback_and_refined_passes_until_the_rounds_run_out() {
         update(
             &mut app,
             Msg::Token {
+                context_used: 0,
                 id: 1,
                 text: piece.into(),
             },
@@ -254,6 +256,7 @@ fn f9_runs_draft_feedback_and_refined_passes_until_the_rounds_run_out() {
     update(
         &mut app,
         Msg::Token {
+            context_used: 0,
             id: 99,
             text: "stray".into(),
         },
@@ -497,6 +500,7 @@ fn esc_stops_a_step_keeping_the_partial_pass_and_then_goes_back() {
     update(
         &mut app,
         Msg::Token {
+            context_used: 0,
             id: 3,
             text: "SCU".into(),
         },
@@ -544,6 +548,7 @@ fn esc_during_a_feedback_keeps_the_partial_feedback() {
     update(
         &mut app,
         Msg::Token {
+            context_used: 0,
             id: 2,
             text: "* Ease of".into(),
         },
@@ -598,6 +603,7 @@ fn a_failed_generation_ends_the_loop_as_failed_and_saves_it() {
     update(
         &mut app,
         Msg::Token {
+            context_used: 0,
             id: 2,
             text: "* Ease".into(),
         },
@@ -1030,6 +1036,7 @@ fn f9_waits_for_the_engine_and_for_a_workbench_run() {
     update(
         &mut app,
         Msg::Token {
+            context_used: 0,
             id: 5,
             text: "SCUBA".into(),
         },

@@ -9,47 +9,15 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::tmux::{assert_cooked_terminal, children, process_alive, Tmux};
+use common::tmux::{assert_cooked_terminal, process_alive, streamed_reply_line, Tmux};
 use common::*;
 
-/// A 100x30 shell whose whet keeps its files in `logs`; `env` is extra
-/// `NAME=value` words.
 fn start_tmux(name: &str, logs: &Path, env: &str) -> Tmux {
-    Tmux::start(
-        name,
-        100,
-        30,
-        &format!(
-            "WHET_LOG_DIR={0} WHET_DATA_DIR={0} WHET_CONFIG_DIR={0}/config {env}",
-            logs.display()
-        ),
-    )
+    common::tmux::chat_tmux(name, logs, env)
 }
 
-/// Starts the UI and waits for the model; returns the pids of whet and its worker.
 fn start_whet(tmux: &Tmux, dir: &Path) -> (i32, i32) {
-    let command = format!(
-        "{} --model {} --session e2e; echo EXIT=$?; stty -a > {}/stty.txt",
-        whet_bin().display(),
-        smollm2().display(),
-        dir.display()
-    );
-    tmux.keys(&[&command, "Enter"]);
-    tmux.wait_for("the model to load", |s| s.contains("● ready"));
-    let whet = children(tmux.shell_pid())[0];
-    let worker = children(whet)[0];
-    (whet, worker)
-}
-
-/// The first line of text under the reply that is still streaming.
-fn streamed_reply_line(screen: &str) -> String {
-    let mut lines = screen.lines().skip_while(|l| !l.contains("Assistant …"));
-    lines.next();
-    lines
-        .next()
-        .unwrap_or_default()
-        .trim_matches(|c: char| c == '│' || c.is_whitespace())
-        .to_string()
+    common::tmux::start_chat(tmux, dir, "e2e")
 }
 
 /// After whet exits, the shell's terminal is back in cooked mode with echo.
@@ -189,7 +157,8 @@ fn sigterm_restores_the_terminal() {
     let tmux = start_tmux("sigterm", dir.path(), "");
     let (whet_pid, worker) = start_whet(&tmux, dir.path());
     assert_eq!(unsafe { libc::kill(whet_pid, libc::SIGTERM) }, 0);
-    assert_terminal_restored(&tmux, dir.path(), worker);
+    // 128 + 15: the exit status says a signal ended it.
+    assert_terminal_restored_after(&tmux, dir.path(), worker, "EXIT=143");
 }
 
 #[test]
@@ -198,7 +167,7 @@ fn sigint_from_another_shell_restores_the_terminal() {
     let tmux = start_tmux("sigint", dir.path(), "");
     let (whet_pid, worker) = start_whet(&tmux, dir.path());
     assert_eq!(unsafe { libc::kill(whet_pid, libc::SIGINT) }, 0);
-    assert_terminal_restored(&tmux, dir.path(), worker);
+    assert_terminal_restored_after(&tmux, dir.path(), worker, "EXIT=130");
 }
 
 #[test]
@@ -385,5 +354,5 @@ fn closing_the_terminal_leaves_no_process_behind() {
     // What had arrived of the reply was saved.
     let saved = whet::store::session::load(&dir.path().join("sessions/e2e.json")).unwrap();
     assert_eq!(saved.messages.len(), 2);
-    assert_eq!(saved.messages[1].note.as_deref(), Some("stopped"));
+    assert_eq!(saved.messages[1].note.as_deref(), Some("interrupted"));
 }

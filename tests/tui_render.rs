@@ -39,6 +39,7 @@ fn conversation() -> App {
     update(
         &mut app,
         Msg::Token {
+            context_used: 0,
             id: 1,
             text: "こんにちは！ e\u{301}t\u{e9} 🎉\n\nIn **Rust**:\n```rust\nfn main() {\n\tprintln!(\"hi\");\n}\n```".into(),
         },
@@ -61,7 +62,7 @@ fn conversation() -> App {
         "And a longer answer, please, so that it wraps across several lines of the view.",
     );
     update(&mut app, Msg::GenerationStarted { id: 2 });
-    update(&mut app, Msg::Token { id: 2, text: "Sure: the quick brown fox jumps over the lazy dog, again and again, until the line wraps.".into() });
+    update(&mut app, Msg::Token { context_used: 0, id: 2, text: "Sure: the quick brown fox jumps over the lazy dog, again and again, until the line wraps.".into() });
     app
 }
 
@@ -320,6 +321,7 @@ fn scrolled_up_the_view_stays_put_while_the_reply_grows() {
         update(
             app,
             Msg::Token {
+                context_used: 0,
                 id: 1,
                 text: text.into(),
             },

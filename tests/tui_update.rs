@@ -95,6 +95,7 @@ fn stream_reply(app: &mut App, id: u64, text: &str, reason: StopReason) {
         update(
             app,
             Msg::Token {
+                context_used: 0,
                 id,
                 text: piece.into(),
             },
@@ -551,6 +552,7 @@ fn continue_goes_on_writing_a_stopped_last_reply() {
     update(
         &mut app,
         Msg::Token {
+            context_used: 0,
             id: 1,
             text: "Once upon".into(),
         },
@@ -597,6 +599,7 @@ fn continue_goes_on_writing_a_stopped_last_reply() {
     update(
         &mut app,
         Msg::Token {
+            context_used: 0,
             id: 2,
             text: " a time".into(),
         },
@@ -1383,6 +1386,7 @@ fn regenerating_waits_for_an_edit_in_progress_so_no_stream_is_buried() {
     update(
         &mut app,
         Msg::Token {
+            context_used: 0,
             id: 7,
             text: "streamed".into(),
         },
@@ -1425,4 +1429,215 @@ fn applying_the_settings_panel_unchanged_changes_nothing() {
     key(&mut app, KeyCode::F(2));
     assert_eq!(ctrl(&mut app, 's'), vec![Effect::SaveSession]);
     assert_eq!(app.settings, before);
+}
+
+// ------------------------------------------------ nothing lost on quitting
+
+#[test]
+fn a_failed_save_stays_in_view_and_quitting_asks_first() {
+    let mut app = chat();
+    update(
+        &mut app,
+        Msg::SessionSaved(Err(
+            "/d/sessions/s.json: cannot save the session: No space left on device (os error 28)"
+                .into(),
+        )),
+    );
+    assert!(app.unsaved.as_deref().unwrap().contains("No space left"));
+    assert!(notice(&app).starts_with("not saved: "), "{}", notice(&app));
+    // Other keys clear a passing notice, never the unsaved state.
+    type_text(&mut app, "more");
+    assert!(app.unsaved.is_some());
+
+    // Ctrl+C asks (no arming, no quitting); Esc keeps working.
+    assert!(ctrl(&mut app, 'c').is_empty());
+    assert!(matches!(app.overlay, Some(Overlay::QuitUnsaved)));
+    assert!(!app.should_quit);
+    assert!(key(&mut app, KeyCode::Esc).is_empty());
+    assert!(app.overlay.is_none());
+    assert!(!app.should_quit);
+    assert_eq!(input_text(&app), "more");
+
+    // r saves again; while it still fails the question comes back.
+    ctrl(&mut app, 'c');
+    assert_eq!(ch(&mut app, 'r'), vec![Effect::SaveSession]);
+    assert!(app.overlay.is_none());
+    ctrl(&mut app, 'c');
+    assert!(matches!(app.overlay, Some(Overlay::QuitUnsaved)));
+    // q quits: the driver writes a rescue copy.
+    assert_eq!(ch(&mut app, 'q'), vec![Effect::Quit]);
+    assert!(app.should_quit);
+}
+
+#[test]
+fn a_save_that_works_again_clears_the_warning_and_quitting_is_normal() {
+    let mut app = chat();
+    update(&mut app, Msg::SessionSaved(Err("disk full".into())));
+    update(&mut app, Msg::SessionSaved(Ok(())));
+    assert_eq!(app.unsaved, None);
+    assert_eq!(notice(&app), "the session is saved again");
+    assert!(ctrl(&mut app, 'c').is_empty());
+    assert!(app.overlay.is_none());
+    assert_eq!(ctrl(&mut app, 'c'), vec![Effect::Quit]);
+}
+
+#[test]
+fn q_in_the_message_list_asks_too_when_unsaved() {
+    let mut app = chat();
+    update(&mut app, Msg::SessionSaved(Err("read-only".into())));
+    key(&mut app, KeyCode::Tab);
+    assert!(ch(&mut app, 'q').is_empty());
+    assert!(matches!(app.overlay, Some(Overlay::QuitUnsaved)));
+}
+
+// ------------------------------------------------ Enter while a reply stops
+
+#[test]
+fn a_message_sent_while_the_reply_stops_waits_for_it_and_goes_out_alone() {
+    let mut app = chat();
+    type_text(&mut app, "q3");
+    key(&mut app, KeyCode::Enter);
+    update(&mut app, Msg::GenerationStarted { id: 3 });
+    update(
+        &mut app,
+        Msg::Token {
+            id: 3,
+            text: "partial".into(),
+            context_used: 0,
+        },
+    );
+    assert_eq!(key(&mut app, KeyCode::Esc), vec![Effect::Cancel { id: 3 }]);
+    assert!(app.stopping);
+    type_text(&mut app, "next question");
+    assert!(key(&mut app, KeyCode::Enter).is_empty());
+    assert_eq!(input_text(&app), "", "the message left the input");
+    assert!(
+        notice(&app).contains("as soon as the reply has stopped"),
+        "{}",
+        notice(&app)
+    );
+    // A second message does not glue onto the first.
+    type_text(&mut app, "another");
+    assert!(key(&mut app, KeyCode::Enter).is_empty());
+    assert_eq!(input_text(&app), "another");
+    assert!(notice(&app).contains("already waiting"), "{}", notice(&app));
+
+    let effects = update(
+        &mut app,
+        Msg::GenerationDone {
+            id: 3,
+            reason: StopReason::Cancelled,
+            context_used: 60,
+            figures: figures(),
+            stats: None,
+        },
+    );
+    assert!(!app.stopping);
+    assert_eq!(app.queued, None);
+    let n = app.entries.len();
+    assert_eq!(
+        app.entries[n - 3].status,
+        EntryStatus::Stopped("stopped".into())
+    );
+    assert_eq!(app.entries[n - 2].text, "next question");
+    assert_eq!(app.entries[n - 1].status, EntryStatus::Streaming);
+    assert!(
+        matches!(
+            effects.as_slice(),
+            [
+                Effect::SaveSession,
+                Effect::SaveSession,
+                Effect::Generate {
+                    continue_reply: false,
+                    ..
+                }
+            ]
+        ),
+        "{effects:?}"
+    );
+}
+
+#[test]
+fn esc_takes_back_a_waiting_message() {
+    let mut app = chat();
+    type_text(&mut app, "q3");
+    key(&mut app, KeyCode::Enter);
+    update(&mut app, Msg::GenerationStarted { id: 3 });
+    key(&mut app, KeyCode::Esc);
+    type_text(&mut app, "wait");
+    key(&mut app, KeyCode::Enter);
+    // Esc again takes the waiting message back into the input.
+    assert!(key(&mut app, KeyCode::Esc).is_empty());
+    assert_eq!(app.queued, None);
+    assert_eq!(input_text(&app), "wait");
+    let effects = update(
+        &mut app,
+        Msg::GenerationDone {
+            id: 3,
+            reason: StopReason::Cancelled,
+            context_used: 60,
+            figures: figures(),
+            stats: None,
+        },
+    );
+    assert_eq!(effects, vec![Effect::SaveSession], "nothing is sent");
+    assert_eq!(input_text(&app), "wait");
+}
+
+// ------------------------------------------- a message too long for the context
+
+#[test]
+fn a_conversation_too_long_for_the_context_says_to_delete_a_message() {
+    let mut app = chat();
+    type_text(&mut app, "a very long paste");
+    key(&mut app, KeyCode::Enter);
+    update(&mut app, Msg::GenerationStarted { id: 3 });
+    update(
+        &mut app,
+        Msg::GenerationFailed {
+            id: Some(3),
+            message: whet::engine::protocol::prompt_too_long_message(5000, 4096),
+        },
+    );
+    let hint = notice(&app);
+    assert!(hint.contains("5000 tokens"), "{hint}");
+    assert!(hint.contains("delete a long message"), "{hint}");
+    assert!(hint.contains("d twice"), "{hint}");
+    assert!(hint.contains("F2"), "{hint}");
+    assert_eq!(
+        app.entries.last().unwrap().status,
+        EntryStatus::Failed(
+            "the conversation (5000 tokens) does not fit the context (4096)".into()
+        )
+    );
+}
+
+// ------------------------------------------------ the context while streaming
+
+#[test]
+fn the_context_used_follows_the_tokens_while_a_reply_streams() {
+    let mut app = ready_app();
+    assert_eq!(app.context_used, 0);
+    type_text(&mut app, "hi");
+    key(&mut app, KeyCode::Enter);
+    update(&mut app, Msg::GenerationStarted { id: 1 });
+    update(
+        &mut app,
+        Msg::Token {
+            id: 1,
+            text: "Hel".into(),
+            context_used: 31,
+        },
+    );
+    assert_eq!(app.context_used, 31);
+    // Another generation's tokens do not count.
+    update(
+        &mut app,
+        Msg::Token {
+            id: 9,
+            text: "x".into(),
+            context_used: 999,
+        },
+    );
+    assert_eq!(app.context_used, 31);
 }

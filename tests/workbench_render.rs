@@ -48,6 +48,7 @@ fn run_to_the_end(app: &mut App) {
     update(
         app,
         Msg::Token {
+            context_used: 0,
             id: 4,
             text: "Honeybees dance to show where food is: 日本 🐝 café.".into(),
         },

@@ -1213,6 +1213,7 @@ fn a_run_streams_into_the_output_and_is_saved_with_its_stats() {
         update(
             &mut app,
             Msg::Token {
+                context_used: 0,
                 id: 7,
                 text: piece.into(),
             },
@@ -1282,6 +1283,7 @@ fn a_run_streams_into_the_output_and_is_saved_with_its_stats() {
     update(
         &mut app,
         Msg::Token {
+            context_used: 0,
             id: 8,
             text: "PAR".into(),
         },
@@ -1731,6 +1733,7 @@ fn every_key_on_every_pane_with_a_template_open_does_not_panic() {
                 update(
                     &mut app,
                     Msg::Token {
+                        context_used: 0,
                         id: 1,
                         text: "x".into(),
                     },

@@ -3,6 +3,7 @@
 //! prompt, measured in the same run, alternating the two, several times.
 
 pub mod raw;
+pub mod saves;
 pub mod stats;
 pub mod ui;
 
@@ -48,6 +49,14 @@ pub struct BenchArgs {
     /// this many messages (no model needed).
     #[arg(long, value_name = "MESSAGES")]
     pub ui: Option<usize>,
+    /// Only measure saving a session of this many messages while a reply
+    /// streams into it (no model needed; `--gen-tokens` long, at
+    /// `--saves-rate` tokens per second).
+    #[arg(long, value_name = "MESSAGES")]
+    pub saves: Option<usize>,
+    /// Tokens per second of the simulated reply for `--saves`.
+    #[arg(long, default_value_t = 90.0)]
+    pub saves_rate: f64,
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -150,7 +159,44 @@ impl Comparison {
     }
 }
 
+fn run_saves(args: &BenchArgs, messages: usize) -> Result<ExitCode, String> {
+    if !(args.saves_rate > 0.0) {
+        return Err("--saves-rate must be more than 0".into());
+    }
+    // Beside the real sessions: the same disk, so the same fsync cost.
+    let data = paths::data_dir()?;
+    std::fs::create_dir_all(&data).map_err(|e| format!("{}: {e}", data.display()))?;
+    let dir = tempfile::tempdir_in(&data).map_err(|e| format!("{}: {e}", data.display()))?;
+    let tokens = args.gen_tokens as usize;
+    let report = saves::measure(messages, tokens, args.saves_rate, dir.path())?;
+    if args.json {
+        outln!(
+            "{}",
+            serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?
+        );
+    } else {
+        outln!(
+            "session of {} messages, {:.1} MB: one save {} ms (median [min-max] of 7)",
+            report.messages,
+            report.session_bytes as f64 / 1e6,
+            report.save_ms.display(2)
+        );
+        outln!(
+            "a {}-token reply at {} tok/s: {} saves while streaming, {:.1} MB written, {:.1}% of the time saving",
+            report.reply_tokens,
+            report.tokens_per_sec,
+            report.saves_while_streaming,
+            report.bytes_written_while_streaming as f64 / 1e6,
+            report.saving_share * 100.0
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 pub async fn run(args: BenchArgs) -> Result<ExitCode, String> {
+    if let Some(messages) = args.saves {
+        return run_saves(&args, messages);
+    }
     if let Some(messages) = args.ui {
         let report = ui::measure(messages, 200)?;
         if args.json {

@@ -21,7 +21,9 @@ pub struct UiReport {
     pub frame_ms: Summary,
 }
 
-pub fn measure(messages: usize, frames: usize) -> Result<UiReport, String> {
+/// A chat of `messages` turns of typical length (Markdown and code
+/// included), for the UI and session-save benchmarks.
+pub fn sample_app(messages: usize) -> App {
     let mut app = App::new("SmolLM2-135M-Instruct.Q4_1.gguf".into());
     app.session_name = "bench".into();
     for i in 0..messages {
@@ -42,6 +44,11 @@ pub fn measure(messages: usize, frames: usize) -> Result<UiReport, String> {
         };
         app.entries.push(Entry::new(role, text, EntryStatus::Done));
     }
+    app
+}
+
+pub fn measure(messages: usize, frames: usize) -> Result<UiReport, String> {
+    let mut app = sample_app(messages);
     let (width, height) = (120, 40);
     let mut terminal = Terminal::new(TestBackend::new(width, height)).map_err(|e| e.to_string())?;
     let mut samples = Vec::with_capacity(frames);

@@ -192,17 +192,35 @@ async fn open_ui(
     theme: &str,
 ) -> Result<ExitCode, String> {
     use std::io::IsTerminal;
+    use whet::store::lock::SessionLock;
     use whet::store::session::{self, Session};
     // The cheapest mistakes first: a theme name is checked before models
     // and sessions are looked at.
     let config = whet::tui::UiConfig::load(theme, paths::config_dir().ok().as_deref())?;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let name = session_name.map_or_else(|| session::fresh_name(now), str::to_string);
     let dir = session::sessions_dir()?;
+    let name = match session_name {
+        Some(name) => name.to_string(),
+        None => {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0);
+            whet::tui::sessions::unused_name(&dir, &session::fresh_name(now))
+        }
+    };
     let path = session::session_path(&dir, &name).map_err(|e| e.to_string())?;
+    // Nothing typed in the UI may be unsaveable: a data folder whet cannot
+    // write is reported now, not after the first turn.
+    whet::store::atomic::check_writable(&dir).map_err(|e| {
+        format!(
+            "cannot save sessions in {}: {e}; free some space, fix the folder, or point {} at a writable folder",
+            dir.display(),
+            paths::DATA_DIR_ENV
+        )
+    })?;
+    sweep_stale_temporaries(&dir);
+    // One whet per session: a second one would overwrite the first's turns.
+    let lock = SessionLock::acquire(&dir, &name).map_err(|e| e.to_string())?;
     // An unreadable session stops here, before the UI, and is not touched.
     let session = if path.exists() {
         session::load(&path).map_err(|e| e.to_string())?
@@ -218,9 +236,48 @@ async fn open_ui(
     if !std::io::stdin().is_terminal() || !std::io::stdout().is_terminal() {
         return Err("the chat UI needs a terminal; use `whet run` in scripts and pipes".into());
     }
-    let target = whet::tui::SessionTarget { session, dir };
-    whet::tui::run(load, spawn_options()?, target, config).await?;
-    Ok(ExitCode::SUCCESS)
+    check_terminal_type(std::env::var("TERM").ok().as_deref())?;
+    let target = whet::tui::SessionTarget { session, dir, lock };
+    let farewell = whet::tui::run(load, spawn_options()?, target, config).await?;
+    for line in &farewell.lines {
+        eprintln!("{line}");
+    }
+    if let Some(json) = &farewell.session_json {
+        whet::outln!("{json}");
+    }
+    Ok(match farewell.signal {
+        // What a shell reports for a process a signal ended.
+        Some(signal) => ExitCode::from(128 + u8::try_from(signal).unwrap_or(0)),
+        None if farewell.session_lost => ExitCode::FAILURE,
+        None => ExitCode::SUCCESS,
+    })
+}
+
+/// The full-screen UI needs cursor movement and an alternate screen; a
+/// terminal that says it has none (TERM=dumb: an editor's shell buffer, a
+/// serial console) would show a garble of escape sequences.
+fn check_terminal_type(term: Option<&str>) -> Result<(), String> {
+    if term.map(str::trim) == Some("dumb") {
+        return Err("the chat UI needs a terminal that can move the cursor (TERM is 'dumb'); use a terminal emulator, or `whet run` for plain output".into());
+    }
+    Ok(())
+}
+
+/// Removes what saves killed mid-write left behind in whet's folders.
+fn sweep_stale_temporaries(sessions_dir: &std::path::Path) {
+    use whet::store::atomic::{sweep_stale_temporaries, STALE_TEMPORARY_AGE};
+    let mut dirs = vec![sessions_dir.to_path_buf()];
+    dirs.extend(whet::store::runs::runs_dir().ok());
+    dirs.extend(whet::refine::store::refinements_dir().ok());
+    dirs.extend(whet::store::export::exports_dir().ok());
+    dirs.extend(paths::config_dir().ok().map(|d| d.join("prompts")));
+    let freed: u64 = dirs
+        .iter()
+        .map(|dir| sweep_stale_temporaries(dir, STALE_TEMPORARY_AGE))
+        .sum();
+    if freed > 0 {
+        tracing::info!("removed {freed} bytes of temporary files left by interrupted saves");
+    }
 }
 
 fn config(command: ConfigCommand) -> Result<ExitCode, String> {

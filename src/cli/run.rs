@@ -37,6 +37,12 @@ pub struct RunArgs {
     /// Print one JSON object with the text and statistics instead of streaming.
     #[arg(long)]
     pub json: bool,
+    /// Write control characters and escape sequences from the model to a
+    /// terminal unchanged. By default they are shown as visible symbols (␛)
+    /// when stdout is a terminal, so output cannot drive it (clear the
+    /// screen, set the clipboard); pipes and files always get the exact bytes.
+    #[arg(long)]
+    pub raw_output: bool,
 }
 
 /// Sampling settings of the command line, over a template's, over
@@ -163,6 +169,8 @@ pub async fn run(args: RunArgs) -> Result<ExitCode, String> {
 
     let json = args.json;
     let mut stdout = std::io::stdout();
+    let mut to_terminal = (stdout.is_terminal() && !args.raw_output)
+        .then(whet::tui::sanitize::TerminalStream::default);
     // Ctrl+C, or a reader that went away (`| head`), ends the generation early.
     let stdout_closed = Arc::new(Notify::new());
     let mut stdout_is_closed = false;
@@ -182,8 +190,12 @@ pub async fn run(args: RunArgs) -> Result<ExitCode, String> {
                 if json || stdout_is_closed {
                     return;
                 }
+                let shown = match to_terminal.as_mut() {
+                    Some(stream) => std::borrow::Cow::Owned(stream.push(piece)),
+                    None => std::borrow::Cow::Borrowed(piece),
+                };
                 let written = stdout
-                    .write_all(piece.as_bytes())
+                    .write_all(shown.as_bytes())
                     .and_then(|()| stdout.flush());
                 if written.is_err() {
                     stdout_is_closed = true;
@@ -212,6 +224,11 @@ pub async fn run(args: RunArgs) -> Result<ExitCode, String> {
         });
         outln!("{report}");
     } else {
+        if let Some(rest) = to_terminal.as_mut().map(|s| s.finish()) {
+            if !stdout_is_closed {
+                let _ = stdout.write_all(rest.as_bytes());
+            }
+        }
         if !generation.text.ends_with('\n') && !stdout_is_closed {
             outln!();
         }

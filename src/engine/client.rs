@@ -352,6 +352,7 @@ impl EngineClient {
                     text,
                     token,
                     prob,
+                    ..
                 } if event_id == id => {
                     // token -1 is the flush of held-back text at the end, not a sample.
                     if token >= 0 {

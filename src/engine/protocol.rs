@@ -160,6 +160,10 @@ pub enum Event {
         text: String,
         token: i32,
         prob: f32,
+        /// Tokens in the context once this one is in: the prompt and what
+        /// has been generated so far.
+        #[serde(default)]
+        context_used: u32,
     },
     Done {
         id: u64,
@@ -302,6 +306,23 @@ impl ChatFormat {
 }
 
 /// Serialises one message as a protocol line (without the newline).
+/// The worker's refusal of a prompt longer than the context, as
+/// (prompt tokens, context size), so a front end can say what to do about it.
+pub fn prompt_too_long(message: &str) -> Option<(u32, u32)> {
+    let rest = message.strip_prefix("the prompt is ")?;
+    let (tokens, rest) = rest.split_once(" tokens but the context holds ")?;
+    let n_ctx = rest.split(';').next()?;
+    Some((tokens.parse().ok()?, n_ctx.parse().ok()?))
+}
+
+/// What the worker says when a prompt does not fit; `prompt_too_long`
+/// reads it back.
+pub fn prompt_too_long_message(tokens: usize, n_ctx: usize) -> String {
+    format!(
+        "the prompt is {tokens} tokens but the context holds {n_ctx}; shorten it or raise --ctx"
+    )
+}
+
 pub fn encode_line<T: Serialize>(message: &T) -> String {
     // Serialising these plain data types cannot fail (no maps with non-string
     // keys, no custom serialisers).

@@ -256,9 +256,9 @@ impl Session<'_> {
             return Err("the prompt is empty".to_string());
         }
         if prompt.len() >= n_ctx {
-            return Err(format!(
-                "the prompt is {} tokens but the context holds {n_ctx}; shorten it or raise --ctx",
-                prompt.len()
+            return Err(super::protocol::prompt_too_long_message(
+                prompt.len(),
+                n_ctx,
             ));
         }
         let mut stats = GenerationStats {
@@ -312,6 +312,8 @@ impl Session<'_> {
                 text: shown,
                 token: token.0,
                 prob,
+                // The token is decoded next; it counts as in the context.
+                context_used: self.cached.len() as u32 + 1,
             });
             if stopped {
                 break StopReason::StopString;
@@ -339,6 +341,7 @@ impl Session<'_> {
                     text: rest,
                     token: -1,
                     prob: 0.0,
+                    context_used: self.cached.len() as u32,
                 });
             }
         }

@@ -207,6 +207,13 @@ impl WorkerIo {
                         reader_cancel.store(id, Ordering::Relaxed);
                         continue;
                     }
+                    // Shutdown also stops a generation in flight at once:
+                    // queued behind it, it would wait for the token limit
+                    // and the front end's exit with it.
+                    Ok(Command::Shutdown) => {
+                        reader_cancel.store(CANCEL_ALL, Ordering::Relaxed);
+                        Incoming::Command(Command::Shutdown)
+                    }
                     Ok(command) => Incoming::Command(command),
                     Err(e) => Incoming::Malformed(format!("malformed command ({e}): {line}")),
                 };

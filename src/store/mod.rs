@@ -6,5 +6,7 @@ pub mod atomic;
 pub mod dates;
 pub mod export;
 pub mod library;
+pub mod lock;
+pub mod rescue;
 pub mod runs;
 pub mod session;

@@ -18,7 +18,7 @@ use super::sanitize::sanitize;
 use super::settings::{ChatSettings, SettingsForm};
 use super::theme::Theme;
 use super::workbench::{self, update as wb, Workbench};
-use crate::engine::protocol::{ChatMessage, GenerationStats, Role, StopReason};
+use crate::engine::protocol::{prompt_too_long, ChatMessage, GenerationStats, Role, StopReason};
 use crate::engine::SamplingParams;
 use crate::prompt::{Template, TemplateEntry};
 use crate::refine::RefineRun;
@@ -68,6 +68,9 @@ pub struct Notice {
 pub enum Overlay {
     Settings(SettingsForm),
     Picker(Box<Picker>),
+    /// Quitting while the session could not be saved: retry, or quit with
+    /// a rescue copy written elsewhere.
+    QuitUnsaved,
 }
 
 /// Where the view last drew things, for mouse clicks and for scrolling from
@@ -100,6 +103,8 @@ pub enum Msg {
     Token {
         id: u64,
         text: String,
+        /// Tokens in the context after this one (0 when unknown).
+        context_used: u32,
     },
     GenerationDone {
         id: u64,
@@ -125,6 +130,9 @@ pub enum Msg {
     },
     /// The outcome of some IO the driver ran, for the status line.
     Notice(Notice),
+    /// Whether writing the session file worked; a failure stays on screen
+    /// until a later save succeeds.
+    SessionSaved(Result<(), String>),
     /// The template library, read by the driver.
     Templates(Vec<TemplateEntry>),
     TemplateSaved {
@@ -273,6 +281,17 @@ pub struct App {
     /// The first delete press arms, the second deletes.
     pub delete_armed: bool,
     pub notice: Option<Notice>,
+    /// Why the conversation on screen is not in the session file (the last
+    /// save failed); None once a save succeeds.
+    pub unsaved: Option<String>,
+    /// Where a rescue copy goes when quitting with unsaved turns (said in
+    /// the question before quitting).
+    pub rescue_hint: String,
+    /// Esc was pressed and the reply is winding down.
+    pub stopping: bool,
+    /// A message sent while the reply was stopping: it goes out as soon as
+    /// the reply has stopped.
+    pub queued: Option<String>,
     pub should_quit: bool,
     pub keymap: Keymap,
     pub theme: Theme,
@@ -358,6 +377,10 @@ impl App {
             quit_armed: false,
             delete_armed: false,
             notice: None,
+            unsaved: None,
+            rescue_hint: String::new(),
+            stopping: false,
+            queued: None,
             should_quit: false,
             keymap: Keymap::defaults(),
             theme: Theme::fallback(),
@@ -437,7 +460,7 @@ impl App {
         }
         match (&self.overlay, self.focus) {
             (Some(Overlay::Settings(_)), _) => Context::Settings,
-            (Some(Overlay::Picker(_)), _) => Context::Picker,
+            (Some(Overlay::Picker(_)), _) | (Some(Overlay::QuitUnsaved), _) => Context::Picker,
             (None, Focus::Input) => Context::Input,
             (None, Focus::Messages) => Context::Messages,
         }
@@ -486,6 +509,7 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
                         name.insert_str(text.replace('\n', " "));
                     }
                 }
+                Some(Overlay::QuitUnsaved) => {}
                 None if app.screen == Screen::Workbench => return wb::on_paste(app, text),
                 None if app.screen == Screen::Rounds => rd::on_paste(app, &text),
                 None => {
@@ -529,7 +553,14 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
             app.engine = EngineState::Generating;
             Vec::new()
         }
-        Msg::Token { id, text } => {
+        Msg::Token {
+            id,
+            text,
+            context_used,
+        } => {
+            if app.generating == Some(id) && context_used > 0 {
+                app.context_used = context_used;
+            }
             if wb::owns_generation(&app.wb, id) {
                 wb::on_token(&mut app.wb, &sanitize(&text));
             } else if rd::owns_generation(app, id) {
@@ -578,7 +609,9 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
             app.engine = EngineState::Ready;
             app.context_used = context_used;
             app.last_turn = Some(figures);
-            vec![Effect::SaveSession]
+            let mut effects = vec![Effect::SaveSession];
+            effects.extend(reply_ended(app));
+            effects
         }
         Msg::GenerationFailed { id, message } => {
             if id.is_some() && app.generating != id {
@@ -600,15 +633,29 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
                 app.error(message.clone());
                 return rd::on_failed(app, message);
             }
+            let (status, message) = match prompt_too_long(&message) {
+                Some((tokens, n_ctx)) => (
+                    format!("the conversation ({tokens} tokens) does not fit the context ({n_ctx})"),
+                    format!(
+                        "the conversation is {tokens} tokens, more than the context holds ({n_ctx}): delete a long message ({} then {} twice) or raise the context size ({})",
+                        app.keymap.key_hint(Action::FocusNext),
+                        app.keymap.key_hint_in(Context::Messages, Action::DeleteMessage),
+                        app.keymap.key_hint(Action::Settings)
+                    ),
+                ),
+                None => (message.clone(), message),
+            };
             if let Some(entry) = app.streaming_entry() {
-                entry.status = EntryStatus::Failed(message.clone());
+                entry.status = EntryStatus::Failed(status);
             }
             app.generating = None;
             if app.engine == EngineState::Generating {
                 app.engine = EngineState::Ready;
             }
             app.error(message);
-            vec![Effect::SaveSession]
+            let mut effects = vec![Effect::SaveSession];
+            effects.extend(reply_ended(app));
+            effects
         }
         Msg::EngineStopped(message) => {
             // The conversation stays; only the reply in flight is marked.
@@ -616,6 +663,10 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
                 entry.status = EntryStatus::Failed("the engine stopped".into());
             }
             app.generating = None;
+            app.stopping = false;
+            if let Some(text) = app.queued.take() {
+                app.input = input_with(text.split('\n').map(str::to_string).collect());
+            }
             let mut effects = vec![Effect::SaveSession];
             if app.wb.is_running() {
                 effects.extend(wb::on_finished(
@@ -654,6 +705,17 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
         }
         Msg::Notice(notice) => {
             app.notice = Some(notice);
+            Vec::new()
+        }
+        Msg::SessionSaved(Ok(())) => {
+            if app.unsaved.take().is_some() {
+                app.info("the session is saved again");
+            }
+            Vec::new()
+        }
+        Msg::SessionSaved(Err(error)) => {
+            app.error(format!("not saved: {error}"));
+            app.unsaved = Some(error);
             Vec::new()
         }
         Msg::Templates(entries) => wb::on_templates(app, entries),
@@ -739,6 +801,17 @@ fn on_key(app: &mut App, key: KeyEvent) -> Vec<Effect> {
         app.wb.overlay = Some(workbench::WbOverlay::Confirm(workbench::AfterConfirm::Quit));
         return Vec::new();
     }
+    if matches!(app.overlay, Some(Overlay::QuitUnsaved)) {
+        return quit_unsaved_key(app, key);
+    }
+    let quits_chat = action == Some(Action::Quit)
+        || (action == Some(Action::QuitNow) && context == Context::Messages);
+    if (quits || quits_chat) && app.unsaved.is_some() {
+        // The turns on screen are not on disk: ask, never just go.
+        app.quit_armed = false;
+        app.overlay = Some(Overlay::QuitUnsaved);
+        return Vec::new();
+    }
     if action == Some(Action::QuitNow)
         && context == Context::WorkbenchList
         && app.wb.overlay.is_none()
@@ -777,9 +850,32 @@ fn on_key(app: &mut App, key: KeyEvent) -> Vec<Effect> {
     match app.overlay {
         Some(Overlay::Settings(_)) => on_settings_key(app, action, key),
         Some(Overlay::Picker(_)) => on_picker_key(app, action, key),
+        Some(Overlay::QuitUnsaved) => quit_unsaved_key(app, key),
         None if app.screen == Screen::Workbench => on_workbench_key(app, action, key),
         None if app.screen == Screen::Rounds => rd::on_key(app, action, key),
         None => on_chat_key(app, action, key),
+    }
+}
+
+/// The question before quitting with turns that are not saved.
+fn quit_unsaved_key(app: &mut App, key: KeyEvent) -> Vec<Effect> {
+    match key.code {
+        KeyCode::Char('r') | KeyCode::Char('R') => {
+            app.overlay = None;
+            app.info("saving again…");
+            vec![Effect::SaveSession]
+        }
+        KeyCode::Char('q') | KeyCode::Char('Q') => {
+            app.overlay = None;
+            app.should_quit = true;
+            vec![Effect::Quit]
+        }
+        KeyCode::Esc | KeyCode::Char('c') | KeyCode::Char('C') => {
+            app.overlay = None;
+            app.info("not quitting; the conversation is still only on screen");
+            Vec::new()
+        }
+        _ => Vec::new(),
     }
 }
 
@@ -898,7 +994,14 @@ fn set_focus(app: &mut App, focus: Focus) {
 }
 
 fn stop(app: &mut App) -> Vec<Effect> {
+    if let Some(text) = app.queued.take() {
+        // Esc again takes back a message waiting for the stop.
+        app.input = input_with(text.split('\n').map(str::to_string).collect());
+        app.info("the waiting message is back in the input");
+        return Vec::new();
+    }
     if let Some(id) = app.generating {
+        app.stopping = true;
         return vec![Effect::Cancel { id }];
     }
     if let Some((_, draft)) = app.editing.take() {
@@ -1056,6 +1159,21 @@ fn send(app: &mut App) -> Vec<Effect> {
         app.info("wait for the reply, or press Esc to stop it");
         return Vec::new();
     }
+    if app.stopping && editing.is_none() {
+        // The reply is winding down after Esc: the message waits for it
+        // rather than staying in the input to be glued to the next one.
+        if app.queued.is_some() {
+            app.info("a message is already waiting for the reply to stop");
+        } else {
+            app.queued = Some(text);
+            app.input = empty_input();
+            app.info(format!(
+                "your message goes out as soon as the reply has stopped ({} takes it back)",
+                app.keymap.key_hint(Action::Stop)
+            ));
+        }
+        return Vec::new();
+    }
     if !edits_reply && !engine_ready(app) {
         return Vec::new();
     }
@@ -1077,6 +1195,22 @@ fn send(app: &mut App) -> Vec<Effect> {
             .entries
             .push(Entry::new(Role::User, text, EntryStatus::Done)),
     }
+    start_reply(app)
+}
+
+/// A chat reply has ended (done, stopped or failed): a message that waited
+/// for it goes out now.
+fn reply_ended(app: &mut App) -> Vec<Effect> {
+    app.stopping = false;
+    let Some(text) = app.queued.take() else {
+        return Vec::new();
+    };
+    if app.engine != EngineState::Ready || app.editing.is_some() {
+        app.input = input_with(text.split('\n').map(str::to_string).collect());
+        return Vec::new();
+    }
+    app.entries
+        .push(Entry::new(Role::User, text, EntryStatus::Done));
     start_reply(app)
 }
 
@@ -1518,6 +1652,7 @@ mod tests {
         update(
             &mut app,
             Msg::Token {
+                context_used: 0,
                 id: 7,
                 text: "Hel".into(),
             },
@@ -1525,6 +1660,7 @@ mod tests {
         update(
             &mut app,
             Msg::Token {
+                context_used: 0,
                 id: 99,
                 text: "stale".into(),
             },
@@ -1532,6 +1668,7 @@ mod tests {
         update(
             &mut app,
             Msg::Token {
+                context_used: 0,
                 id: 7,
                 text: "lo\x1b[2J".into(),
             },
@@ -1572,6 +1709,7 @@ mod tests {
         update(
             &mut app,
             Msg::Token {
+                context_used: 0,
                 id: 3,
                 text: "partial".into(),
             },
@@ -1637,6 +1775,7 @@ mod tests {
         update(
             &mut app,
             Msg::Token {
+                context_used: 0,
                 id: 1,
                 text: "par".into(),
             },
@@ -1689,6 +1828,7 @@ mod tests {
         update(
             &mut app,
             Msg::Token {
+                context_used: 0,
                 id: 1,
                 text: "Hel".into(),
             },
@@ -1721,6 +1861,7 @@ mod tests {
         update(
             &mut app,
             Msg::Token {
+                context_used: 0,
                 id: 1,
                 text: "first".into(),
             },

@@ -53,14 +53,15 @@ impl Entry {
         }
     }
 
-    /// A reply still streaming is saved as stopped with what has arrived.
+    /// A reply still streaming is saved as interrupted with what has arrived.
     pub fn to_stored(&self) -> StoredMessage {
         StoredMessage {
             role: self.role,
             text: self.text.clone(),
             note: match &self.status {
                 EntryStatus::Done => None,
-                EntryStatus::Streaming => Some("stopped".into()),
+                // Saved while streaming: whet may be gone before it ends.
+                EntryStatus::Streaming => Some("interrupted".into()),
                 EntryStatus::Stopped(why) => Some(why.clone()),
                 EntryStatus::Failed(why) => Some(format!("failed: {why}")),
             },

@@ -12,6 +12,7 @@ pub mod markdown;
 pub mod picker;
 pub mod rounds;
 pub mod sanitize;
+pub mod sessions;
 pub mod settings;
 pub mod side_by_side;
 pub mod terminal;
@@ -33,12 +34,14 @@ use crate::engine::protocol::{
 };
 use crate::engine::{EngineClient, EngineError, SamplingParams, SpawnOptions};
 use crate::store::dates::now_unix_ms;
+use crate::store::lock::SessionLock;
 use crate::store::runs;
 use crate::store::session::{self, Session, StoredMessage};
-use crate::store::{export, library};
+use crate::store::{export, library, rescue};
 use app::{update, App, Effect, Msg, Notice, TurnFigures};
 use keymap::Keymap;
 use picker::{PickerItem, PickerKind};
+use sessions::{SessionFiles, StreamSaves};
 use theme::Theme;
 
 /// At most this often the screen is redrawn while tokens stream in.
@@ -62,10 +65,27 @@ pub const PANIC_TEST_ENV: &str = "WHET_TEST_PANIC_ON_KEY";
 
 type Loading = oneshot::Receiver<Result<(EngineClient, ModelInfo), EngineError>>;
 
-/// Where the conversation is kept: a session and the folder of session files.
+/// Where the conversation is kept: a session, the folder of session files,
+/// and the lock that keeps other whets off this session.
 pub struct SessionTarget {
     pub session: Session,
     pub dir: PathBuf,
+    pub lock: SessionLock,
+}
+
+/// How the UI ended: what the exit code and the lines printed once the
+/// terminal is back should say.
+#[derive(Debug, Default)]
+pub struct Farewell {
+    /// The signal that ended it (SIGTERM, SIGHUP, SIGINT, SIGQUIT).
+    pub signal: Option<i32>,
+    /// The session file could not be written at the end.
+    pub session_lost: bool,
+    /// Lines for stderr: where unsaved work was put.
+    pub lines: Vec<String>,
+    /// The session as JSON, for stdout, when not even a rescue copy could
+    /// be written anywhere.
+    pub session_json: Option<String>,
 }
 
 /// The look and the keys, read before the UI starts, with what was wrong
@@ -104,7 +124,7 @@ pub async fn run(
     spawn: SpawnOptions,
     target: SessionTarget,
     config: UiConfig,
-) -> Result<(), String> {
+) -> Result<Farewell, String> {
     let mut terminal = terminal::enter();
     terminal::install_panic_hook();
     let result = event_loop(&mut terminal, load, spawn, target, config).await;
@@ -159,8 +179,10 @@ async fn event_loop(
     spawn: SpawnOptions,
     target: SessionTarget,
     config: UiConfig,
-) -> Result<(), String> {
+) -> Result<Farewell, String> {
     let mut app = App::with_session(&target.session, load.model.clone());
+    let rescue_places = rescue::candidates();
+    app.rescue_hint = rescue::first_place(&rescue_places);
     app.theme = config.theme;
     app.keymap = config.keymap;
     if let Some(first) = config.problems.first() {
@@ -176,7 +198,10 @@ async fn event_loop(
             error: true,
         });
     }
-    let sessions_dir = target.dir;
+    let mut files = SessionFiles::new(target.dir, target.lock);
+    let sessions_dir = files.dir.clone();
+    let mut stream_saves = StreamSaves::default();
+    let mut farewell = Farewell::default();
     let panic_on_key = std::env::var_os(PANIC_TEST_ENV).is_some();
     let mut engine: Option<EngineClient> = None;
     let (progress_sender, mut progress) = tokio::sync::mpsc::unbounded_channel();
@@ -191,6 +216,8 @@ async fn event_loop(
     let mut sighup = signal(SignalKind::hangup()).map_err(|e| e.to_string())?;
     // In raw mode Ctrl+C is a key; SIGINT can only come from another shell.
     let mut sigint = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
+    // Its default would dump core and leave the terminal raw.
+    let mut sigquit = signal(SignalKind::quit()).map_err(|e| e.to_string())?;
     let mut dirty = true;
     let mut previews = PreviewRequests::default();
     let templates_dir = crate::paths::config_dir().ok().map(|d| d.join("prompts"));
@@ -253,15 +280,22 @@ async fn event_loop(
                 continue;
             },
             _ = frame_tick.tick() => {
+                // A growing reply reaches the disk every few seconds, so a
+                // kill -9 or a power cut keeps what was on screen.
+                if app.is_busy() && stream_saves.due(Instant::now(), streamed_len(&app)) {
+                    let msg = save_timed(&app, &files, &mut stream_saves);
+                    update(&mut app, msg);
+                }
                 if dirty {
                     terminal.draw(|frame| view::render(&app, frame)).map_err(|e| e.to_string())?;
                     dirty = false;
                 }
                 continue;
             },
-            _ = sigterm.recv() => break,
-            _ = sighup.recv() => break,
-            _ = sigint.recv() => break,
+            _ = sigterm.recv() => { farewell.signal = Some(libc::SIGTERM); break }
+            _ = sighup.recv() => { farewell.signal = Some(libc::SIGHUP); break }
+            _ = sigint.recv() => { farewell.signal = Some(libc::SIGINT); break }
+            _ = sigquit.recv() => { farewell.signal = Some(libc::SIGQUIT); break }
         };
         dirty = true;
         let mut pending = update(&mut app, msg);
@@ -271,7 +305,7 @@ async fn event_loop(
             for effect in pending {
                 let answer = match effect {
                     Effect::Quit => None,
-                    Effect::SaveSession => save(&mut app, &sessions_dir),
+                    Effect::SaveSession => Some(save_timed(&app, &files, &mut stream_saves)),
                     Effect::Generate {
                         messages,
                         continue_reply,
@@ -314,9 +348,12 @@ async fn event_loop(
                         PickerKind::Sessions,
                         session_items(&sessions_dir, &app.session_name),
                     )),
-                    Effect::OpenSession(name) => Some(open_session(&sessions_dir, &name)),
+                    Effect::OpenSession(name) => Some(match files.open(&app.to_session(), &name) {
+                        Ok(session) => Msg::SessionOpened(Box::new(session)),
+                        Err(error) => error_notice(error),
+                    }),
                     Effect::RenameSession { from, to } => {
-                        match library::rename(&sessions_dir, &from, &to) {
+                        match files.rename(&app.session_name, &from, &to) {
                             Ok(_) => {
                                 answers.push(Msg::SessionRenamed { from, to });
                                 Some(Msg::PickerItems(
@@ -390,8 +427,8 @@ async fn event_loop(
                         messages,
                         sampling,
                         reply,
-                    } => Some(start_chat(&app, &sessions_dir, messages, sampling, reply)),
-                    Effect::DeleteSession(name) => match library::delete(&sessions_dir, &name) {
+                    } => Some(start_chat(&app, &mut files, messages, sampling, reply)),
+                    Effect::DeleteSession(name) => match files.delete(&name) {
                         Ok(moved_to) => {
                             answers.push(Msg::Notice(Notice {
                                 text: library::deleted_message(&name, &moved_to),
@@ -423,9 +460,10 @@ async fn event_loop(
             dirty = false;
         }
     }
-    // Whatever arrived of a reply in flight is kept.
-    if app.is_busy() {
-        save(&mut app, &sessions_dir);
+    // Whatever arrived of a reply in flight is kept, and a save that
+    // failed is tried once more; if it fails again, a copy goes elsewhere.
+    if app.is_busy() || app.unsaved.is_some() {
+        keep_session(&app, &files, &rescue_places, &mut farewell);
     }
     if let Some(run) = app.wb.run.as_ref().filter(|r| r.is_streaming()) {
         if let Msg::Notice(notice) = save_run(run.record.clone()) {
@@ -437,22 +475,57 @@ async fn event_loop(
             tracing::warn!("{}", notice.text);
         }
     }
-    keep_unsaved_template(&app);
+    farewell.lines.extend(keep_unsaved_template(&app));
     if let Some(engine) = engine {
         engine.shutdown().await;
     }
-    Ok(())
+    Ok(farewell)
+}
+
+/// The length of the reply streaming in, to tell whether it grew.
+fn streamed_len(app: &App) -> usize {
+    app.entries.last().map_or(0, |e| e.text.len())
+}
+
+/// Writes the session file, timing it so that saves while streaming stay
+/// a small share of the time.
+fn save_timed(app: &App, files: &SessionFiles, stream_saves: &mut StreamSaves) -> Msg {
+    let started = Instant::now();
+    let result = files.save(&app.to_session());
+    stream_saves.saved(started, started.elapsed(), streamed_len(app));
+    if let Err(error) = &result {
+        tracing::error!("{error}");
+    }
+    Msg::SessionSaved(result)
+}
+
+/// On the way out with turns not on disk: one more try at the session
+/// file, else a rescue copy, else the session printed once the terminal
+/// is back.
+fn keep_session(app: &App, files: &SessionFiles, places: &[PathBuf], farewell: &mut Farewell) {
+    let session = app.to_session();
+    let Err(error) = files.save(&session) else {
+        return;
+    };
+    farewell.session_lost = true;
+    tracing::error!("{error}");
+    match rescue::write_copy(&session, places) {
+        Ok(copy) => farewell.lines.push(format!(
+            "whet: {error}\nwhet: the conversation was written to {} instead; move it into {} to open it again",
+            copy.display(),
+            files.dir.display()
+        )),
+        Err(rescue_error) => {
+            farewell.lines.push(format!(
+                "whet: {error}\nwhet: no copy could be written either ({rescue_error}); the session follows on stdout as JSON"
+            ));
+            farewell.session_json = serde_json::to_string_pretty(&session).ok();
+        }
+    }
 }
 
 fn error_notice(text: String) -> Msg {
     Msg::Notice(Notice { text, error: true })
-}
-
-/// Writes the session file; a failure is shown, and the next turn retries.
-fn save(app: &mut App, dir: &Path) -> Option<Msg> {
-    let result = session::session_path(dir, &app.session_name)
-        .and_then(|path| session::save(&path, &app.to_session()));
-    result.err().map(|e| error_notice(e.to_string()))
 }
 
 fn start_generation(
@@ -606,20 +679,18 @@ fn export_refinement(run: &crate::refine::RefineRun) -> Msg {
 /// the session's, the few-shot pairs and the prompt as its messages.
 fn start_chat(
     app: &App,
-    dir: &Path,
+    files: &mut SessionFiles,
     messages: Vec<ChatMessage>,
     sampling: SamplingParams,
     reply: session::ReplySettings,
 ) -> Msg {
+    if let Err(error) = files.save(&app.to_session()) {
+        return error_notice(format!(
+            "this session is not saved, so it stays open: {error}"
+        ));
+    }
     let seconds = now_unix_ms() / 1000;
-    let base = session::fresh_name(seconds);
-    let name = (1..)
-        .map(|n| match n {
-            1 => base.clone(),
-            n => format!("{base}-{n}"),
-        })
-        .find(|name| session::session_path(dir, name).is_ok_and(|path| !path.exists()))
-        .unwrap_or(base);
+    let name = sessions::unused_name(&files.dir, &session::fresh_name(seconds));
     let mut session = Session::new(name);
     session.model = Some(app.model_path.clone());
     session.sampling = sampling;
@@ -631,27 +702,23 @@ fn start_chat(
     session.messages = messages
         .map(|m| StoredMessage::new(m.role, m.content))
         .collect();
-    let saved =
-        session::session_path(dir, &session.name).and_then(|path| session::save(&path, &session));
-    match saved {
+    match files.start(&session) {
         Ok(()) => Msg::ChatStarted(Box::new(session)),
-        Err(error) => error_notice(error.to_string()),
+        Err(error) => error_notice(error),
     }
 }
 
 /// On the way out, a template with unsaved changes is written to
 /// `<data>/unsaved-templates/<unix ms>/NAME.toml`, so quitting by a signal
-/// or a closed terminal loses nothing.
-fn keep_unsaved_template(app: &App) {
-    let Some(doc) = app.wb.doc.as_ref().filter(|d| d.is_dirty()) else {
-        return;
-    };
+/// or a closed terminal loses nothing. Returns the line saying where.
+fn keep_unsaved_template(app: &App) -> Option<String> {
+    let doc = app.wb.doc.as_ref().filter(|d| d.is_dirty())?;
     // A folder per exit keeps the file's name the template's, so it passes
     // `whet templates check` and can be copied into the prompts folder.
     let Ok(dir) = crate::paths::data_dir()
         .map(|d| d.join("unsaved-templates").join(now_unix_ms().to_string()))
     else {
-        return;
+        return None;
     };
     let path = dir.join(format!("{}.toml", doc.name()));
     let text = crate::prompt::to_toml(&doc.to_template_anyway());
@@ -664,13 +731,19 @@ fn keep_unsaved_template(app: &App) {
                 doc.name(),
                 path.display()
             );
-            eprintln!(
+            Some(format!(
                 "whet: unsaved changes to template {} were kept in {}",
                 doc.name(),
                 path.display()
-            );
+            ))
         }
-        Err(error) => tracing::error!("cannot keep the unsaved template: {error}"),
+        Err(error) => {
+            tracing::error!("cannot keep the unsaved template: {error}");
+            Some(format!(
+                "whet: unsaved changes to template {} could not be kept: {error}",
+                doc.name()
+            ))
+        }
     }
 }
 
@@ -685,16 +758,6 @@ fn export_session(app: &App) -> Msg {
     }
 }
 
-fn open_session(dir: &Path, name: &str) -> Msg {
-    let loaded = session::session_path(dir, name)
-        .and_then(|path| session::load(&path))
-        .map_err(|e| e.to_string());
-    match loaded {
-        Ok(session) => Msg::SessionOpened(Box::new(session)),
-        Err(error) => error_notice(error),
-    }
-}
-
 /// Installed models (the models folder) and the one in use, wherever it is.
 fn model_items(current: &Path) -> Vec<PickerItem> {
     let mut paths: Vec<PathBuf> = crate::paths::models_dir()
@@ -706,9 +769,23 @@ fn model_items(current: &Path) -> Vec<PickerItem> {
         .map(|entry| entry.path())
         .filter(|path| path.extension().is_some_and(|e| e == "gguf") && path.is_file())
         .collect();
-    if !paths.iter().any(|p| p == current) {
-        paths.push(current.to_path_buf());
-    }
+    // `--model` may name an installed file through a symlink or another
+    // spelling of its path: the same file is listed once.
+    let same_file = |a: &Path, b: &Path| {
+        a == b
+            || matches!(
+                (std::fs::canonicalize(a), std::fs::canonicalize(b)),
+                (Ok(a), Ok(b)) if a == b
+            )
+    };
+    let current = paths
+        .iter()
+        .find(|p| same_file(p, current))
+        .cloned()
+        .unwrap_or_else(|| {
+            paths.push(current.to_path_buf());
+            current.to_path_buf()
+        });
     paths.sort();
     paths
         .into_iter()
@@ -753,7 +830,16 @@ fn session_items(dir: &Path, current: &str) -> Vec<PickerItem> {
 
 fn engine_msg(event: Event) -> Option<Msg> {
     match event {
-        Event::Token { id, text, .. } => Some(Msg::Token { id, text }),
+        Event::Token {
+            id,
+            text,
+            context_used,
+            ..
+        } => Some(Msg::Token {
+            id,
+            text,
+            context_used,
+        }),
         Event::Done {
             id, reason, stats, ..
         } => Some(Msg::GenerationDone {

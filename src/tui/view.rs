@@ -71,6 +71,7 @@ fn render_overlays(app: &App, frame: &mut Frame, area: Rect) {
     match &app.overlay {
         Some(Overlay::Settings(form)) => render_settings(app, form, frame, area),
         Some(Overlay::Picker(picker)) => render_picker(app, picker, frame, area),
+        Some(Overlay::QuitUnsaved) => render_quit_unsaved(app, frame, area),
         None => {}
     }
     if app.show_help {
@@ -374,6 +375,14 @@ fn render_status(app: &App, frame: &mut Frame, area: Rect) {
             turn.tokens_per_sec, turn.ttft_ms
         )));
     }
+    // A failed save stays in view until a save works: a passing notice
+    // is too easy to miss before quitting.
+    if app.unsaved.is_some() {
+        spans.push(Span::styled(
+            " │ NOT SAVED",
+            theme.style(Slot::StatusError).add_modifier(Modifier::BOLD),
+        ));
+    }
     if let Some(notice) = &app.notice {
         let slot = if notice.error {
             Slot::StatusError
@@ -389,6 +398,36 @@ fn render_status(app: &App, frame: &mut Frame, area: Rect) {
         Paragraph::new(Line::from(spans)).style(theme.style(Slot::StatusBar)),
         area,
     );
+}
+
+/// The question before quitting with turns the session file does not hold.
+fn render_quit_unsaved(app: &App, frame: &mut Frame, area: Rect) {
+    let theme = &app.theme;
+    let why = app.unsaved.as_deref().unwrap_or("the last save failed");
+    let inner = popup(app, frame, area, 90, 10, "The session is not saved");
+    let key = |key: &str, what: String| {
+        Line::from(vec![
+            Span::styled(format!("{key:>4}  "), theme.style(Slot::HelpKey)),
+            Span::styled(what, theme.style(Slot::Text)),
+        ])
+    };
+    let lines = vec![
+        Line::styled(sanitize(why), theme.style(Slot::StatusError)),
+        Line::raw(""),
+        key(
+            "r",
+            "try saving again (after freeing space or fixing the folder)".into(),
+        ),
+        key(
+            "q",
+            format!(
+                "quit, writing a rescue copy to {} (its path is printed)",
+                sanitize(&app.rescue_hint)
+            ),
+        ),
+        key("Esc", "keep working".into()),
+    ];
+    frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), inner);
 }
 
 /// A centred box of at most `width`×`height`, cleared, with a title.

@@ -132,3 +132,45 @@ pub fn assert_cooked_terminal(stty_file: &Path) {
         );
     }
 }
+
+/// A 100x30 shell whose whet keeps its data, logs and config in `dir`;
+/// `env` is extra `env` words.
+pub fn chat_tmux(name: &str, dir: &Path, env: &str) -> Tmux {
+    Tmux::start(
+        name,
+        100,
+        30,
+        &format!(
+            "WHET_LOG_DIR={0} WHET_DATA_DIR={0} WHET_CONFIG_DIR={0}/config {env}",
+            dir.display()
+        ),
+    )
+}
+
+/// Starts the chat UI on `session` with the default model and waits for
+/// it to load; the shell then prints `EXIT=<code>` and writes `stty -a` to
+/// `dir/stty.txt`. Returns the pids of whet and its worker.
+pub fn start_chat(tmux: &Tmux, dir: &Path, session: &str) -> (i32, i32) {
+    let command = format!(
+        "{} --model {} --session {session}; echo EXIT=$?; stty -a > {}/stty.txt",
+        super::whet_bin().display(),
+        super::smollm2().display(),
+        dir.display()
+    );
+    tmux.keys(&[&command, "Enter"]);
+    tmux.wait_for("the model to load", |s| s.contains("● ready"));
+    let whet = children(tmux.shell_pid())[0];
+    let worker = children(whet)[0];
+    (whet, worker)
+}
+
+/// The first line of text under the reply that is still streaming.
+pub fn streamed_reply_line(screen: &str) -> String {
+    let mut lines = screen.lines().skip_while(|l| !l.contains("Assistant …"));
+    lines.next();
+    lines
+        .next()
+        .unwrap_or_default()
+        .trim_matches(|c: char| c == '│' || c.is_whitespace())
+        .to_string()
+}

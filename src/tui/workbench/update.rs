@@ -277,6 +277,11 @@ fn go_ahead(app: &mut App, next: AfterConfirm) -> Vec<Effect> {
             refresh(app)
         }
         AfterConfirm::OpenRun(id) => vec![Effect::OpenRun(id)],
+        AfterConfirm::Quit if app.unsaved.is_some() => {
+            // The chat's turns are not on disk either: that question next.
+            app.overlay = Some(crate::tui::app::Overlay::QuitUnsaved);
+            Vec::new()
+        }
         AfterConfirm::Quit => {
             app.should_quit = true;
             vec![Effect::Quit]
