@@ -73,6 +73,113 @@ fn check_reports_template_errors_at_their_file_position() {
 }
 
 #[test]
+fn check_compares_example_vars_with_the_prompt() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("t.toml");
+    std::fs::write(
+        &file,
+        "version = 1\nname = \"t\"\ndescription = \"d\"\nprompt = \"{{word}}, {{n}} times\"\n\
+         \n[[examples]]\noutput = \"o\"\n\
+         [examples.vars]\nwrod = \"x\"\nn = \"2\"\n",
+    )
+    .unwrap();
+    let output = whet_in(dir.path(), &["templates", "check", file.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(1), "{}", stdout(&output));
+    let f = file.display();
+    assert_eq!(
+        stdout(&output),
+        format!(
+            "{f}:8:1: example 1 lacks variable 'word' that the prompt uses\n\
+             {f}:9:1: example 1: unknown variable 'wrod' (the prompt uses: word, n)\n"
+        )
+    );
+    // The same file is refused where it is loaded: `templates show`.
+    let prompts = dir.path().join("config/prompts");
+    std::fs::create_dir_all(&prompts).unwrap();
+    std::fs::copy(&file, prompts.join("t.toml")).unwrap();
+    let output = whet_in(dir.path(), &["templates", "show", "t"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("t.toml:9:1: example 1: unknown variable 'wrod'"),
+        "{}",
+        stderr(&output)
+    );
+
+    // With word declared with a default and wrod fixed to n only: it
+    // loads, and check warns that the example takes the default.
+    std::fs::write(
+        &file,
+        "version = 1\nname = \"t\"\ndescription = \"d\"\nprompt = \"{{word}}, {{n}} times\"\n\
+         [variables.word]\ndefault = \"hello\"\n\
+         [[examples]]\noutput = \"o\"\n\
+         [examples.vars]\nn = \"2\"\n",
+    )
+    .unwrap();
+    let output = whet_in(dir.path(), &["templates", "check", file.to_str().unwrap()]);
+    assert!(output.status.success(), "{}", stdout(&output));
+    assert_eq!(
+        stdout(&output),
+        format!(
+            "{f}:9:1: warning: example 1 lacks variable 'word' that the prompt uses (it takes the declared default)\n\
+             {f}: ok (1 warning)\n"
+        )
+    );
+}
+
+#[test]
+fn check_refuses_an_endless_file_quickly() {
+    let dir = tempfile::tempdir().unwrap();
+    let start = std::time::Instant::now();
+    // Unbounded, it would read until memory runs out: a 2 GiB address space
+    // makes that a quick failure instead of the machine's problem.
+    let mut child = std::process::Command::new("sh")
+        .args(["-c", "ulimit -v 2097152 && exec \"$0\" \"$@\""])
+        .arg(whet_bin())
+        .args(["templates", "check", "/dev/zero"])
+        .env("WHET_CONFIG_DIR", dir.path().join("config"))
+        .env("WHET_LOG_DIR", dir.path())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > std::time::Duration::from_secs(10) {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!("`whet templates check /dev/zero` still running after 10 s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    assert_eq!(
+        stdout(&output),
+        "/dev/zero: too large for a template (more than 4 MiB)\n"
+    );
+}
+
+#[test]
+fn check_columns_on_line_one_of_a_file_with_a_byte_order_mark() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bom.toml");
+    std::fs::write(
+        &file,
+        "\u{feff}version = 0\nname = \"bom\"\ndescription = \"d\"\nprompt = \"p\"\n",
+    )
+    .unwrap();
+    let output = whet_in(dir.path(), &["templates", "check", file.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(
+        stdout(&output).trim_end(),
+        format!(
+            "{}:1:11: template format version 0 does not exist (this whet reads 1)",
+            file.display()
+        )
+    );
+}
+
+#[test]
 fn show_renders_values_once_and_reports_missing_ones() {
     let dir = tempfile::tempdir().unwrap();
     let value = dir.path().join("description.txt");

@@ -160,7 +160,7 @@ impl Comparison {
 }
 
 fn run_saves(args: &BenchArgs, messages: usize) -> Result<ExitCode, String> {
-    if !(args.saves_rate > 0.0) {
+    if args.saves_rate.is_nan() || args.saves_rate <= 0.0 {
         return Err("--saves-rate must be more than 0".into());
     }
     // Beside the real sessions: the same disk, so the same fsync cost.

@@ -164,7 +164,16 @@ fn check(files: &[PathBuf]) -> ExitCode {
     let mut failed = false;
     for file in files {
         match check_file(file) {
-            Ok(()) => outln!("{}: ok", file.display()),
+            Ok(warnings) => {
+                for warning in &warnings {
+                    outln!("{warning}");
+                }
+                match warnings.len() {
+                    0 => outln!("{}: ok", file.display()),
+                    1 => outln!("{}: ok (1 warning)", file.display()),
+                    n => outln!("{}: ok ({n} warnings)", file.display()),
+                }
+            }
             Err(problems) => {
                 failed = true;
                 for problem in problems {
@@ -180,15 +189,23 @@ fn check(files: &[PathBuf]) -> ExitCode {
     }
 }
 
-fn check_file(file: &Path) -> Result<(), Vec<String>> {
+/// The file's warnings, or its problems (each a line to print).
+fn check_file(file: &Path) -> Result<Vec<String>, Vec<String>> {
     let label = file.display().to_string();
-    let text =
-        std::fs::read_to_string(file).map_err(|e| vec![format!("{label}: cannot read: {e}")])?;
+    let text = library::read_template_file(file).map_err(|e| {
+        vec![match e.kind() {
+            std::io::ErrorKind::FileTooLarge => format!("{label}: {e}"),
+            _ => format!("{label}: cannot read: {e}"),
+        }]
+    })?;
     let stem = file
         .file_stem()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    template::parse_named(&text, &label, &stem)
-        .map(|_| ())
-        .map_err(|errors| errors.iter().map(ToString::to_string).collect())
+    let lines = |errors: Vec<template::TemplateError>| -> Vec<String> {
+        errors.iter().map(ToString::to_string).collect()
+    };
+    template::check_named(&text, &label, &stem)
+        .map(|(_, warnings)| lines(warnings))
+        .map_err(lines)
 }

@@ -5,7 +5,41 @@
 
 use super::template::{is_template_name, parse_named, to_toml, Template, TemplateError};
 use crate::store::atomic::write_atomic;
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
+
+/// The most a template file may hold: 4 MiB. The shipped templates are a few
+/// KiB, and one with many long few-shot examples stays far below this (they
+/// all go into the model's context, which is much smaller); a wrong path
+/// such as `/dev/zero` or a model file is refused after reading this much,
+/// not read into memory whole.
+pub const MAX_TEMPLATE_BYTES: u64 = 4 * 1024 * 1024;
+
+/// The text of a template file, read through [`MAX_TEMPLATE_BYTES`] and no
+/// further: a longer file is an error of kind `FileTooLarge`, `too large for
+/// a template (more than 4 MiB)`; one that is not UTF-8, of kind
+/// `InvalidData`. Every template read from disk goes through here.
+pub fn read_template_file(path: &Path) -> io::Result<String> {
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?
+        .take(MAX_TEMPLATE_BYTES + 1)
+        .read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_TEMPLATE_BYTES {
+        return Err(io::Error::new(
+            io::ErrorKind::FileTooLarge,
+            format!(
+                "too large for a template (more than {} MiB)",
+                MAX_TEMPLATE_BYTES / (1024 * 1024)
+            ),
+        ));
+    }
+    String::from_utf8(bytes).map_err(|_| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            "stream did not contain valid UTF-8",
+        )
+    })
+}
 
 /// The shipped templates, by name, sorted. A new file in `prompts/` needs a
 /// line here (a test checks that every file is listed).
@@ -62,7 +96,7 @@ pub fn list(user_dir: Option<&Path>) -> Vec<TemplateEntry> {
     let mut entries: Vec<TemplateEntry> = user_files(user_dir)
         .into_iter()
         .filter_map(|(name, path)| {
-            let text = std::fs::read_to_string(&path).ok()?;
+            let text = read_template_file(&path).ok()?;
             Some(TemplateEntry {
                 name,
                 source: Source::User(path),
@@ -80,13 +114,14 @@ pub fn list(user_dir: Option<&Path>) -> Vec<TemplateEntry> {
 }
 
 /// The template called `name`: the user's file if there is one, else the
-/// shipped one. Errors: `PATH: <io error>`, or
+/// shipped one. Errors: `PATH: <io error>` (`PATH: too large for a
+/// template (more than 4 MiB)`, see [`read_template_file`]), or
 /// `unknown template 'x' (available: acronym, codegen, …)`.
 pub fn find(name: &str, user_dir: Option<&Path>) -> Result<TemplateEntry, String> {
     if is_template_name(name) {
         if let Some(dir) = user_dir {
             let path = dir.join(format!("{name}.toml"));
-            match std::fs::read_to_string(&path) {
+            match read_template_file(&path) {
                 Ok(text) => {
                     return Ok(TemplateEntry {
                         name: name.to_string(),
@@ -164,6 +199,7 @@ fn user_files(user_dir: Option<&Path>) -> Vec<(String, PathBuf)> {
 mod tests {
     use super::*;
     use crate::prompt::render::{render, ExampleSelection};
+    use crate::prompt::template::check_named;
     use std::collections::BTreeMap;
 
     #[test]
@@ -193,6 +229,8 @@ mod tests {
                 panic!("{}", lines.join("\n"))
             });
             assert_eq!(template.name, entry.name);
+            let (_, warnings) = check_named(&entry.text, &entry.label(), &entry.name).unwrap();
+            assert!(warnings.is_empty(), "{warnings:?}");
             let values: BTreeMap<String, String> = template
                 .variables()
                 .into_iter()
@@ -261,6 +299,39 @@ mod tests {
         assert_eq!(qa, &find("qa", Some(dir.path())).unwrap());
         assert_eq!(load(qa).unwrap().description, "mine");
         assert!(find("summarize", Some(dir.path())).unwrap().is_shipped());
+    }
+
+    #[test]
+    fn template_files_are_read_up_to_a_bound() {
+        let dir = tempfile::tempdir().unwrap();
+        let limit = MAX_TEMPLATE_BYTES as usize;
+        let text = "version = 1\nname = \"big\"\ndescription = \"d\"\nprompt = \"p\"\n";
+        let path = dir.path().join("big.toml");
+        // Exactly at the bound: read whole.
+        let at_bound = format!("{text}{}", "#".repeat(limit - text.len()));
+        std::fs::write(&path, &at_bound).unwrap();
+        assert_eq!(read_template_file(&path).unwrap(), at_bound);
+        assert!(find("big", Some(dir.path())).is_ok());
+        // One byte more: refused, by `find` with the path; `list` leaves it out.
+        std::fs::write(&path, format!("{at_bound}#")).unwrap();
+        let error = read_template_file(&path).unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::FileTooLarge);
+        assert_eq!(
+            find("big", Some(dir.path())).unwrap_err(),
+            format!(
+                "{}: too large for a template (more than 4 MiB)",
+                path.display()
+            )
+        );
+        assert!(list(Some(dir.path())).iter().all(|e| e.name != "big"));
+        // A device that never ends is refused just the same.
+        let zero = read_template_file(Path::new("/dev/zero")).unwrap_err();
+        assert_eq!(zero.kind(), io::ErrorKind::FileTooLarge);
+        std::fs::write(&path, b"prompt = '\xff'\n").unwrap();
+        assert_eq!(
+            read_template_file(&path).unwrap_err().kind(),
+            io::ErrorKind::InvalidData
+        );
     }
 
     #[test]

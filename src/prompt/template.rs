@@ -23,6 +23,13 @@
 //! - `example N: give either 'vars' or 'input', not both` and
 //!   `example N: give either 'vars' or 'input' (it has neither)`, at the
 //!   example's `[[examples]]` header (N counts from 1);
+//! - for a `vars` example (an `input` example is a literal user message, so
+//!   it is not compared with the prompt): `example N lacks variable 'x'
+//!   that the prompt uses`, at the example's `vars` table, for a variable of
+//!   the prompt without a declared default; `example N: unknown variable
+//!   'x' (the prompt uses: a, b)` (or `(the prompt uses no variables)`) at
+//!   the key in `vars`; and `example N: variable 'x' is only in the system
+//!   prompt, which examples do not fill (the prompt uses: a, b)`;
 //! - the placeholder errors of [`super::placeholders`] in `system`,
 //!   `prompt`, `refine.feedback` and `refine.refine`, at the `{{` or `}}` in
 //!   the file;
@@ -30,6 +37,15 @@
 //!   (`refine.refine` can also use `feedback`).
 //!
 //! Every problem past the TOML stage is reported, in file order.
+//!
+//! Warnings ([`check_named`] only; the template still loads):
+//!
+//! - `warning: example N lacks variable 'x' that the prompt uses (it takes
+//!   the declared default)`, at the example's `vars` table: the example pair
+//!   changes with the default.
+//!
+//! Columns count characters from the start of the line; a UTF-8 byte order
+//! mark at the start of the file is not one.
 
 use super::placeholders::{self, is_variable_name, Segment};
 use super::toml_string;
@@ -283,7 +299,7 @@ impl std::error::Error for TemplateError {}
 
 /// Reads and checks a template file; `file` names it in messages.
 pub fn parse(text: &str, file: &str) -> Result<Template, Vec<TemplateError>> {
-    parse_checked(text, file, None)
+    parse_checked(text, file, None).map(|(template, _)| template)
 }
 
 /// [`parse`], and the template's `name` must be `file_name` (the file's name
@@ -293,14 +309,26 @@ pub fn parse_named(
     file: &str,
     file_name: &str,
 ) -> Result<Template, Vec<TemplateError>> {
+    parse_checked(text, file, Some(file_name)).map(|(template, _)| template)
+}
+
+/// [`parse_named`] for `whet templates check`: the template comes with its
+/// warnings, in file order — doubts that do not stop it from loading (see
+/// the module's list of messages).
+pub fn check_named(
+    text: &str,
+    file: &str,
+    file_name: &str,
+) -> Result<(Template, Vec<TemplateError>), Vec<TemplateError>> {
     parse_checked(text, file, Some(file_name))
 }
 
+/// The template and its warnings, or its errors.
 fn parse_checked(
     text: &str,
     file: &str,
     file_name: Option<&str>,
-) -> Result<Template, Vec<TemplateError>> {
+) -> Result<(Template, Vec<TemplateError>), Vec<TemplateError>> {
     let doc = DeTable::parse(text).map_err(|e| vec![TemplateError::toml(file, text, &e)])?;
     let doc = doc.get_ref();
     // Before the fields: a newer file may well have fields we do not know.
@@ -365,20 +393,41 @@ fn parse_checked(
             }
         }
     }
-    let example_spans: Vec<usize> = match get(doc, "examples").map(Spanned::get_ref) {
-        Some(DeValue::Array(items)) => items.iter().map(|i| i.span().start).collect(),
-        _ => Vec::new(),
-    };
+    let places = example_places(doc);
+    let mut warnings: Vec<(usize, String)> = Vec::new();
     for (i, example) in template.examples.iter().enumerate() {
+        let place = places.get(i).cloned().unwrap_or_default();
         let what = match (&example.vars, &example.input) {
             (Some(_), Some(_)) => ", not both",
             (None, None) => " (it has neither)",
             _ => continue,
         };
         problems.push((
-            example_spans.get(i).copied().unwrap_or(0),
+            place.start,
             format!("example {}: give either 'vars' or 'input'{what}", i + 1),
         ));
+    }
+    // Examples fill only the prompt, with their own values: a value for
+    // anything else would be dropped and a missing one would be taken from
+    // the defaults, both without a word. A malformed prompt is reported
+    // above; its variables are not known well enough to compare.
+    if let Ok(segments) = placeholders::parse(&template.prompt) {
+        let mut used = Vec::new();
+        placeholders::add_variables(&segments, &mut used);
+        for (i, example) in template.examples.iter().enumerate() {
+            if let (Some(vars), None) = (&example.vars, &example.input) {
+                let place = places.get(i).cloned().unwrap_or_default();
+                check_example_vars(
+                    &template,
+                    &used,
+                    i + 1,
+                    vars,
+                    &place,
+                    &mut problems,
+                    &mut warnings,
+                );
+            }
+        }
     }
     for key in ["system", "prompt"] {
         if let Some(value) = get(doc, key) {
@@ -403,14 +452,105 @@ fn parse_checked(
         }
     }
 
-    if problems.is_empty() {
-        Ok(template)
-    } else {
-        problems.sort_by_key(|(offset, _)| *offset);
-        Err(problems
+    let at_offsets = |mut found: Vec<(usize, String)>| -> Vec<TemplateError> {
+        found.sort_by_key(|(offset, _)| *offset);
+        found
             .into_iter()
             .map(|(offset, message)| TemplateError::at(file, text, offset, message))
-            .collect())
+            .collect()
+    };
+    if problems.is_empty() {
+        Ok((template, at_offsets(warnings)))
+    } else {
+        Err(at_offsets(problems))
+    }
+}
+
+/// Where an example is in the file (byte offsets).
+#[derive(Debug, Clone, Default)]
+struct ExamplePlace {
+    /// Its `[[examples]]` header, or the `{` of an inline table.
+    start: usize,
+    /// Its `vars` table: the `[examples.vars]` header, or the `{` of an
+    /// inline table.
+    vars: Option<usize>,
+    /// Each key of that table.
+    keys: BTreeMap<String, usize>,
+}
+
+/// The places of the `[[examples]]` entries, in order.
+fn example_places(doc: &DeTable) -> Vec<ExamplePlace> {
+    let Some(DeValue::Array(items)) = get(doc, "examples").map(Spanned::get_ref) else {
+        return Vec::new();
+    };
+    items
+        .iter()
+        .map(|item| {
+            let mut place = ExamplePlace {
+                start: item.span().start,
+                ..ExamplePlace::default()
+            };
+            if let DeValue::Table(example) = item.get_ref() {
+                if let Some(value) = get(example, "vars") {
+                    place.vars = Some(value.span().start);
+                    if let DeValue::Table(vars) = value.get_ref() {
+                        place.keys = vars
+                            .iter()
+                            .map(|(k, _)| (k.get_ref().to_string(), k.span().start))
+                            .collect();
+                    }
+                }
+            }
+            place
+        })
+        .collect()
+}
+
+/// A `vars` example (number `n`) against the variables its prompt uses:
+/// a variable it lacks is an error, or a warning when the variable has a
+/// declared default (which the example then takes); a variable it has that
+/// the prompt does not use is an error.
+fn check_example_vars(
+    template: &Template,
+    used: &[String],
+    n: usize,
+    vars: &BTreeMap<String, String>,
+    place: &ExamplePlace,
+    problems: &mut Vec<(usize, String)>,
+    warnings: &mut Vec<(usize, String)>,
+) {
+    let vars_at = place.vars.unwrap_or(place.start);
+    for name in used.iter().filter(|name| !vars.contains_key(*name)) {
+        let message = format!("example {n} lacks variable '{name}' that the prompt uses");
+        if template.default_of(name).is_some() {
+            warnings.push((
+                vars_at,
+                format!("warning: {message} (it takes the declared default)"),
+            ));
+        } else {
+            problems.push((vars_at, message));
+        }
+    }
+    let uses = if used.is_empty() {
+        "the prompt uses no variables".to_string()
+    } else {
+        format!("the prompt uses: {}", used.join(", "))
+    };
+    let system = template
+        .system
+        .as_deref()
+        .map(placeholders::variables)
+        .unwrap_or_default();
+    for name in vars.keys().filter(|name| !used.contains(*name)) {
+        let at = place.keys.get(name).copied().unwrap_or(vars_at);
+        let message = if system.contains(name) {
+            format!(
+                "example {n}: variable '{name}' is only in the system prompt, which examples do not fill ({uses})"
+            )
+        } else {
+            format!("example {n}: unknown variable '{name}' ({uses})")
+        };
+        problems.push((at, message));
     }
 }
 
@@ -946,6 +1086,149 @@ stop_phrase = "NO FURTHER CHANGES"
         );
     }
 
+    /// The warnings of `text`, which must load, as displayed.
+    fn warnings(text: &str) -> Vec<String> {
+        let (_, warnings) = check_named(text, FILE, "t").unwrap();
+        warnings.iter().map(ToString::to_string).collect()
+    }
+
+    #[test]
+    fn example_vars_must_be_those_of_the_prompt() {
+        // The report's case: a misspelt name would take word's default
+        // without a word.
+        let text = with(
+            "prompt = '{{word}} and {{n}}'\n\
+             [variables.word]\ndefault = 'default word'\n\
+             [[examples]]\noutput = 'o'\n[examples.vars]\nword = 'w'\nn = '1'\n\
+             [[examples]]\noutput = 'o'\n[examples.vars]\nn = '2'\nwrod = 'x'\n",
+        );
+        assert_eq!(
+            errors(&text),
+            ["t.toml:16:1: example 2: unknown variable 'wrod' (the prompt uses: word, n)"]
+        );
+        // Without the default, the missing word is an error too.
+        let text = with(
+            "prompt = '{{word}} and {{n}}'\n\
+             [[examples]]\noutput = 'o'\n[examples.vars]\nword = 'w'\nn = '1'\n\
+             [[examples]]\noutput = 'o'\n[examples.vars]\nn = '2'\nwrod = 'x'\n",
+        );
+        assert_eq!(
+            errors(&text),
+            [
+                "t.toml:12:1: example 2 lacks variable 'word' that the prompt uses",
+                "t.toml:14:1: example 2: unknown variable 'wrod' (the prompt uses: word, n)",
+            ]
+        );
+    }
+
+    #[test]
+    fn example_vars_in_inline_tables_and_quoted_keys() {
+        let text = with(
+            "prompt = '{{a}}'\n\
+             examples = [{ output = 'o', vars = { a = '1' } }, { output = 'o', vars = { \"a b\" = '1' } }]\n",
+        );
+        assert_eq!(
+            errors(&text),
+            [
+                "t.toml:5:74: example 2 lacks variable 'a' that the prompt uses",
+                "t.toml:5:76: example 2: unknown variable 'a b' (the prompt uses: a)",
+            ]
+        );
+    }
+
+    #[test]
+    fn an_example_value_for_the_system_prompt_is_reported() {
+        let text = with(
+            "system = 'You are {{persona}}.'\nprompt = '{{message}}'\n\
+             [variables.persona]\ndefault = 'a captain'\n\
+             [[examples]]\noutput = 'o'\n[examples.vars]\nmessage = 'hi'\npersona = 'a pirate'\n",
+        );
+        assert_eq!(
+            errors(&text),
+            ["t.toml:12:1: example 1: variable 'persona' is only in the system prompt, which examples do not fill (the prompt uses: message)"]
+        );
+        // Left out, as the examples of prompts/persona.toml do: fine.
+        let text = with(
+            "system = 'You are {{persona}}.'\nprompt = '{{message}}'\n\
+             [[examples]]\noutput = 'o'\n[examples.vars]\nmessage = 'hi'\n",
+        );
+        assert_eq!(warnings(&text), Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_prompt_without_variables_takes_no_example_vars() {
+        let text = with(
+            "prompt = 'Say hi.'\n\
+             [[examples]]\noutput = 'o'\n[examples.vars]\n\
+             [[examples]]\noutput = 'o'\n[examples.vars]\nx = '1'\n",
+        );
+        assert_eq!(
+            errors(&text),
+            ["t.toml:11:1: example 2: unknown variable 'x' (the prompt uses no variables)"]
+        );
+    }
+
+    #[test]
+    fn input_examples_are_not_compared_with_the_prompt() {
+        // `input` is the whole user message, whatever the prompt's
+        // variables (render.rs sends it as written).
+        let text = with("prompt = '{{a}} {{b}}'\n[[examples]]\ninput = 'literal'\noutput = 'o'\n");
+        assert!(parse(&text, FILE).is_ok());
+        assert_eq!(warnings(&text), Vec::<String>::new());
+    }
+
+    #[test]
+    fn an_example_taking_a_declared_default_is_a_warning() {
+        // Documented, and what the workbench writes for a value left empty:
+        // it loads, and `check` says so.
+        let text = with(
+            "prompt = '{{text}} in {{length}}'\n\
+             [variables.length]\ndefault = 'one sentence'\n\
+             [[examples]]\noutput = 'o'\n[examples.vars]\ntext = 't'\n",
+        );
+        assert!(parse(&text, FILE).is_ok());
+        assert_eq!(
+            warnings(&text),
+            ["t.toml:9:1: warning: example 1 lacks variable 'length' that the prompt uses (it takes the declared default)"]
+        );
+        // An error elsewhere: only the errors.
+        let broken = text.replace("name = \"t\"", "name = \"?\"");
+        assert_eq!(
+            errors(&broken),
+            ["t.toml:2:8: invalid template name '?' (use letters, digits, '-' and '_')"]
+        );
+    }
+
+    #[test]
+    fn example_vars_are_not_compared_with_a_malformed_prompt() {
+        let text =
+            with("prompt = '{{word}'\n[[examples]]\noutput = 'o'\n[examples.vars]\nword = 'w'\n");
+        assert_eq!(
+            errors(&text),
+            ["t.toml:4:11: unclosed '{{' (no '}}' after it)"]
+        );
+    }
+
+    #[test]
+    fn columns_on_line_one_do_not_count_a_byte_order_mark() {
+        let text = "\u{feff}version = 0\nname = 't'\ndescription = 'd'\nprompt = '{{'\n";
+        assert_eq!(
+            errors(text),
+            [
+                "t.toml:1:11: template format version 0 does not exist (this whet reads 1)",
+                "t.toml:4:11: unclosed '{{' (no '}}' after it)",
+            ]
+        );
+        // The parser's own errors too; as without the mark.
+        assert_eq!(
+            errors("\u{feff}version = 'x\n"),
+            ["t.toml:1:13: invalid literal string, expected `'`"]
+        );
+        let text = with("prompt = '{{a}}'\n[[examples]]\noutput = 'o'\nvars = { b = '' }\n");
+        let with_mark = format!("\u{feff}{text}");
+        assert_eq!(errors(&with_mark), errors(&text));
+    }
+
     #[test]
     fn placeholder_errors_at_their_place_in_the_file() {
         // A `"""` string starting with a line break: the error is on the
@@ -1066,10 +1349,10 @@ stop_phrase = "NO FURTHER CHANGES"
             ]),
             examples: vec![
                 Example {
-                    vars: Some(BTreeMap::from([
-                        ("x".into(), "path\\to\\file\nline 2".into()),
-                        ("odd key".into(), "v".into()),
-                    ])),
+                    vars: Some(BTreeMap::from([(
+                        "x".into(),
+                        "path\\to\\file\nline 2".into(),
+                    )])),
                     input: None,
                     output: "it's '''".into(),
                     enabled: true,
@@ -1147,6 +1430,8 @@ stop_phrase = "NO FURTHER CHANGES"
         assert!(text.contains("system = 'path\\to \"x\"'\n"), "{text}");
         assert!(text.contains("temperature = 1.0\n"), "{text}");
         template.prompt = "s.split(\"\")\n\"\"\"\"x\"".into();
+        // No {{x}} any more: the examples' x would be unknown.
+        template.examples.clear();
         let text = to_toml(&template);
         assert!(
             text.contains("prompt = \"\"\"\ns.split(\"\")\n\"\"\\\"\"x\\\"\"\"\"\n"),
@@ -1154,9 +1439,28 @@ stop_phrase = "NO FURTHER CHANGES"
         );
         assert_eq!(parse(&text, FILE).unwrap().prompt, template.prompt);
         assert!(text.contains("stop = [\"\\n\\n\", 'END\"']\n"), "{text}");
+    }
+
+    #[test]
+    fn to_toml_quotes_keys_that_need_it() {
+        let mut template = full_template();
+        let vars = template.examples[0].vars.as_mut().unwrap();
+        vars.insert("odd key".into(), "v".into());
+        let text = to_toml(&template);
         assert!(
             text.contains("[examples.vars]\n\"odd key\" = \"v\"\n"),
             "{text}"
+        );
+        // Such a name is no variable of the prompt.
+        let errors: Vec<String> = parse(&text, FILE)
+            .unwrap_err()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(
+            errors[0].ends_with(": example 1: unknown variable 'odd key' (the prompt uses: x)"),
+            "{errors:?}"
         );
     }
 
