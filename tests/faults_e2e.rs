@@ -361,13 +361,17 @@ fn run_in_terminal(name: &str, prompt: &[u8], extra: &str) -> (Tmux, String, Str
     tmux.run(&["set-option", "-g", "allow-rename", "on"]);
     tmux.run(&["set-option", "-g", "set-titles", "on"]);
     let command = format!(
-        "{} run --raw --model {} --temp 0 --max-tokens 30 {extra} < {} 2>/dev/null; echo EXIT=$?",
+        // The BEL ends an escape sequence the raw output may leave open,
+        // which would swallow the EXIT line.
+        "{} run --raw --model {} --temp 0 --max-tokens 30 {extra} < {} 2>/dev/null; r=$?; printf '\\a\\n'; echo EXIT=$r",
         whet_bin().display(),
         gemma3().display(),
         prompt_file.display()
     );
     tmux.keys(&[&command, "Enter"]);
-    let screen = tmux.wait_for("whet run to end", |s| s.contains("EXIT="));
+    let screen = tmux.wait_for("whet run to end", |s| {
+        s.lines().any(|l| l.starts_with("EXIT="))
+    });
     let title = tmux.run(&["display-message", "-p", "-t", "0", "#{pane_title}"]);
     (tmux, screen, title.trim().to_string())
 }
