@@ -58,9 +58,13 @@ fn a_second_whet_on_the_same_session_is_refused_and_a_killed_ones_lock_does_not_
     let dir = tempfile::tempdir().unwrap();
     let tmux = chat_tmux("two", dir.path(), "");
     let (whet, worker) = start_chat(&tmux, dir.path(), "same");
+    // A turn, stopped early (the chat samples with a fresh seed: its
+    // length is not known in advance).
     tmux.keys(&["Say hi.", "Enter"]);
-    tmux.wait_for("the reply", |s| {
-        s.contains("● ready") && s.contains("Assistant")
+    tmux.wait_for("the reply", |s| s.contains("● generating"));
+    tmux.escape();
+    tmux.wait_for("the reply to stop", |s| {
+        s.contains("● stopped") || s.contains("● ready")
     });
     let file = session_file(dir.path(), "same");
     let before = std::fs::read(&file).unwrap();

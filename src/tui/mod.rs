@@ -342,7 +342,7 @@ async fn event_loop(
                     Effect::Export => Some(export_session(&app)),
                     Effect::ListModels => Some(Msg::PickerItems(
                         PickerKind::Models,
-                        model_items(&app.model_path),
+                        model_items(crate::paths::models_dir().ok().as_deref(), &app.model_path),
                     )),
                     Effect::ListSessions => Some(Msg::PickerItems(
                         PickerKind::Sessions,
@@ -759,9 +759,8 @@ fn export_session(app: &App) -> Msg {
 }
 
 /// Installed models (the models folder) and the one in use, wherever it is.
-fn model_items(current: &Path) -> Vec<PickerItem> {
-    let mut paths: Vec<PathBuf> = crate::paths::models_dir()
-        .ok()
+fn model_items(models_dir: Option<&Path>, current: &Path) -> Vec<PickerItem> {
+    let mut paths: Vec<PathBuf> = models_dir
         .and_then(|dir| std::fs::read_dir(dir).ok())
         .into_iter()
         .flatten()
@@ -812,12 +811,24 @@ fn model_items(current: &Path) -> Vec<PickerItem> {
 fn session_items(dir: &Path, current: &str) -> Vec<PickerItem> {
     library::list(dir)
         .into_iter()
-        .map(|summary| PickerItem {
+        .map(|summary| {
+            // Shown, so that the refusal to open it is no surprise.
+            let elsewhere = (summary.name != current)
+                .then(|| crate::store::lock::holder(dir, &summary.name))
+                .flatten()
+                .map(|pid| match pid {
+                    Some(pid) => format!(" · open in another whet (pid {pid})"),
+                    None => " · open in another whet".to_string(),
+                })
+                .unwrap_or_default();
+            (summary, elsewhere)
+        })
+        .map(|(summary, elsewhere)| PickerItem {
             current: summary.name == current,
             key: summary.name.clone(),
             label: summary.name,
             detail: format!(
-                "{} message{}{}{}",
+                "{} message{}{}{}{elsewhere}",
                 summary.messages,
                 if summary.messages == 1 { "" } else { "s" },
                 if summary.title.is_empty() { "" } else { " · " },
@@ -826,6 +837,56 @@ fn session_items(dir: &Path, current: &str) -> Vec<PickerItem> {
             problem: summary.problem,
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_model_named_through_a_symlink_is_listed_once_as_current() {
+        let dir = tempfile::tempdir().unwrap();
+        let models = dir.path().join("models");
+        std::fs::create_dir_all(&models).unwrap();
+        let installed = models.join("a.gguf");
+        std::fs::write(&installed, b"GGUF").unwrap();
+        std::fs::write(models.join("b.gguf"), b"GGUF").unwrap();
+        let link = dir.path().join("link.gguf");
+        std::os::unix::fs::symlink(&installed, &link).unwrap();
+
+        let items = model_items(Some(&models), &link);
+        let labels: Vec<&str> = items.iter().map(|i| i.label.as_str()).collect();
+        assert_eq!(labels, ["a.gguf", "b.gguf"]);
+        assert!(items[0].current && !items[1].current);
+
+        // A model outside the folder is added, once.
+        let elsewhere = dir.path().join("c.gguf");
+        std::fs::write(&elsewhere, b"GGUF").unwrap();
+        let items = model_items(Some(&models), &elsewhere);
+        assert_eq!(items.len(), 3);
+        assert_eq!(items.iter().filter(|i| i.current).count(), 1);
+    }
+
+    #[test]
+    fn sessions_open_in_another_whet_say_so() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["mine", "theirs"] {
+            let path = session::session_path(dir.path(), name).unwrap();
+            session::save(&path, &Session::new(name)).unwrap();
+        }
+        let _mine = SessionLock::acquire(dir.path(), "mine").unwrap();
+        let _theirs = SessionLock::acquire(dir.path(), "theirs").unwrap();
+        let items = session_items(dir.path(), "mine");
+        let detail = |name: &str| items.iter().find(|i| i.key == name).unwrap().detail.clone();
+        assert_eq!(detail("mine"), "0 messages");
+        assert_eq!(
+            detail("theirs"),
+            format!(
+                "0 messages · open in another whet (pid {})",
+                std::process::id()
+            )
+        );
+    }
 }
 
 fn engine_msg(event: Event) -> Option<Msg> {
