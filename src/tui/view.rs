@@ -404,7 +404,7 @@ fn render_status(app: &App, frame: &mut Frame, area: Rect) {
 fn render_quit_unsaved(app: &App, frame: &mut Frame, area: Rect) {
     let theme = &app.theme;
     let why = app.unsaved.as_deref().unwrap_or("the last save failed");
-    let inner = popup(app, frame, area, 90, 10, "The session is not saved");
+    let inner = popup(app, frame, area, 90, 9, "The session is not saved");
     let key = |key: &str, what: String| {
         Line::from(vec![
             Span::styled(format!("{key:>4}  "), theme.style(Slot::HelpKey)),
