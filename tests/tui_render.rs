@@ -354,3 +354,33 @@ fn scrolled_up_the_view_stays_put_while_the_reply_grows() {
     let bottom = text_of(&draw(&app, 60, 20));
     assert!(bottom.contains("the newest line"), "{bottom}");
 }
+
+#[test]
+fn an_unsaved_session_says_so_in_the_status_and_asks_before_quitting() {
+    let mut app = conversation();
+    update(
+        &mut app,
+        Msg::SessionSaved(Err(
+            "/d/sessions/s.json: cannot save the session: No space left on device (os error 28)"
+                .into(),
+        )),
+    );
+    app.rescue_hint = "/tmp/whet-rescue".into();
+    let buffer = draw(&app, 100, 24);
+    let (x, y) = common::screen::find(&buffer, "NOT SAVED").expect("NOT SAVED in the status");
+    assert_eq!(y, 23, "on the status line");
+    assert_eq!(
+        Some(buffer[(x, y)].fg),
+        app.theme.style(Slot::StatusError).fg,
+        "in the error colour"
+    );
+    update(
+        &mut app,
+        Msg::Key(KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL)),
+    );
+    insta::assert_snapshot!("quit_unsaved_100x24", text_of(&draw(&app, 100, 24)));
+    // Tiny terminals do not panic with the question up.
+    for (width, height) in [(30, 8), (10, 3)] {
+        draw(&app, width, height);
+    }
+}

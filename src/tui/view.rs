@@ -404,7 +404,6 @@ fn render_status(app: &App, frame: &mut Frame, area: Rect) {
 fn render_quit_unsaved(app: &App, frame: &mut Frame, area: Rect) {
     let theme = &app.theme;
     let why = app.unsaved.as_deref().unwrap_or("the last save failed");
-    let inner = popup(app, frame, area, 90, 9, "The session is not saved");
     let key = |key: &str, what: String| {
         Line::from(vec![
             Span::styled(format!("{key:>4}  "), theme.style(Slot::HelpKey)),
@@ -427,7 +426,13 @@ fn render_quit_unsaved(app: &App, frame: &mut Frame, area: Rect) {
         ),
         key("Esc", "keep working".into()),
     ];
-    frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), inner);
+    let text = Paragraph::new(lines).wrap(Wrap { trim: false });
+    // As tall as the wrapped text, and no taller.
+    const WIDTH: u16 = 90;
+    let rows = text.line_count(area.width.min(WIDTH).saturating_sub(2));
+    let height = u16::try_from(rows).unwrap_or(u16::MAX).saturating_add(2);
+    let inner = popup(app, frame, area, WIDTH, height, "The session is not saved");
+    frame.render_widget(text, inner);
 }
 
 /// A centred box of at most `width`×`height`, cleared, with a title.
