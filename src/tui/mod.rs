@@ -839,6 +839,35 @@ fn session_items(dir: &Path, current: &str) -> Vec<PickerItem> {
         .collect()
 }
 
+fn engine_msg(event: Event) -> Option<Msg> {
+    match event {
+        Event::Token {
+            id,
+            text,
+            context_used,
+            ..
+        } => Some(Msg::Token {
+            id,
+            text,
+            context_used,
+        }),
+        Event::Done {
+            id, reason, stats, ..
+        } => Some(Msg::GenerationDone {
+            id,
+            reason,
+            context_used: stats.prompt_tokens + stats.generated_tokens,
+            figures: TurnFigures {
+                ttft_ms: stats.ttft_ms,
+                tokens_per_sec: stats.generation_tokens_per_sec(),
+            },
+            stats: Some(stats),
+        }),
+        Event::Error { id, message } => Some(Msg::GenerationFailed { id, message }),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -886,34 +915,5 @@ mod tests {
                 std::process::id()
             )
         );
-    }
-}
-
-fn engine_msg(event: Event) -> Option<Msg> {
-    match event {
-        Event::Token {
-            id,
-            text,
-            context_used,
-            ..
-        } => Some(Msg::Token {
-            id,
-            text,
-            context_used,
-        }),
-        Event::Done {
-            id, reason, stats, ..
-        } => Some(Msg::GenerationDone {
-            id,
-            reason,
-            context_used: stats.prompt_tokens + stats.generated_tokens,
-            figures: TurnFigures {
-                ttft_ms: stats.ttft_ms,
-                tokens_per_sec: stats.generation_tokens_per_sec(),
-            },
-            stats: Some(stats),
-        }),
-        Event::Error { id, message } => Some(Msg::GenerationFailed { id, message }),
-        _ => None,
     }
 }
