@@ -175,8 +175,13 @@ fn a_save_that_fails_stays_on_screen_quitting_asks_and_the_turns_go_to_a_rescue_
         }
     }
     tmux.keys(&["Name three colors.", "Enter"]);
-    let screen = tmux.wait_for("the failed save on screen after the reply", |s| {
-        s.contains("NOT SAVED") && s.contains("● ready")
+    tmux.wait_for("the failed save on screen while the reply streams", |s| {
+        s.contains("NOT SAVED") && !streamed_reply_line(s).is_empty()
+    });
+    // Stopped rather than waited for: a sampled reply may run long.
+    tmux.escape();
+    let screen = tmux.wait_for("the reply to end", |s| {
+        s.contains("NOT SAVED") && (s.contains("● stopped") || s.contains("● ready"))
     });
     assert!(screen.contains("Name three colors."), "{screen}");
 

@@ -2,6 +2,7 @@
 //! against a bare in-process llama-cpp-2 loop on the same model, threads and
 //! prompt, measured in the same run, alternating the two, several times.
 
+pub mod depth;
 pub mod raw;
 pub mod saves;
 pub mod stats;
@@ -49,6 +50,11 @@ pub struct BenchArgs {
     /// this many messages (no model needed).
     #[arg(long, value_name = "MESSAGES")]
     pub ui: Option<usize>,
+    /// Measure at these context depths instead (comma-separated, e.g.
+    /// `0,1024,2048,3072`): generation with that many tokens already cached,
+    /// and a prompt evaluated on top of them, as llama-bench's `-d`.
+    #[arg(long, value_delimiter = ',', value_name = "TOKENS")]
+    pub depth: Vec<usize>,
     /// Only measure saving a session of this many messages while a reply
     /// streams into it (no model needed; `--gen-tokens` long, at
     /// `--saves-rate` tokens per second).
@@ -197,6 +203,9 @@ pub async fn run(args: BenchArgs) -> Result<ExitCode, String> {
     if let Some(messages) = args.saves {
         return run_saves(&args, messages);
     }
+    if !args.depth.is_empty() {
+        return run_depths(&args).await;
+    }
     if let Some(messages) = args.ui {
         let report = ui::measure(messages, 200)?;
         if args.json {
@@ -227,13 +236,12 @@ pub async fn run(args: BenchArgs) -> Result<ExitCode, String> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub async fn measure(args: &BenchArgs) -> Result<BenchReport, String> {
-    if args.reps == 0 || args.gen_tokens < 2 || args.turns == 0 {
-        return Err("--reps and --turns must be at least 1 and --gen-tokens at least 2".into());
-    }
-    if args.turns > CHAT_TURNS.len() {
-        return Err(format!("--turns can be at most {}", CHAT_TURNS.len()));
-    }
+/// whet's worker with the model loaded, and the bare loop's model, for
+/// the same settings.
+async fn start_paths(
+    args: &BenchArgs,
+    n_ctx: u32,
+) -> Result<(EngineClient, raw::RawModel, PathBuf, u32), String> {
     let model = match &args.model {
         Some(path) => path.clone(),
         None => paths::default_model_path()?,
@@ -247,7 +255,7 @@ pub async fn measure(args: &BenchArgs) -> Result<BenchReport, String> {
     };
     let load = LoadRequest {
         model: model.clone(),
-        n_ctx: args.n_ctx,
+        n_ctx,
         n_batch: args.n_batch,
         threads,
         chat_format: None,
@@ -262,6 +270,71 @@ pub async fn measure(args: &BenchArgs) -> Result<BenchReport, String> {
     // The raw path runs in this process; its llama.cpp logs go to the log file.
     llama_cpp_2::send_logs_to_tracing(llama_cpp_2::LogOptions::default());
     let raw_model = raw::RawModel::load(&model)?;
+    Ok((engine, raw_model, model, threads))
+}
+
+async fn run_depths(args: &BenchArgs) -> Result<ExitCode, String> {
+    if args.reps == 0 || args.gen_tokens < 2 {
+        return Err("--reps must be at least 1 and --gen-tokens at least 2".into());
+    }
+    let deepest = args.depth.iter().copied().max().unwrap_or(0);
+    // Room for the deepest filler, the prompt on top and the generation.
+    let needed = deepest + 512 + args.gen_tokens as usize;
+    let n_ctx = u32::try_from(needed.div_ceil(256) * 256)
+        .map_err(|_| "--depth is too large".to_string())?
+        .max(args.n_ctx);
+    let (mut engine, raw_model, model, threads) = start_paths(args, n_ctx).await?;
+    let mut raw_ctx = raw_model.context(n_ctx, args.n_batch, threads, args.flash_attn.setting())?;
+    let mut reports = Vec::new();
+    for &depth in &args.depth {
+        reports.push(
+            depth::measure(
+                &mut engine,
+                &raw_model,
+                &mut raw_ctx,
+                depth,
+                args.gen_tokens,
+                args.reps,
+            )
+            .await?,
+        );
+    }
+    engine.shutdown().await;
+    if args.json {
+        let report = serde_json::json!({
+            "model": model,
+            "threads": threads,
+            "n_ctx": n_ctx,
+            "flash_attn": format!("{:?}", args.flash_attn),
+            "reps": args.reps,
+            "depths": reports,
+        });
+        outln!(
+            "{}",
+            serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?
+        );
+    } else {
+        outln!(
+            "{} · {threads} threads · flash attention {:?} · median [min-max] of {} runs",
+            model.display(),
+            args.flash_attn,
+            args.reps
+        );
+        for line in depth::table(&reports) {
+            outln!("{line}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn measure(args: &BenchArgs) -> Result<BenchReport, String> {
+    if args.reps == 0 || args.gen_tokens < 2 || args.turns == 0 {
+        return Err("--reps and --turns must be at least 1 and --gen-tokens at least 2".into());
+    }
+    if args.turns > CHAT_TURNS.len() {
+        return Err(format!("--turns can be at most {}", CHAT_TURNS.len()));
+    }
+    let (mut engine, raw_model, model, threads) = start_paths(args, args.n_ctx).await?;
     let mut raw_ctx =
         raw_model.context(args.n_ctx, args.n_batch, threads, args.flash_attn.setting())?;
     let prompt_tokens = raw_model.tokenize(PROMPT);

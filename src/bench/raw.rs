@@ -50,6 +50,17 @@ impl RawModel {
         tokens
     }
 
+    /// The text of `tokens`, special ones (BOS) left out: what `tokenize`
+    /// turns back into the same tokens, for text that tokenizes stably.
+    pub fn detokenize(&self, tokens: &[LlamaToken]) -> Result<String, String> {
+        let vocab = self.model.vocab();
+        let mut bytes = Vec::new();
+        for token in tokens {
+            vocab.token_to_piece_into(*token, &mut bytes, false, None);
+        }
+        String::from_utf8(bytes).map_err(|e| format!("the filler is not UTF-8: {e}"))
+    }
+
     pub fn context(
         &self,
         n_ctx: u32,
