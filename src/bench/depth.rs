@@ -67,6 +67,7 @@ pub async fn measure(
     depth: usize,
     gen_tokens: u32,
     reps: usize,
+    warm: bool,
 ) -> Result<DepthReport, String> {
     let (prefix, with_prompt) = filler(model, depth)?;
     let prefix_tokens = model.tokenize(&prefix);
@@ -74,8 +75,10 @@ pub async fn measure(
     let prompt_tokens = all_tokens.len() - prefix_tokens.len();
     let (mut whet_gen, mut whet_pp, mut raw_gen, mut raw_pp) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    // One unmeasured round warms both paths.
-    for rep in 0..=reps {
+    // An unmeasured round warms both paths (page-in, caches) when asked:
+    // once per run is enough.
+    let first = usize::from(!warm);
+    for rep in first..=reps {
         for path in 0..2 {
             let whet_turn = (rep + path) % 2 == 0;
             if whet_turn {

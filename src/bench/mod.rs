@@ -286,7 +286,7 @@ async fn run_depths(args: &BenchArgs) -> Result<ExitCode, String> {
     let (mut engine, raw_model, model, threads) = start_paths(args, n_ctx).await?;
     let mut raw_ctx = raw_model.context(n_ctx, args.n_batch, threads, args.flash_attn.setting())?;
     let mut reports = Vec::new();
-    for &depth in &args.depth {
+    for (index, &depth) in args.depth.iter().enumerate() {
         reports.push(
             depth::measure(
                 &mut engine,
@@ -295,6 +295,7 @@ async fn run_depths(args: &BenchArgs) -> Result<ExitCode, String> {
                 depth,
                 args.gen_tokens,
                 args.reps,
+                index == 0,
             )
             .await?,
         );

@@ -51,7 +51,12 @@ pub struct LoadRequest {
 /// The `--flash-attn` choice of the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum FlashAttn {
-    /// llama.cpp decides (it enables it on the CPU).
+    /// whet's choice: off. llama.cpp's own "auto" turns it on for the CPU,
+    /// where with this llama.cpp it is slower at every depth a chat
+    /// reaches: measured with `scripts/llama-bench-compare.py` (SmolLM2
+    /// 135M, 2 threads, native build), generation at 0 / 1k / 2k / 3k
+    /// tokens of context was 79.6 / 21.0 / 13.3 / 9.6 tok/s on against
+    /// 82.8 / 59.8 / 45.6 / 37.7 off, and prompt evaluation no faster.
     #[default]
     Auto,
     On,
@@ -61,9 +66,8 @@ pub enum FlashAttn {
 impl FlashAttn {
     pub fn setting(self) -> Option<bool> {
         match self {
-            FlashAttn::Auto => None,
+            FlashAttn::Auto | FlashAttn::Off => Some(false),
             FlashAttn::On => Some(true),
-            FlashAttn::Off => Some(false),
         }
     }
 }

@@ -41,6 +41,16 @@ impl LoadedModel {
         let path = &request.model;
         let describe = |reason: String| format!("cannot load model '{}': {reason}", path.display());
         let summary = gguf::read_summary(path).map_err(|e| describe(e.to_string()))?;
+        // Past its training context a model degrades, and a huge context
+        // only fails after seconds of allocating: say so before loading.
+        if let Some(trained) = summary.context_length.filter(|_| !request.vocab_only) {
+            if u64::from(request.n_ctx) > trained {
+                return Err(describe(format!(
+                    "a context of {} tokens is more than it was trained for ({trained}); use --ctx {trained} or less",
+                    request.n_ctx
+                )));
+            }
+        }
         let mut on_progress = on_progress;
         let params = LlamaModelParams::default()
             .with_vocab_only(request.vocab_only)
@@ -450,11 +460,13 @@ impl Session<'_> {
     }
 }
 
+/// Flash attention only when asked for: llama.cpp's "auto" turns it on
+/// for the CPU, where this llama.cpp is slower with it at every context
+/// depth (see `FlashAttn::Auto` for the measurements).
 pub fn flash_attention_policy(setting: Option<bool>) -> llama_cpp_sys_2::llama_flash_attn_type {
     match setting {
-        None => llama_cpp_sys_2::LLAMA_FLASH_ATTN_TYPE_AUTO,
         Some(true) => llama_cpp_sys_2::LLAMA_FLASH_ATTN_TYPE_ENABLED,
-        Some(false) => llama_cpp_sys_2::LLAMA_FLASH_ATTN_TYPE_DISABLED,
+        None | Some(false) => llama_cpp_sys_2::LLAMA_FLASH_ATTN_TYPE_DISABLED,
     }
 }
 

@@ -12,6 +12,8 @@ pub struct WheelMember {
 #[derive(Debug, Clone, Copy)]
 pub struct CatalogModel {
     pub id: &'static str,
+    /// What the UI calls it (with the quantization added).
+    pub name: &'static str,
     pub description: &'static str,
     pub license: &'static str,
     pub file_name: &'static str,
@@ -27,6 +29,7 @@ pub struct CatalogModel {
 
 pub const SMOLLM2_135M: CatalogModel = CatalogModel {
     id: "smollm2-135m",
+    name: "SmolLM2 135M Instruct",
     description: "SmolLM2-135M-Instruct, Q4_1 (the default model)",
     license: "Apache-2.0",
     file_name: "SmolLM2-135M-Instruct.Q4_1.gguf",
@@ -42,6 +45,7 @@ pub const SMOLLM2_135M: CatalogModel = CatalogModel {
 
 pub const GEMMA3_270M: CatalogModel = CatalogModel {
     id: "gemma3-270m",
+    name: "Gemma 3 270M",
     description: "Gemma 3 270M (base model, no chat template), Q4_K_M",
     license: "Gemma Terms of Use",
     file_name: "gemma-3-270m-q4_k_m.gguf",

@@ -254,7 +254,7 @@ async fn event_loop(
                     Ok(Ok((client, info))) => {
                         engine = Some(client);
                         Msg::EngineLoaded {
-                            model_name: info.name.clone().unwrap_or_else(|| app.model_name.clone()),
+                            model_name: crate::models::display_name(&info),
                             model_path: info.path.clone(),
                             n_ctx: info.n_ctx,
                         }
