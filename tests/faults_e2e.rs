@@ -276,8 +276,10 @@ fn kill_9_mid_reply_keeps_the_text_that_was_on_screen() {
     let tmux = chat_tmux("kill9", dir.path(), "");
     let (whet, worker) = start_chat(&tmux, dir.path(), "e2e");
     let first_line = start_long_reply(&tmux);
-    // Saves come every 2 s while streaming; give it two.
-    std::thread::sleep(Duration::from_millis(4500));
+    // The reply is saved when it starts, then every 2 s while it grows:
+    // 2.5 s more is past the first periodic save, and well before a long
+    // story ends (about 1,000 tokens at ~80 tok/s).
+    std::thread::sleep(Duration::from_millis(2500));
     assert!(
         tmux.screen().contains("● generating"),
         "the reply ended early"

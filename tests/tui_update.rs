@@ -1566,10 +1566,12 @@ fn esc_takes_back_a_waiting_message() {
     key(&mut app, KeyCode::Esc);
     type_text(&mut app, "wait");
     key(&mut app, KeyCode::Enter);
-    // Esc again takes the waiting message back into the input.
+    // Esc again takes the waiting message back into the input, before
+    // what was typed since.
+    type_text(&mut app, "more");
     assert!(key(&mut app, KeyCode::Esc).is_empty());
     assert_eq!(app.queued, None);
-    assert_eq!(input_text(&app), "wait");
+    assert_eq!(input_text(&app), "wait\nmore");
     let effects = update(
         &mut app,
         Msg::GenerationDone {
@@ -1581,7 +1583,7 @@ fn esc_takes_back_a_waiting_message() {
         },
     );
     assert_eq!(effects, vec![Effect::SaveSession], "nothing is sent");
-    assert_eq!(input_text(&app), "wait");
+    assert_eq!(input_text(&app), "wait\nmore");
 }
 
 // ------------------------------------------- a message too long for the context

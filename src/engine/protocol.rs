@@ -51,12 +51,10 @@ pub struct LoadRequest {
 /// The `--flash-attn` choice of the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum FlashAttn {
-    /// whet's choice: off. llama.cpp's own "auto" turns it on for the CPU,
-    /// where with this llama.cpp it is slower at every depth a chat
-    /// reaches: measured with `scripts/llama-bench-compare.py` (SmolLM2
-    /// 135M, 2 threads, native build), generation at 0 / 1k / 2k / 3k
-    /// tokens of context was 79.6 / 21.0 / 13.3 / 9.6 tok/s on against
-    /// 82.8 / 59.8 / 45.6 / 37.7 off, and prompt evaluation no faster.
+    /// llama.cpp decides (it enables it on the CPU). Off is faster at depth
+    /// (see scripts/llama-bench-compare.py) but, with this llama.cpp, makes
+    /// greedy output depend on where tokens sit in the KV cache, so a
+    /// continued or prefix-reusing reply is no longer bit-identical.
     #[default]
     Auto,
     On,
@@ -66,8 +64,9 @@ pub enum FlashAttn {
 impl FlashAttn {
     pub fn setting(self) -> Option<bool> {
         match self {
-            FlashAttn::Auto | FlashAttn::Off => Some(false),
+            FlashAttn::Auto => None,
             FlashAttn::On => Some(true),
+            FlashAttn::Off => Some(false),
         }
     }
 }

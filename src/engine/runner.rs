@@ -460,13 +460,11 @@ impl Session<'_> {
     }
 }
 
-/// Flash attention only when asked for: llama.cpp's "auto" turns it on
-/// for the CPU, where this llama.cpp is slower with it at every context
-/// depth (see `FlashAttn::Auto` for the measurements).
 pub fn flash_attention_policy(setting: Option<bool>) -> llama_cpp_sys_2::llama_flash_attn_type {
     match setting {
+        None => llama_cpp_sys_2::LLAMA_FLASH_ATTN_TYPE_AUTO,
         Some(true) => llama_cpp_sys_2::LLAMA_FLASH_ATTN_TYPE_ENABLED,
-        None | Some(false) => llama_cpp_sys_2::LLAMA_FLASH_ATTN_TYPE_DISABLED,
+        Some(false) => llama_cpp_sys_2::LLAMA_FLASH_ATTN_TYPE_DISABLED,
     }
 }
 

@@ -665,7 +665,7 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
             app.generating = None;
             app.stopping = false;
             if let Some(text) = app.queued.take() {
-                app.input = input_with(text.split('\n').map(str::to_string).collect());
+                restore_queued(app, &text);
             }
             let mut effects = vec![Effect::SaveSession];
             if app.wb.is_running() {
@@ -996,7 +996,7 @@ fn set_focus(app: &mut App, focus: Focus) {
 fn stop(app: &mut App) -> Vec<Effect> {
     if let Some(text) = app.queued.take() {
         // Esc again takes back a message waiting for the stop.
-        app.input = input_with(text.split('\n').map(str::to_string).collect());
+        restore_queued(app, &text);
         app.info("the waiting message is back in the input");
         return Vec::new();
     }
@@ -1198,6 +1198,17 @@ fn send(app: &mut App) -> Vec<Effect> {
     start_reply(app)
 }
 
+/// Puts a message that waited for a stop back into the input, before
+/// anything typed since, which is kept.
+fn restore_queued(app: &mut App, text: &str) {
+    let mut lines: Vec<String> = text.split('\n').map(str::to_string).collect();
+    let typed = app.input.lines();
+    if typed.iter().any(|l| !l.is_empty()) {
+        lines.extend(typed.iter().cloned());
+    }
+    app.input = input_with(lines);
+}
+
 /// A chat reply has ended (done, stopped or failed): a message that waited
 /// for it goes out now.
 fn reply_ended(app: &mut App) -> Vec<Effect> {
@@ -1206,7 +1217,7 @@ fn reply_ended(app: &mut App) -> Vec<Effect> {
         return Vec::new();
     };
     if app.engine != EngineState::Ready || app.editing.is_some() {
-        app.input = input_with(text.split('\n').map(str::to_string).collect());
+        restore_queued(app, &text);
         return Vec::new();
     }
     app.entries
