@@ -165,6 +165,15 @@ impl Comparison {
     }
 }
 
+/// A report as pretty JSON on stdout (`--json`).
+fn print_json<T: Serialize>(report: &T) -> Result<(), String> {
+    outln!(
+        "{}",
+        serde_json::to_string_pretty(report).map_err(|e| e.to_string())?
+    );
+    Ok(())
+}
+
 fn run_saves(args: &BenchArgs, messages: usize) -> Result<ExitCode, String> {
     if args.saves_rate.is_nan() || args.saves_rate <= 0.0 {
         return Err("--saves-rate must be more than 0".into());
@@ -176,10 +185,7 @@ fn run_saves(args: &BenchArgs, messages: usize) -> Result<ExitCode, String> {
     let tokens = args.gen_tokens as usize;
     let report = saves::measure(messages, tokens, args.saves_rate, dir.path())?;
     if args.json {
-        outln!(
-            "{}",
-            serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?
-        );
+        print_json(&report)?;
     } else {
         outln!(
             "session of {} messages, {:.1} MB: one save {} ms (median [min-max] of 7)",
@@ -209,10 +215,7 @@ pub async fn run(args: BenchArgs) -> Result<ExitCode, String> {
     if let Some(messages) = args.ui {
         let report = ui::measure(messages, 200)?;
         if args.json {
-            outln!(
-                "{}",
-                serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?
-            );
+            print_json(&report)?;
         } else {
             outln!(
                 "chat screen {}x{}, {} messages: frame render {} ms (median [min-max] of 200 frames)",
@@ -226,10 +229,7 @@ pub async fn run(args: BenchArgs) -> Result<ExitCode, String> {
     }
     let report = measure(&args).await?;
     if args.json {
-        outln!(
-            "{}",
-            serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?
-        );
+        print_json(&report)?;
     } else {
         print_table(&report);
     }
@@ -310,10 +310,7 @@ async fn run_depths(args: &BenchArgs) -> Result<ExitCode, String> {
             "reps": args.reps,
             "depths": reports,
         });
-        outln!(
-            "{}",
-            serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?
-        );
+        print_json(&report)?;
     } else {
         outln!(
             "{} · {threads} threads · flash attention {:?} · median [min-max] of {} runs",
