@@ -1492,6 +1492,20 @@ fn q_in_the_message_list_asks_too_when_unsaved() {
 
 // ------------------------------------------------ Enter while a reply stops
 
+/// Generation `id` ends as stopped (Esc's Cancel reached the worker).
+fn stopped(app: &mut App, id: u64) -> Vec<Effect> {
+    update(
+        app,
+        Msg::GenerationDone {
+            id,
+            reason: StopReason::Cancelled,
+            context_used: 60,
+            figures: figures(),
+            stats: None,
+        },
+    )
+}
+
 #[test]
 fn a_message_sent_while_the_reply_stops_waits_for_it_and_goes_out_alone() {
     let mut app = chat();
@@ -1522,16 +1536,7 @@ fn a_message_sent_while_the_reply_stops_waits_for_it_and_goes_out_alone() {
     assert_eq!(input_text(&app), "another");
     assert!(notice(&app).contains("already waiting"), "{}", notice(&app));
 
-    let effects = update(
-        &mut app,
-        Msg::GenerationDone {
-            id: 3,
-            reason: StopReason::Cancelled,
-            context_used: 60,
-            figures: figures(),
-            stats: None,
-        },
-    );
+    let effects = stopped(&mut app, 3);
     assert!(!app.stopping);
     assert_eq!(app.queued, None);
     let n = app.entries.len();
@@ -1572,16 +1577,7 @@ fn esc_takes_back_a_waiting_message() {
     assert!(key(&mut app, KeyCode::Esc).is_empty());
     assert_eq!(app.queued, None);
     assert_eq!(input_text(&app), "wait\nmore");
-    let effects = update(
-        &mut app,
-        Msg::GenerationDone {
-            id: 3,
-            reason: StopReason::Cancelled,
-            context_used: 60,
-            figures: figures(),
-            stats: None,
-        },
-    );
+    let effects = stopped(&mut app, 3);
     assert_eq!(effects, vec![Effect::SaveSession], "nothing is sent");
     assert_eq!(input_text(&app), "wait\nmore");
 }

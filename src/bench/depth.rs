@@ -7,9 +7,8 @@
 use serde::Serialize;
 
 use super::raw::RawModel;
-use super::{per_sec, Comparison, PROMPT};
-use crate::engine::protocol::{GenerateRequest, Prompt};
-use crate::engine::{EngineClient, SamplingParams};
+use super::{greedy_raw, per_sec, Comparison, PROMPT};
+use crate::engine::EngineClient;
 
 #[derive(Debug, Serialize)]
 pub struct DepthReport {
@@ -48,18 +47,6 @@ fn filler(model: &RawModel, depth: usize) -> Result<(String, String), String> {
     ))
 }
 
-fn request(text: String, max_tokens: u32, reuse_prefix: bool) -> GenerateRequest {
-    GenerateRequest {
-        id: 0,
-        prompt: Prompt::Raw { text },
-        sampling: SamplingParams::greedy(),
-        max_tokens,
-        stop: Vec::new(),
-        reuse_prefix,
-        ignore_eos: true,
-    }
-}
-
 pub async fn measure(
     engine: &mut EngineClient,
     model: &RawModel,
@@ -84,7 +71,7 @@ pub async fn measure(
             if whet_turn {
                 // tg@d: generation right after the filler, from a clear cache.
                 let generation = engine
-                    .generate(request(prefix.clone(), gen_tokens, false), |_| {})
+                    .generate(greedy_raw(prefix.clone(), gen_tokens, false), |_| {})
                     .await
                     .map_err(|e| e.to_string())?;
                 if generation.stats.prompt_tokens as usize != prefix_tokens.len() {
@@ -96,7 +83,7 @@ pub async fn measure(
                 }
                 // pp@d: the prompt on top of the cached filler.
                 let evaluated = engine
-                    .generate(request(with_prompt.clone(), 1, true), |_| {})
+                    .generate(greedy_raw(with_prompt.clone(), 1, true), |_| {})
                     .await
                     .map_err(|e| e.to_string())?;
                 let decoded =

@@ -415,20 +415,23 @@ pub async fn measure(args: &BenchArgs) -> Result<BenchReport, String> {
 
 /// One generation through the worker with prefix reuse off, so the whole
 /// prompt is evaluated as in the raw loop.
-async fn whet_run(engine: &mut EngineClient, gen_tokens: u32) -> Result<Generation, String> {
-    let request = GenerateRequest {
+/// Greedy generation of exactly `max_tokens` after the exact input `text`:
+/// what every measurement of the worker asks for.
+fn greedy_raw(text: String, max_tokens: u32, reuse_prefix: bool) -> GenerateRequest {
+    GenerateRequest {
         id: 0,
-        prompt: Prompt::Raw {
-            text: PROMPT.to_string(),
-        },
+        prompt: Prompt::Raw { text },
         sampling: SamplingParams::greedy(),
-        max_tokens: gen_tokens,
+        max_tokens,
         stop: Vec::new(),
-        reuse_prefix: false,
+        reuse_prefix,
         ignore_eos: true,
-    };
+    }
+}
+
+async fn whet_run(engine: &mut EngineClient, gen_tokens: u32) -> Result<Generation, String> {
     engine
-        .generate(request, |_| {})
+        .generate(greedy_raw(PROMPT.to_string(), gen_tokens, false), |_| {})
         .await
         .map_err(|e| e.to_string())
 }

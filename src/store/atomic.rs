@@ -12,10 +12,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         .unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
     // Same directory: a rename across filesystems would not be atomic.
-    let mut temp = tempfile::Builder::new()
-        .prefix(".whet-")
-        .suffix(".tmp")
-        .tempfile_in(dir)?;
+    let mut temp = temporary_in(dir)?;
     temp.write_all(bytes)?;
     temp.as_file().sync_all()?;
     temp.persist(path).map_err(|e| e.error)?;
@@ -26,6 +23,18 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     Ok(())
 }
 
+/// The names of whet's temporaries: hidden, so no list shows them, and
+/// recognisable, so that those a killed save left can be swept.
+const TEMPORARY_PREFIX: &str = ".whet-";
+const TEMPORARY_SUFFIX: &str = ".tmp";
+
+fn temporary_in(dir: &Path) -> std::io::Result<tempfile::NamedTempFile> {
+    tempfile::Builder::new()
+        .prefix(TEMPORARY_PREFIX)
+        .suffix(TEMPORARY_SUFFIX)
+        .tempfile_in(dir)
+}
+
 /// Temporaries of `write_atomic` older than this were left by a process
 /// that died mid-save: a save takes well under a second, even for a 20 MB
 /// session, so no running save is this old.
@@ -33,7 +42,7 @@ pub const STALE_TEMPORARY_AGE: std::time::Duration = std::time::Duration::from_s
 
 fn is_temporary(name: &std::ffi::OsStr) -> bool {
     name.to_str()
-        .is_some_and(|n| n.starts_with(".whet-") && n.ends_with(".tmp"))
+        .is_some_and(|n| n.starts_with(TEMPORARY_PREFIX) && n.ends_with(TEMPORARY_SUFFIX))
 }
 
 /// Removes the temporaries that killed saves left in `dir` (not its
@@ -67,10 +76,7 @@ pub fn sweep_stale_temporaries(dir: &Path, age: std::time::Duration) -> u64 {
 /// syncs and removes a small temporary file there, as a save would.
 pub fn check_writable(dir: &Path) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
-    let mut temp = tempfile::Builder::new()
-        .prefix(".whet-")
-        .suffix(".tmp")
-        .tempfile_in(dir)?;
+    let mut temp = temporary_in(dir)?;
     // A few KiB, so that a full disk shows here, not only an empty file.
     temp.write_all(&[b'\n'; 4096])?;
     temp.as_file().sync_all()?;

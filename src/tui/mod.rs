@@ -684,11 +684,6 @@ fn start_chat(
     sampling: SamplingParams,
     reply: session::ReplySettings,
 ) -> Msg {
-    if let Err(error) = files.save(&app.to_session()) {
-        return error_notice(format!(
-            "this session is not saved, so it stays open: {error}"
-        ));
-    }
     let seconds = now_unix_ms() / 1000;
     let name = sessions::unused_name(&files.dir, &session::fresh_name(seconds));
     let mut session = Session::new(name);
@@ -702,7 +697,7 @@ fn start_chat(
     session.messages = messages
         .map(|m| StoredMessage::new(m.role, m.content))
         .collect();
-    match files.start(&session) {
+    match files.start(&app.to_session(), &session) {
         Ok(()) => Msg::ChatStarted(Box::new(session)),
         Err(error) => error_notice(error),
     }

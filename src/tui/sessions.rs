@@ -30,8 +30,7 @@ impl SessionFiles {
     /// cannot be saved (its turns would be lost) or while another whet
     /// has `name` open.
     pub fn open(&mut self, current: &Session, name: &str) -> Result<Session, String> {
-        self.save(current)
-            .map_err(|e| format!("this session is not saved, so it stays open: {e}"))?;
+        self.save_before_leaving(current)?;
         let lock = SessionLock::acquire(&self.dir, name).map_err(|e| e.to_string())?;
         let path = session::session_path(&self.dir, name).map_err(|e| e.to_string())?;
         let loaded = session::load(&path).map_err(|e| e.to_string())?;
@@ -39,12 +38,21 @@ impl SessionFiles {
         Ok(loaded)
     }
 
-    /// Writes a new session and makes it the open one.
-    pub fn start(&mut self, new: &Session) -> Result<(), String> {
+    /// Writes a new session and makes it the open one in place of
+    /// `current`, with the same guard as `open`.
+    pub fn start(&mut self, current: &Session, new: &Session) -> Result<(), String> {
+        self.save_before_leaving(current)?;
         let lock = SessionLock::acquire(&self.dir, &new.name).map_err(|e| e.to_string())?;
         self.save(new)?;
         self.lock = lock;
         Ok(())
+    }
+
+    /// The open session must reach its file before another replaces it on
+    /// screen: its turns would be lost otherwise.
+    fn save_before_leaving(&self, current: &Session) -> Result<(), String> {
+        self.save(current)
+            .map_err(|e| format!("this session is not saved, so it stays open: {e}"))
     }
 
     /// Renames session `from` to `to`; `current` is the open session's
