@@ -12,6 +12,7 @@ pub mod models;
 pub mod paths;
 pub mod prompt;
 pub mod refine;
+pub mod sampling_defaults;
 pub mod store;
 pub mod text_position;
 pub mod tui;

@@ -157,6 +157,7 @@ fn file_without_read_permission() {
             .args(["run", "--model", model.to_str().unwrap(), "--raw", "Hello"])
             .env("WHET_LOG_DIR", dir.path().join("logs"))
             .env("WHET_DATA_DIR", dir.path().join("data"))
+            .env("WHET_CONFIG_DIR", dir.path().join("config"))
             .output()
             .expect("setpriv (util-linux) runs whet as nobody");
         result

@@ -73,13 +73,19 @@ fn check_without_any_config_files_is_valid() {
     // The config directory does not even exist.
     let output = dirs.whet(&["config", "check"]);
     assert_eq!(code(&output), 0, "{}", stderr(&output));
-    assert_eq!(stdout(&output), "theme 'dark' and the keymap are valid\n");
+    assert_eq!(
+        stdout(&output),
+        "theme 'dark', the keymap and the sampling defaults are valid\n"
+    );
     assert_eq!(stderr(&output), "");
     // An empty one, with an empty themes folder, is the same.
     std::fs::create_dir_all(dirs.config().join("themes")).unwrap();
     let output = dirs.whet(&["config", "check", "--theme", "light"]);
     assert_eq!(code(&output), 0, "{}", stderr(&output));
-    assert_eq!(stdout(&output), "theme 'light' and the keymap are valid\n");
+    assert_eq!(
+        stdout(&output),
+        "theme 'light', the keymap and the sampling defaults are valid\n"
+    );
 }
 
 #[test]
@@ -102,6 +108,24 @@ fn check_names_the_theme_file_and_each_bad_key() {
     assert_eq!(stderr(&output), "");
     // Another theme does not read that file.
     let output = dirs.whet(&["config", "check", "--theme", "dark"]);
+    assert_eq!(code(&output), 0, "{}", stdout(&output));
+}
+
+#[test]
+fn check_reports_sampling_defaults_with_line_and_column() {
+    let dirs = Dirs::new();
+    let file = dirs.write("sampling.toml", "temperature = 0.3\nrepeat_penalty = 0\n");
+    let output = dirs.whet(&["config", "check"]);
+    assert_eq!(code(&output), 1, "{}", stderr(&output));
+    assert_eq!(
+        lines(&output),
+        [format!(
+            "{}:2:18: repeat-penalty must be > 0 (1 = off), got 0",
+            shown(&file)
+        )]
+    );
+    dirs.write("sampling.toml", "temperature = 0.3\n");
+    let output = dirs.whet(&["config", "check"]);
     assert_eq!(code(&output), 0, "{}", stdout(&output));
 }
 
@@ -198,7 +222,7 @@ fn every_shipped_theme_file_passes_the_check() {
         assert_eq!(code(&output), 0, "{name}: {}", stdout(&output));
         assert_eq!(
             stdout(&output),
-            format!("theme '{name}' and the keymap are valid\n")
+            format!("theme '{name}', the keymap and the sampling defaults are valid\n")
         );
     }
     // …and the files themselves, copied in as a user's themes.

@@ -85,6 +85,52 @@ fn chat_answers_a_short_question_and_stops_at_end_of_generation() {
 }
 
 #[test]
+fn sampling_starts_from_the_models_recommendation_then_the_users_file_then_the_flags() {
+    let sampling_of = |report: &serde_json::Value, key: &str| report["sampling"][key].as_f64();
+    // The default model's card: temperature 0.2, top-p 0.9; the rest is
+    // llama.cpp's.
+    let report = run_json(&["--max-tokens", "1", "Hi"]);
+    assert_eq!(sampling_of(&report, "temperature"), Some(0.2f32.into()));
+    assert_eq!(sampling_of(&report, "top_p"), Some(0.9f32.into()));
+    assert_eq!(sampling_of(&report, "top_k"), Some(40.0));
+    let flagged = run_json(&["--max-tokens", "1", "--temp", "0.5", "Hi"]);
+    assert_eq!(sampling_of(&flagged, "temperature"), Some(0.5));
+
+    // The user's defaults come before the model's.
+    let logs = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(logs.path().join("config")).unwrap();
+    let file = logs.path().join("config/sampling.toml");
+    std::fs::write(&file, "temperature = 0.6\n").unwrap();
+    let model = smollm2();
+    let args = [
+        "run",
+        "--model",
+        model.to_str().unwrap(),
+        "--json",
+        "--max-tokens",
+        "1",
+        "Hi",
+    ];
+    let output = whet(&args, logs.path());
+    assert!(output.status.success(), "{}", stderr(&output));
+    let report = json(&output);
+    assert_eq!(sampling_of(&report, "temperature"), Some(0.6f32.into()));
+    assert_eq!(sampling_of(&report, "top_p"), Some(0.9f32.into()));
+
+    // A mistake in it stops the command with its place, before loading.
+    std::fs::write(&file, "temperature = 0.6\ntop_p = 3\n").unwrap();
+    let output = whet(&args, logs.path());
+    assert!(!output.status.success());
+    assert_eq!(
+        stderr(&output).trim(),
+        format!(
+            "error: {}:2:9: top-p must be in 0..=1, got 3",
+            file.display()
+        )
+    );
+}
+
+#[test]
 fn stop_string_ends_generation_and_is_not_printed() {
     let prompt = "1, 2, 3, 4, 5,";
     let free = run_json(&["--raw", "--temp", "0", "--max-tokens", "40", prompt]);

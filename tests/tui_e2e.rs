@@ -139,13 +139,13 @@ fn corrupt_and_future_sessions_are_refused_and_left_untouched() {
     assert_eq!(std::fs::read_to_string(&broken).unwrap(), text);
 
     let future = sessions.join("future.json");
-    let text = "{\"version\": 3, \"name\": \"future\", \"tabs\": []}";
+    let text = "{\"version\": 4, \"name\": \"future\", \"tabs\": []}";
     std::fs::write(&future, text).unwrap();
     let output = open_session(dir.path(), "future");
     assert_eq!(output.status.code(), Some(1));
     let err = String::from_utf8_lossy(&output.stderr).to_string();
     assert!(
-        err.contains("session format version 3 is newer than this whet reads (2)"),
+        err.contains("session format version 4 is newer than this whet reads (3)"),
         "{err}"
     );
     assert_eq!(std::fs::read_to_string(&future).unwrap(), text);
@@ -219,9 +219,20 @@ fn settings_continue_edit_branches_copy_and_config_problems() {
         "{screen}"
     );
 
-    // Settings: greedy decoding and short replies.
+    // Settings: a new chat on the default model starts from its card's
+    // recommendation, and says so. Then greedy decoding and short replies.
     tmux.keys(&["F2"]);
-    tmux.wait_for("the settings panel", |s| s.contains("Temperature"));
+    let panel = tmux.wait_for("the settings panel", |s| s.contains("Temperature"));
+    for (label, value) in [("Temperature", "0.2"), ("Top-p", "0.9")] {
+        let row = panel
+            .lines()
+            .find(|l| l.contains(label))
+            .unwrap_or_else(|| panic!("no {label} row: {panel}"));
+        assert!(
+            row.contains(value) && row.contains("model card (SmolLM2 135M Instruct)"),
+            "{row}"
+        );
+    }
     tmux.keys(&["Tab", "0", "Tab", "Tab", "Tab", "Tab", "Tab", "Tab", "12"]);
     tmux.keys(&["C-s"]);
     tmux.wait_for("the settings applied", |s| s.contains("settings applied"));
@@ -283,6 +294,10 @@ fn settings_continue_edit_branches_copy_and_config_problems() {
 
     let saved = whet::store::session::load(&dir.path().join("sessions/e2e.json")).unwrap();
     assert_eq!(saved.sampling.temperature, 0.0);
+    // The session chose its temperature; top-p still follows the model.
+    let chosen = saved.sampling_set.unwrap();
+    assert_eq!((chosen.temperature, chosen.top_p), (Some(0.0), None));
+    assert_eq!(saved.sampling.top_p, 0.9);
     assert_eq!(saved.reply.max_tokens, 12);
     assert_eq!(saved.messages[0].text, "Name three rivers in Europe.");
     assert_eq!(saved.messages[0].branches.len(), 1);

@@ -10,6 +10,9 @@ use crossterm::event::{KeyCode, KeyEvent, KeyModifiers, MouseButton, MouseEvent,
 use ratatui::layout::Rect;
 
 use whet::engine::protocol::{ChatMessage, Role, StopReason};
+use whet::engine::sampling::SamplingOverrides;
+use whet::engine::SamplingParams;
+use whet::store::session::Session;
 use whet::tui::app::{
     update, App, DrawnLayout, Effect, EngineState, Focus, Msg, Overlay, TurnFigures,
 };
@@ -849,6 +852,102 @@ fn a_new_context_size_reloads_the_model() {
     assert_eq!(app.settings.reply.n_ctx, Some(1024));
     assert_eq!(app.engine, EngineState::Generating);
     assert!(notice(&app).contains("stop the reply first"));
+}
+
+/// The catalog's default model, by its file name.
+const SMOLLM2: &str = "/m/SmolLM2-135M-Instruct.Q4_1.gguf";
+
+#[test]
+fn a_new_chat_on_a_catalog_model_starts_from_its_recommended_sampling() {
+    let app = App::new(PathBuf::from(SMOLLM2));
+    let s = &app.settings;
+    assert_eq!((s.sampling.temperature, s.sampling.top_p), (0.2, 0.9));
+    assert!(
+        s.sampling_set.is_empty(),
+        "nothing chosen by the session yet"
+    );
+    // llama.cpp's defaults for what the model card does not say.
+    assert_eq!((s.sampling.top_k, s.sampling.min_p), (40, 0.05));
+    // And the session file says which values the session chose: none.
+    let saved = app.to_session();
+    assert_eq!(saved.sampling.temperature, 0.2);
+    assert_eq!(saved.sampling_set, Some(SamplingOverrides::default()));
+
+    // A model the catalog does not know samples with llama.cpp's defaults.
+    let other = App::new(PathBuf::from("/m/mine.gguf"));
+    assert_eq!(other.settings.sampling, SamplingParams::default());
+}
+
+#[test]
+fn the_users_defaults_beat_the_models_and_the_sessions_beat_both() {
+    let mut app = App::new(PathBuf::from(SMOLLM2));
+    app.set_user_sampling(SamplingOverrides {
+        temperature: Some(0.7),
+        ..SamplingOverrides::default()
+    });
+    assert_eq!(app.settings.sampling.temperature, 0.7);
+    assert_eq!(app.settings.sampling.top_p, 0.9);
+    key(&mut app, KeyCode::F(2));
+    set_field(&mut app, Field::TopP, "0.5");
+    ctrl(&mut app, 's');
+    assert_eq!(app.settings.sampling.top_p, 0.5);
+    assert_eq!(
+        app.settings.sampling_set,
+        SamplingOverrides {
+            top_p: Some(0.5),
+            ..SamplingOverrides::default()
+        }
+    );
+}
+
+#[test]
+fn another_model_brings_its_own_defaults_but_not_over_what_the_session_chose() {
+    let mut app = App::new(PathBuf::from(SMOLLM2));
+    key(&mut app, KeyCode::F(2));
+    set_field(&mut app, Field::TopK, "12");
+    ctrl(&mut app, 's');
+    update(
+        &mut app,
+        Msg::EngineLoaded {
+            model_name: "Gemma 3 270M".into(),
+            model_path: PathBuf::from("/m/gemma-3-270m-q4_k_m.gguf"),
+            n_ctx: 4096,
+        },
+    );
+    let s = &app.settings.sampling;
+    // Gemma's card recommends nothing: llama.cpp's values come back…
+    assert_eq!((s.temperature, s.top_p), (0.8, 0.95));
+    // …and the session's own choice stays.
+    assert_eq!(s.top_k, 12);
+    key(&mut app, KeyCode::F(2));
+    assert_eq!(
+        form(&app).origin_label(Field::Temperature).as_deref(),
+        Some("llama.cpp default")
+    );
+    assert_eq!(
+        form(&app).origin_label(Field::TopK).as_deref(),
+        Some("this session")
+    );
+}
+
+#[test]
+fn a_session_saved_before_sampling_had_sources_keeps_all_of_its_settings() {
+    let mut old = Session::new("old");
+    old.sampling_set = None;
+    old.sampling = SamplingParams {
+        temperature: 0.8,
+        top_p: 0.95,
+        ..SamplingParams::default()
+    };
+    let app = App::with_session(&old, PathBuf::from(SMOLLM2));
+    assert_eq!(
+        app.settings.sampling.temperature, 0.8,
+        "not the model's 0.2"
+    );
+    assert_eq!(
+        app.settings.sampling_set,
+        SamplingOverrides::all_of(&old.sampling)
+    );
 }
 
 #[test]

@@ -66,7 +66,8 @@ enum Commands {
 
 #[derive(Subcommand)]
 enum ConfigCommand {
-    /// Validate <config>/keymap.toml and the theme files; exit 1 on any problem.
+    /// Validate <config>/keymap.toml, sampling.toml and the theme files;
+    /// exit 1 on any problem.
     Check {
         /// The theme to check (with its parents).
         #[arg(long, default_value = whet::tui::theme::DEFAULT_THEME)]
@@ -103,6 +104,15 @@ pub struct ModelArgs {
 pub use whet::engine::protocol::FlashAttn;
 
 impl ModelArgs {
+    /// The model file asked for (or the default one), not yet checked: what
+    /// the sampling defaults are looked up by before anything loads.
+    pub fn model_path(&self) -> Result<std::path::PathBuf, String> {
+        match &self.model {
+            Some(path) => Ok(path.clone()),
+            None => paths::default_model_path(),
+        }
+    }
+
     pub fn load_request(&self) -> Result<LoadRequest, String> {
         let model = match &self.model {
             Some(path) => path.clone(),
@@ -289,7 +299,7 @@ fn config(command: ConfigCommand) -> Result<ExitCode, String> {
                 whet::outln!("{problem}");
             }
             if config.problems.is_empty() {
-                whet::outln!("theme '{theme}' and the keymap are valid");
+                whet::outln!("theme '{theme}', the keymap and the sampling defaults are valid");
                 Ok(ExitCode::SUCCESS)
             } else {
                 Ok(ExitCode::FAILURE)
@@ -299,6 +309,12 @@ fn config(command: ConfigCommand) -> Result<ExitCode, String> {
             whet::outln!("config:   {}", config_dir.display());
             whet::outln!("themes:   {}", config_dir.join("themes").display());
             whet::outln!("keymap:   {}", config_dir.join("keymap.toml").display());
+            whet::outln!(
+                "sampling: {}",
+                config_dir
+                    .join(whet::sampling_defaults::USER_FILE)
+                    .display()
+            );
             whet::outln!("data:     {}", paths::data_dir()?.display());
             whet::outln!(
                 "sessions: {}",

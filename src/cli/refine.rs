@@ -77,7 +77,10 @@ pub async fn run(args: RefineArgs) -> Result<ExitCode, String> {
     }
     // Everything the command line can get wrong, before a model loads.
     let (setup_base, template_sampling) = task(&args)?;
-    let (sampling, max_tokens, stop) = args.sampling.resolve(template_sampling.as_ref())?;
+    let (sampling, max_tokens, stop) = args.sampling.resolve(
+        &super::run::sampling_defaults_for(&args.model.model_path()?)?,
+        template_sampling.as_ref(),
+    )?;
     let mut references = Vec::new();
     for reference in &args.references {
         references.push(read_text(reference)?);

@@ -8,8 +8,10 @@ use whet::outln;
 use tokio::sync::Notify;
 use whet::engine::client::Generation;
 use whet::engine::protocol::{ChatMessage, GenerateRequest, Prompt, Role, StopReason};
+use whet::engine::sampling::SamplingOverrides;
 use whet::engine::{EngineClient, SamplingParams};
 use whet::prompt::TemplateSampling;
+use whet::sampling_defaults::{self, SamplingDefaults};
 
 use super::{load_error, spawn_options, ModelArgs};
 
@@ -45,17 +47,20 @@ pub struct RunArgs {
     pub raw_output: bool,
 }
 
-/// Sampling settings of the command line, over a template's, over
-/// llama.cpp's defaults.
+/// Sampling settings of the command line, over a template's, over the
+/// user's defaults (`<config>/sampling.toml`), over the model's recommended
+/// ones (catalog models), over llama.cpp's defaults.
 #[derive(clap::Args, Debug)]
 pub struct SamplingArgs {
-    /// Sampling temperature; 0 is greedy (deterministic) [default: 0.8].
+    /// Sampling temperature; 0 is greedy (deterministic) [default: the
+    /// model's recommendation, else 0.8].
     #[arg(long = "temp")]
     pub temperature: Option<f32>,
     /// Keep the k most likely tokens (0 = off) [default: 40].
     #[arg(long)]
     pub top_k: Option<i32>,
-    /// Nucleus sampling threshold (1 = off) [default: 0.95].
+    /// Nucleus sampling threshold (1 = off) [default: the model's
+    /// recommendation, else 0.95].
     #[arg(long)]
     pub top_p: Option<f32>,
     /// Minimum probability relative to the top token (0 = off) [default: 0.05].
@@ -80,19 +85,22 @@ pub struct SamplingArgs {
 }
 
 impl SamplingArgs {
-    /// The sampler, the token limit and the stop strings: llama.cpp's
-    /// defaults (a fresh seed), then the template's, then these.
+    /// The sampler, the token limit and the stop strings: `defaults` (the
+    /// model's and the user's; a fresh seed), then the template's, then
+    /// these.
     pub fn resolve(
         &self,
+        defaults: &SamplingDefaults,
         template: Option<&TemplateSampling>,
     ) -> Result<(SamplingParams, u32, Vec<String>), String> {
         if self.stops.iter().any(|s| s.is_empty()) {
             return Err("--stop needs a non-empty string".into());
         }
-        let mut sampling = SamplingParams {
+        let fresh = SamplingParams {
             seed: SamplingParams::fresh_seed(),
             ..SamplingParams::default()
         };
+        let mut sampling = defaults.resolve(&SamplingOverrides::default(), &fresh);
         if let Some(defaults) = template {
             defaults.apply(&mut sampling);
         }
@@ -135,7 +143,10 @@ pub async fn run(args: RunArgs) -> Result<ExitCode, String> {
         Some(_) => String::new(),
         None => prompt_text(args.prompt.clone())?,
     };
-    let (sampling, max_tokens, stops) = args.sampling.resolve(template_sampling.as_ref())?;
+    let (sampling, max_tokens, stops) = args.sampling.resolve(
+        &sampling_defaults_for(&args.model.model_path()?)?,
+        template_sampling.as_ref(),
+    )?;
     let load = args.model.load_request()?;
 
     let mut engine = EngineClient::spawn(&spawn_options()?)
@@ -219,6 +230,7 @@ pub async fn run(args: RunArgs) -> Result<ExitCode, String> {
             "prompt_tokens_per_sec": generation.stats.prompt_tokens_per_sec(),
             "generation_tokens_per_sec": generation.stats.generation_tokens_per_sec(),
             "seed": sampling.seed,
+            "sampling": sampling,
             "worker_peak_rss_kib": peak_rss_kib,
             "tokens": generation.tokens,
         });
@@ -242,6 +254,24 @@ pub async fn run(args: RunArgs) -> Result<ExitCode, String> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// The model's recommended sampling and the user's defaults. A mistake in
+/// the user's file stops the command: a script would otherwise run with
+/// settings nobody chose.
+pub fn sampling_defaults_for(model: &std::path::Path) -> Result<SamplingDefaults, String> {
+    let user = match whet::paths::config_dir() {
+        Ok(dir) => {
+            let (user, problems) =
+                sampling_defaults::load_user_file(&dir.join(sampling_defaults::USER_FILE));
+            if let Some(problem) = problems.into_iter().next() {
+                return Err(problem);
+            }
+            user
+        }
+        Err(_) => SamplingOverrides::default(),
+    };
+    Ok(SamplingDefaults::for_model(model, user))
 }
 
 fn prompt_text(argument: Option<String>) -> Result<String, String> {

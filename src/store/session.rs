@@ -7,11 +7,13 @@ use serde::{Deserialize, Serialize};
 
 use super::atomic::write_atomic;
 use crate::engine::protocol::Role;
+use crate::engine::sampling::SamplingOverrides;
 use crate::engine::SamplingParams;
 
 /// The format version this build writes; it reads this one and older.
-/// Version 2 added reply settings and kept branches of edited turns.
-pub const SESSION_VERSION: u32 = 2;
+/// Version 2 added reply settings and kept branches of edited turns;
+/// version 3 records which sampler settings the session chose itself.
+pub const SESSION_VERSION: u32 = 3;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -22,8 +24,14 @@ pub struct Session {
     pub model: Option<PathBuf>,
     #[serde(default)]
     pub system_prompt: Option<String>,
+    /// The sampler settings of the last save, all of them, as used.
     #[serde(default)]
     pub sampling: SamplingParams,
+    /// The ones this session chose; the others follow the user's defaults
+    /// and the model's recommendation. Absent in files before version 3,
+    /// whose settings were all the session's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sampling_set: Option<SamplingOverrides>,
     #[serde(default)]
     pub reply: ReplySettings,
     #[serde(default)]
@@ -118,6 +126,7 @@ impl Session {
             model: None,
             system_prompt: None,
             sampling: SamplingParams::default(),
+            sampling_set: Some(SamplingOverrides::default()),
             reply: ReplySettings::default(),
             messages: Vec::new(),
         }
@@ -268,7 +277,7 @@ mod tests {
         std::fs::write(&path, "{\"version\": 9, \"name\": \"x\", \"tabs\": []}").unwrap();
         let error = load(&path).unwrap_err().to_string();
         assert!(
-            error.contains("session format version 9 is newer than this whet reads (2)"),
+            error.contains("session format version 9 is newer than this whet reads (3)"),
             "{error}"
         );
     }

@@ -19,9 +19,11 @@ use super::settings::{ChatSettings, SettingsForm};
 use super::theme::Theme;
 use super::workbench::{self, update as wb, Workbench};
 use crate::engine::protocol::{prompt_too_long, ChatMessage, GenerationStats, Role, StopReason};
+use crate::engine::sampling::SamplingOverrides;
 use crate::engine::SamplingParams;
 use crate::prompt::{Template, TemplateEntry};
 use crate::refine::RefineRun;
+use crate::sampling_defaults::SamplingDefaults;
 use crate::store::runs::{RunOutcome, RunRecord, RunSummary};
 use crate::store::session::{ReplySettings, Session};
 
@@ -249,6 +251,9 @@ pub enum Effect {
 pub struct App {
     pub session_name: String,
     pub settings: ChatSettings,
+    /// What the sampler settings the session leaves alone follow: the
+    /// user's defaults and the model's recommendation.
+    pub sampling_defaults: SamplingDefaults,
     pub model_name: String,
     /// The model file loaded (or to load); a picked model replaces it.
     pub model_path: PathBuf,
@@ -349,13 +354,18 @@ fn model_name_of(path: &std::path::Path) -> String {
 impl App {
     pub fn new(model_path: PathBuf) -> Self {
         let model_name = model_name_of(&model_path);
+        let sampling_defaults =
+            SamplingDefaults::for_model(&model_path, SamplingOverrides::default());
+        let sampling_set = SamplingOverrides::default();
         Self {
             session_name: String::new(),
             settings: ChatSettings {
                 system_prompt: None,
-                sampling: SamplingParams::default(),
+                sampling: sampling_defaults.resolve(&sampling_set, &SamplingParams::default()),
+                sampling_set,
                 reply: ReplySettings::default(),
             },
+            sampling_defaults,
             model_name,
             model_path,
             entries: Vec::new(),
@@ -400,9 +410,16 @@ impl App {
 
     fn load_session(&mut self, session: &Session) {
         self.session_name = session.name.clone();
+        // A session from before version 3 chose all of its settings.
+        let sampling_set = session
+            .sampling_set
+            .unwrap_or_else(|| SamplingOverrides::all_of(&session.sampling));
         self.settings = ChatSettings {
             system_prompt: session.system_prompt.clone(),
-            sampling: session.sampling.clone(),
+            sampling: self
+                .sampling_defaults
+                .resolve(&sampling_set, &session.sampling),
+            sampling_set,
             reply: session.reply.clone(),
         };
         self.entries = session.messages.iter().map(Entry::from_stored).collect();
@@ -422,9 +439,31 @@ impl App {
         session.model = Some(self.model_path.clone());
         session.system_prompt = self.settings.system_prompt.clone();
         session.sampling = self.settings.sampling.clone();
+        session.sampling_set = Some(self.settings.sampling_set);
         session.reply = self.settings.reply.clone();
         session.messages = self.entries.iter().map(Entry::to_stored).collect();
         session
+    }
+
+    /// The user's sampling defaults (read from their file at start).
+    pub fn set_user_sampling(&mut self, user: SamplingOverrides) {
+        self.sampling_defaults.user = user;
+        self.follow_sampling_defaults();
+    }
+
+    /// Another model: the settings the session leaves alone follow its
+    /// recommendation.
+    pub fn set_model_path(&mut self, path: PathBuf) {
+        self.sampling_defaults = SamplingDefaults::for_model(&path, self.sampling_defaults.user);
+        self.model_path = path;
+        self.follow_sampling_defaults();
+    }
+
+    fn follow_sampling_defaults(&mut self) {
+        let settings = &mut self.settings;
+        settings.sampling = self
+            .sampling_defaults
+            .resolve(&settings.sampling_set, &settings.sampling);
     }
 
     pub fn is_busy(&self) -> bool {
@@ -526,7 +565,7 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
             n_ctx,
         } => {
             app.model_name = model_name;
-            app.model_path = model_path;
+            app.set_model_path(model_path);
             app.n_ctx = n_ctx;
             app.engine = EngineState::Ready;
             app.load_progress = None;
@@ -944,7 +983,10 @@ fn on_chat_key(app: &mut App, action: Option<Action>, key: KeyEvent) -> Vec<Effe
         Action::PageUp => scroll(app, 10),
         Action::PageDown => scroll(app, -10),
         Action::Settings => {
-            app.overlay = Some(Overlay::Settings(SettingsForm::new(&app.settings)));
+            app.overlay = Some(Overlay::Settings(SettingsForm::new(
+                &app.settings,
+                &app.sampling_defaults,
+            )));
             Vec::new()
         }
         Action::Models => {
@@ -1433,7 +1475,7 @@ fn apply_settings(app: &mut App) -> Vec<Effect> {
     let Some(Overlay::Settings(form)) = &mut app.overlay else {
         return Vec::new();
     };
-    let next = match form.parse(&app.settings) {
+    let next = match form.parse(&app.settings, &app.sampling_defaults) {
         Ok(next) => next,
         Err(error) => {
             form.error = Some(error);
@@ -1564,7 +1606,7 @@ fn pick_model(app: &mut App, path: PathBuf) -> Vec<Effect> {
         return Vec::new();
     }
     app.model_name = model_name_of(&path);
-    app.model_path = path;
+    app.set_model_path(path);
     app.engine = EngineState::Loading;
     app.load_progress = Some(0.0);
     app.context_used = 0;

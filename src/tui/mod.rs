@@ -32,7 +32,9 @@ use tokio::sync::oneshot;
 use crate::engine::protocol::{
     ChatMessage, Command, Event, GenerateRequest, LoadRequest, ModelInfo, Prompt, Role,
 };
+use crate::engine::sampling::SamplingOverrides;
 use crate::engine::{EngineClient, EngineError, SamplingParams, SpawnOptions};
+use crate::sampling_defaults;
 use crate::store::dates::now_unix_ms;
 use crate::store::lock::SessionLock;
 use crate::store::runs;
@@ -93,12 +95,15 @@ pub struct Farewell {
 pub struct UiConfig {
     pub theme: Theme,
     pub keymap: Keymap,
+    /// The user's sampling defaults (`<config>/sampling.toml`).
+    pub sampling: SamplingOverrides,
     pub problems: Vec<String>,
 }
 
 impl UiConfig {
     /// Reads theme `name` (shipped or from `<config>/themes`) and
-    /// `<config>/keymap.toml`. Only an unknown theme name is an error.
+    /// `<config>/keymap.toml` and `<config>/sampling.toml`. Only an unknown
+    /// theme name is an error.
     pub fn load(theme_name: &str, config_dir: Option<&Path>) -> Result<Self, String> {
         let themes_dir = config_dir.map(|d| d.join("themes"));
         let loaded = theme::load(theme_name, themes_dir.as_deref())?;
@@ -111,9 +116,19 @@ impl UiConfig {
             }
             None => Keymap::defaults(),
         };
+        let sampling = match config_dir {
+            Some(dir) => {
+                let (sampling, sampling_problems) =
+                    sampling_defaults::load_user_file(&dir.join(sampling_defaults::USER_FILE));
+                problems.extend(sampling_problems);
+                sampling
+            }
+            None => SamplingOverrides::default(),
+        };
         Ok(Self {
             theme: loaded.theme,
             keymap,
+            sampling,
             problems,
         })
     }
@@ -185,6 +200,7 @@ async fn event_loop(
     app.rescue_hint = rescue::first_place(&rescue_places);
     app.theme = config.theme;
     app.keymap = config.keymap;
+    app.set_user_sampling(config.sampling);
     if let Some(first) = config.problems.first() {
         for problem in &config.problems {
             tracing::warn!("{problem}");
@@ -688,6 +704,9 @@ fn start_chat(
     let name = sessions::unused_name(&files.dir, &session::fresh_name(seconds));
     let mut session = Session::new(name);
     session.model = Some(app.model_path.clone());
+    // The workbench's settings, all of them, so the chat goes on exactly
+    // as the run did.
+    session.sampling_set = Some(SamplingOverrides::all_of(&sampling));
     session.sampling = sampling;
     session.reply = reply;
     let mut messages = messages.into_iter().peekable();

@@ -3,14 +3,19 @@
 
 use ratatui_textarea::TextArea;
 
+use crate::engine::sampling::{Knob, SamplingOverrides};
 use crate::engine::SamplingParams;
+use crate::sampling_defaults::{SamplingDefaults, Source};
 use crate::store::session::ReplySettings;
 
 /// What the panel edits, as the session holds it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ChatSettings {
     pub system_prompt: Option<String>,
+    /// All sampler settings, as the next turn uses them.
     pub sampling: SamplingParams,
+    /// The ones the session chose; the rest follow `SamplingDefaults`.
+    pub sampling_set: SamplingOverrides,
     pub reply: ReplySettings,
 }
 
@@ -57,6 +62,19 @@ impl Field {
         }
     }
 
+    /// The sampler knob this field edits, for fields whose value can come
+    /// from the model or the user's defaults.
+    pub fn knob(self) -> Option<Knob> {
+        match self {
+            Field::Temperature => Some(Knob::Temperature),
+            Field::TopK => Some(Knob::TopK),
+            Field::TopP => Some(Knob::TopP),
+            Field::MinP => Some(Knob::MinP),
+            Field::RepeatPenalty => Some(Knob::RepeatPenalty),
+            _ => None,
+        }
+    }
+
     pub fn hint(self) -> &'static str {
         match self {
             Field::SystemPrompt => "sent before the conversation; empty for none",
@@ -78,6 +96,21 @@ pub struct SettingsForm {
     pub focused: usize,
     /// The message of the last failed apply, naming the field.
     pub error: Option<String>,
+    /// Each field's text when the panel opened: an untouched sampler
+    /// field keeps following the model or the user's defaults.
+    initial: Vec<String>,
+    /// For sampler fields: where the shown value comes from, and what an
+    /// emptied field goes back to (its source and value).
+    origins: Vec<Option<Origin>>,
+}
+
+/// Where a sampler field's value comes from, as the panel shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Origin {
+    pub source: Source,
+    pub described: String,
+    /// Without the session's own value: the described source and its value.
+    pub inherited: String,
 }
 
 fn area(text: &str) -> TextArea<'static> {
@@ -89,7 +122,7 @@ fn area(text: &str) -> TextArea<'static> {
 }
 
 impl SettingsForm {
-    pub fn new(settings: &ChatSettings) -> Self {
+    pub fn new(settings: &ChatSettings, defaults: &SamplingDefaults) -> Self {
         let s = &settings.sampling;
         let r = &settings.reply;
         let value = |field: Field| match field {
@@ -112,11 +145,55 @@ impl SettingsForm {
                 .n_ctx
                 .map_or_else(|| "default".to_string(), |n| n.to_string()),
         };
+        let without_session = defaults.resolve(&SamplingOverrides::default(), s);
+        let origin = |field: Field| {
+            let knob = field.knob()?;
+            let source = defaults.source(&settings.sampling_set, knob);
+            let inherited = format!(
+                "{} of {}",
+                number_text(knob.value(&without_session)),
+                defaults.describe(defaults.inherited_source(knob))
+            );
+            Some(Origin {
+                source,
+                described: defaults.describe(source),
+                inherited,
+            })
+        };
+        let initial: Vec<String> = Field::ALL.iter().map(|&f| value(f)).collect();
         Self {
-            fields: Field::ALL.iter().map(|&f| (f, area(&value(f)))).collect(),
+            fields: Field::ALL
+                .iter()
+                .zip(&initial)
+                .map(|(&f, text)| (f, area(text)))
+                .collect(),
             focused: 0,
             error: None,
+            initial,
+            origins: Field::ALL.iter().map(|&f| origin(f)).collect(),
         }
+    }
+
+    /// Where the value now in `field` would come from, as a short label:
+    /// the source it had, "this session" once edited, or what an emptied
+    /// field goes back to.
+    pub fn origin_label(&self, field: Field) -> Option<String> {
+        let index = Field::ALL.iter().position(|&f| f == field)?;
+        let origin = self.origins.get(index)?.as_ref()?;
+        let text = self.text(field);
+        Some(if text == self.initial[index] {
+            origin.described.clone()
+        } else if text.trim().is_empty() {
+            format!("back to {}", origin.inherited)
+        } else {
+            "this session".to_string()
+        })
+    }
+
+    /// What emptying a sampler field gives back, for the footer.
+    pub fn inherited(&self, field: Field) -> Option<&str> {
+        let index = Field::ALL.iter().position(|&f| f == field)?;
+        Some(self.origins.get(index)?.as_ref()?.inherited.as_str())
     }
 
     pub fn focused_field(&self) -> Field {
@@ -153,17 +230,39 @@ impl SettingsForm {
 
     /// The settings the fields spell, starting from `current` (which keeps
     /// what the panel does not show, like the seed of a random-seed session).
+    /// A sampler field left as it was keeps following where its value came
+    /// from; an emptied one goes back to the model's or the user's value.
     /// An error names the field and the value.
-    pub fn parse(&self, current: &ChatSettings) -> Result<ChatSettings, String> {
+    pub fn parse(
+        &self,
+        current: &ChatSettings,
+        defaults: &SamplingDefaults,
+    ) -> Result<ChatSettings, String> {
         let mut next = current.clone();
         let system = self.text(Field::SystemPrompt);
         next.system_prompt = (!system.trim().is_empty()).then_some(system);
+        for (index, &field) in Field::ALL.iter().enumerate() {
+            let Some(knob) = field.knob() else { continue };
+            let text = self.text(field);
+            if text == self.initial[index] {
+                continue;
+            }
+            if text.trim().is_empty() {
+                next.sampling_set.clear(knob);
+                continue;
+            }
+            let s = &mut next.sampling;
+            match knob {
+                Knob::Temperature => s.temperature = number(field, &text)?,
+                Knob::TopK => s.top_k = number(field, &text)?,
+                Knob::TopP => s.top_p = number(field, &text)?,
+                Knob::MinP => s.min_p = number(field, &text)?,
+                Knob::RepeatPenalty => s.repeat_penalty = number(field, &text)?,
+            }
+            next.sampling_set.take(knob, s);
+        }
+        next.sampling = defaults.resolve(&next.sampling_set, &next.sampling);
         let s = &mut next.sampling;
-        s.temperature = number(Field::Temperature, &self.text(Field::Temperature))?;
-        s.top_k = number(Field::TopK, &self.text(Field::TopK))?;
-        s.top_p = number(Field::TopP, &self.text(Field::TopP))?;
-        s.min_p = number(Field::MinP, &self.text(Field::MinP))?;
-        s.repeat_penalty = number(Field::RepeatPenalty, &self.text(Field::RepeatPenalty))?;
         let seed = self.text(Field::Seed);
         if seed.trim().eq_ignore_ascii_case("random") || seed.trim().is_empty() {
             next.reply.fixed_seed = false;
@@ -189,6 +288,13 @@ impl SettingsForm {
         };
         Ok(next)
     }
+}
+
+/// A sampler value as a person writes it: `0.2`, not `0.20000000298`.
+fn number_text(value: f64) -> String {
+    // Values come from f32 fields; printing them as f32 gives the shortest
+    // text that reads back to the same value.
+    (value as f32).to_string()
 }
 
 fn number<T: std::str::FromStr>(field: Field, text: &str) -> Result<T, String> {
@@ -254,10 +360,40 @@ pub fn split_stops(text: &str) -> Result<Vec<String>, String> {
 mod tests {
     use super::*;
 
+    /// A session that chose all of its sampler settings, on a model
+    /// without a recommendation.
     fn current() -> ChatSettings {
         ChatSettings {
             system_prompt: Some("Be brief.".into()),
             sampling: SamplingParams::default(),
+            sampling_set: SamplingOverrides::all_of(&SamplingParams::default()),
+            reply: ReplySettings::default(),
+        }
+    }
+
+    fn plain() -> SamplingDefaults {
+        SamplingDefaults::default()
+    }
+
+    /// SmolLM2 (which recommends temperature 0.2 and top-p 0.9), with the
+    /// user's own top-k.
+    fn smollm2_with_user_top_k() -> SamplingDefaults {
+        SamplingDefaults::for_model(
+            std::path::Path::new("SmolLM2-135M-Instruct.Q4_1.gguf"),
+            SamplingOverrides {
+                top_k: Some(20),
+                ..SamplingOverrides::default()
+            },
+        )
+    }
+
+    /// A new chat: the session has chosen nothing yet.
+    fn fresh(defaults: &SamplingDefaults) -> ChatSettings {
+        let sampling_set = SamplingOverrides::default();
+        ChatSettings {
+            system_prompt: None,
+            sampling: defaults.resolve(&sampling_set, &SamplingParams::default()),
+            sampling_set,
             reply: ReplySettings::default(),
         }
     }
@@ -269,13 +405,13 @@ mod tests {
 
     #[test]
     fn unchanged_fields_give_back_the_same_settings() {
-        let form = SettingsForm::new(&current());
-        assert_eq!(form.parse(&current()).unwrap(), current());
+        let form = SettingsForm::new(&current(), &plain());
+        assert_eq!(form.parse(&current(), &plain()).unwrap(), current());
     }
 
     #[test]
     fn every_field_is_applied() {
-        let mut form = SettingsForm::new(&current());
+        let mut form = SettingsForm::new(&current(), &plain());
         set(
             &mut form,
             Field::SystemPrompt,
@@ -290,7 +426,7 @@ mod tests {
         set(&mut form, Field::MaxTokens, "64");
         set(&mut form, Field::Stop, "\\n\\n, User:, a\\,b");
         set(&mut form, Field::Context, "1024");
-        let next = form.parse(&current()).unwrap();
+        let next = form.parse(&current(), &plain()).unwrap();
         assert_eq!(
             next.system_prompt.as_deref(),
             Some("You are a pirate.\nSpeak like one.")
@@ -306,7 +442,12 @@ mod tests {
         assert_eq!(next.reply.stop, ["\n\n", "User:", "a,b"]);
         assert_eq!(next.reply.n_ctx, Some(1024));
         // And the form shows them back the same way.
-        assert_eq!(SettingsForm::new(&next).parse(&next).unwrap(), next);
+        assert_eq!(
+            SettingsForm::new(&next, &plain())
+                .parse(&next, &plain())
+                .unwrap(),
+            next
+        );
     }
 
     #[test]
@@ -326,10 +467,82 @@ mod tests {
             (Field::Stop, "a\\q", "Stop strings: unknown escape '\\q'"),
             (Field::TopP, "2", "top-p"),
         ] {
-            let mut form = SettingsForm::new(&current());
+            let mut form = SettingsForm::new(&current(), &plain());
             set(&mut form, field, value);
-            let error = form.parse(&current()).unwrap_err();
+            let error = form.parse(&current(), &plain()).unwrap_err();
             assert!(error.contains(message), "{field:?}: {error}");
         }
+    }
+
+    #[test]
+    fn each_sampler_field_says_where_its_value_comes_from() {
+        let defaults = smollm2_with_user_top_k();
+        let mut settings = fresh(&defaults);
+        settings.sampling_set.min_p = Some(0.1);
+        settings.sampling = defaults.resolve(&settings.sampling_set, &settings.sampling);
+        let form = SettingsForm::new(&settings, &defaults);
+        let label = |field| form.origin_label(field).unwrap();
+        assert_eq!(
+            label(Field::Temperature),
+            "model card (SmolLM2 135M Instruct)"
+        );
+        assert_eq!(label(Field::TopP), "model card (SmolLM2 135M Instruct)");
+        assert_eq!(label(Field::TopK), "your sampling.toml");
+        assert_eq!(label(Field::MinP), "this session");
+        assert_eq!(label(Field::RepeatPenalty), "llama.cpp default");
+        assert_eq!(form.origin_label(Field::Seed), None);
+        assert_eq!(
+            form.inherited(Field::MinP),
+            Some("0.05 of llama.cpp default")
+        );
+        // The values shown are the ones in use.
+        assert_eq!(form.text(Field::Temperature), "0.2");
+        assert_eq!(form.text(Field::TopK), "20");
+    }
+
+    #[test]
+    fn untouched_fields_keep_following_edited_ones_become_the_sessions_emptied_ones_go_back() {
+        let defaults = smollm2_with_user_top_k();
+        let mut settings = fresh(&defaults);
+        settings.sampling_set.min_p = Some(0.1);
+        let mut form = SettingsForm::new(&settings, &defaults);
+        set(&mut form, Field::Temperature, "0.6");
+        set(&mut form, Field::MinP, "");
+        assert_eq!(
+            form.origin_label(Field::Temperature).unwrap(),
+            "this session"
+        );
+        assert_eq!(
+            form.origin_label(Field::MinP).unwrap(),
+            "back to 0.05 of llama.cpp default"
+        );
+        let next = form.parse(&settings, &defaults).unwrap();
+        assert_eq!(
+            next.sampling_set,
+            SamplingOverrides {
+                temperature: Some(0.6),
+                ..SamplingOverrides::default()
+            }
+        );
+        assert_eq!(next.sampling.temperature, 0.6);
+        assert_eq!(next.sampling.top_p, 0.9, "still the model's");
+        assert_eq!(next.sampling.top_k, 20, "still the user's");
+        assert_eq!(next.sampling.min_p, 0.05, "back to llama.cpp's");
+
+        // Typing the value a field already shows changes nothing.
+        let mut form = SettingsForm::new(&next, &defaults);
+        set(&mut form, Field::TopP, "0.9");
+        assert_eq!(form.parse(&next, &defaults).unwrap(), next);
+    }
+
+    #[test]
+    fn a_bad_emptied_field_cannot_hide_a_bad_edited_one() {
+        let defaults = smollm2_with_user_top_k();
+        let settings = fresh(&defaults);
+        let mut form = SettingsForm::new(&settings, &defaults);
+        set(&mut form, Field::TopP, "");
+        set(&mut form, Field::MinP, "7");
+        let error = form.parse(&settings, &defaults).unwrap_err();
+        assert!(error.starts_with("min-p must be in 0..=1"), "{error}");
     }
 }

@@ -468,7 +468,7 @@ fn render_settings(app: &App, form: &SettingsForm, frame: &mut Frame, area: Rect
         app,
         frame,
         area,
-        76,
+        96,
         21,
         "Settings · applied to the next turn",
     );
@@ -482,6 +482,9 @@ fn render_settings(app: &App, form: &SettingsForm, frame: &mut Frame, area: Rect
     constraints.push(Constraint::Min(1));
     let rows = Layout::vertical(constraints).split(inner);
     let label_width = 16u16;
+    // Where sampler values come from ("model card (SmolLM2 135M
+    // Instruct)"), beside them; narrow popups give it up first.
+    let origin_width = inner.width.saturating_sub(label_width + 12).min(40);
     for (index, (field, text)) in form.fields.iter().enumerate() {
         let focused = index == form.focused;
         let label_style = if focused {
@@ -507,21 +510,37 @@ fn render_settings(app: &App, form: &SettingsForm, frame: &mut Frame, area: Rect
             continue;
         }
         let row = rows[index + 1];
-        let [label, value] =
-            Layout::horizontal([Constraint::Length(label_width), Constraint::Min(1)]).areas(row);
+        let [label, value, origin] = Layout::horizontal([
+            Constraint::Length(label_width),
+            Constraint::Min(8),
+            Constraint::Length(origin_width),
+        ])
+        .areas(row);
         frame.render_widget(
             Paragraph::new(Span::styled(field.label(), label_style)),
             label,
         );
         frame.render_widget(&area, value);
+        if let Some(text) = form.origin_label(*field) {
+            frame.render_widget(
+                Paragraph::new(Span::styled(sanitize(&text), theme.style(Slot::Muted))),
+                origin,
+            );
+        }
     }
     let focused = form.focused_field();
     let footer = match &form.error {
         Some(error) => Line::styled(sanitize(error), theme.style(Slot::StatusError)),
-        None => Line::styled(
-            format!("{}: {}", focused.label(), focused.hint()),
-            theme.style(Slot::Muted),
-        ),
+        None => {
+            let back = form
+                .inherited(focused)
+                .map(|inherited| format!(" · empty = {inherited}"))
+                .unwrap_or_default();
+            Line::styled(
+                sanitize(&format!("{}: {}{back}", focused.label(), focused.hint())),
+                theme.style(Slot::Muted),
+            )
+        }
     };
     let hints = Line::styled(
         format!(

@@ -49,6 +49,8 @@ pub fn whet_with_stdin(args: &[&str], log_dir: &Path, stdin: Option<&str>) -> Ou
     let mut child = Command::new(whet_bin())
         .args(args)
         .env("WHET_LOG_DIR", log_dir)
+        // The user's own files (sampling defaults, templates) stay out.
+        .env("WHET_CONFIG_DIR", log_dir.join("config"))
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
