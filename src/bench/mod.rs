@@ -3,6 +3,7 @@
 //! prompt, measured in the same run, alternating the two, several times.
 
 pub mod depth;
+pub mod history;
 pub mod raw;
 pub mod saves;
 pub mod stats;
@@ -28,8 +29,8 @@ pub struct BenchArgs {
     /// CPU threads for both paths [default: number of physical cores].
     #[arg(long)]
     pub threads: Option<u32>,
-    /// Context size for both paths.
-    #[arg(long = "ctx", default_value_t = 2048)]
+    /// Context size for both paths (the chat UI's default).
+    #[arg(long = "ctx", default_value_t = 4096)]
     pub n_ctx: u32,
     /// Prompt-evaluation batch size for both paths.
     #[arg(long = "batch", default_value_t = 512)]
@@ -43,6 +44,9 @@ pub struct BenchArgs {
     /// Chat turns in the prefix-reuse conversation.
     #[arg(long, default_value_t = 10)]
     pub turns: usize,
+    /// Also time a chat turn after this many tokens of history (0 = skip).
+    #[arg(long, default_value_t = 3072, value_name = "TOKENS")]
+    pub history_tokens: usize,
     /// Flash attention, for both paths.
     #[arg(long, value_enum, default_value_t = FlashAttn::Auto)]
     pub flash_attn: FlashAttn,
@@ -125,6 +129,8 @@ pub struct BenchReport {
     /// The bare loop decoding the same number of new tokens at the same depth.
     pub raw_turn1_ms: Summary,
     pub raw_last_turn_ms: Summary,
+    /// A turn after `--history-tokens` of history, against the bare loop.
+    pub ttft_history: Option<history::HistoryTtft>,
     pub worker_peak_rss_kib: Option<u64>,
 }
 
@@ -332,6 +338,15 @@ pub async fn measure(args: &BenchArgs) -> Result<BenchReport, String> {
     if args.turns > CHAT_TURNS.len() {
         return Err(format!("--turns can be at most {}", CHAT_TURNS.len()));
     }
+    // The history, a reply and a question on top must fit the context.
+    if args.history_tokens > 0 && args.history_tokens + 512 > args.n_ctx as usize {
+        return Err(format!(
+            "--history-tokens {} needs --ctx of at least {} (it is {})",
+            args.history_tokens,
+            args.history_tokens + 512,
+            args.n_ctx
+        ));
+    }
     let (mut engine, raw_model, model, threads) = start_paths(args, args.n_ctx).await?;
     let mut raw_ctx =
         raw_model.context(args.n_ctx, args.n_batch, threads, args.flash_attn.setting())?;
@@ -380,6 +395,21 @@ pub async fn measure(args: &BenchArgs) -> Result<BenchReport, String> {
         .eq(raw_full.tokens.iter().copied());
 
     let chat = chat_ttft(&mut engine, args, &raw_model, &mut raw_ctx, &prompt_tokens).await?;
+    let ttft_history = if args.history_tokens > 0 {
+        Some(
+            history::measure(
+                &mut engine,
+                &raw_model,
+                &mut raw_ctx,
+                &prompt_tokens,
+                args.history_tokens,
+                args.reps,
+            )
+            .await?,
+        )
+    } else {
+        None
+    };
     let worker_peak_rss_kib = engine.peak_rss_kib();
     engine.shutdown().await;
 
@@ -408,6 +438,7 @@ pub async fn measure(args: &BenchArgs) -> Result<BenchReport, String> {
         last_turn_shape: chat.last_shape,
         raw_turn1_ms: Summary::of(&chat.raw_first),
         raw_last_turn_ms: Summary::of(&chat.raw_last),
+        ttft_history,
         ttft_ratio_last_over_first: ratio,
         worker_peak_rss_kib,
     })
@@ -593,6 +624,17 @@ fn print_table(r: &BenchReport) {
             ratio,
             shape.decoded,
             shape.cached
+        );
+    }
+    if let Some(h) = &r.ttft_history {
+        outln!(
+            "{:<22} {:>28} {:>28} {:>7.3}   ({} tokens decoded on {} cached)",
+            format!("after {} history", h.shape.cached),
+            h.whet_ms.display(1),
+            h.raw_ms.display(1),
+            h.ratio,
+            h.shape.decoded,
+            h.shape.cached
         );
     }
     outln!(
