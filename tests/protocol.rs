@@ -22,6 +22,7 @@ fn command_is_covered(command: &Command) {
     match command {
         Command::Load(_)
         | Command::Generate(_)
+        | Command::GenerateMany { .. }
         | Command::Cancel { .. }
         | Command::CountTokens { .. }
         | Command::FormatPrompt { .. }
@@ -36,6 +37,7 @@ fn event_is_covered(event: &Event) {
         | Event::Loaded { .. }
         | Event::Token { .. }
         | Event::Done { .. }
+        | Event::ManyDone { .. }
         | Event::TokenCount { .. }
         | Event::Formatted { .. }
         | Event::Error { .. } => {}
@@ -63,6 +65,7 @@ fn every_command_round_trips() {
             chat_format: Some("chatml".into()),
             vocab_only: true,
             flash_attention: Some(false),
+            parallel: 1,
         }),
         Command::Generate(GenerateRequest {
             id: 7,
@@ -92,6 +95,19 @@ fn every_command_round_trips() {
             reuse_prefix: true,
             ignore_eos: false,
         }),
+        Command::GenerateMany {
+            id: 12,
+            requests: vec![GenerateRequest {
+                id: 13,
+                prompt: chat_prompt(),
+                sampling: SamplingParams::greedy(),
+                max_tokens: 16,
+                stop: vec![],
+                reuse_prefix: false,
+                ignore_eos: false,
+            }],
+            parallel: 4,
+        },
         Command::Cancel { id: 7 },
         Command::CountTokens {
             id: 11,
@@ -160,6 +176,18 @@ fn every_event_round_trips() {
             id: 2,
             tokens: 17,
             n_ctx: 4096,
+        },
+        Event::ManyDone {
+            id: 12,
+            stats: whet::engine::parallel::ManyStats {
+                requests: 3,
+                parallel: 2,
+                wall_ms: 812.5,
+                prompt_tokens_decoded: 40,
+                prompt_tokens_shared: 24,
+                generated_tokens: 90,
+                decodes: 47,
+            },
         },
         Event::Formatted {
             id: 3,

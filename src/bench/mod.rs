@@ -4,6 +4,7 @@
 
 pub mod depth;
 pub mod history;
+pub mod parallel;
 pub mod raw;
 pub mod saves;
 pub mod stats;
@@ -38,7 +39,8 @@ pub struct BenchArgs {
     /// Repetitions of each measurement (the two paths alternate).
     #[arg(long, default_value_t = 5)]
     pub reps: usize,
-    /// Tokens generated per run.
+    /// Tokens generated per run (with `--parallel`, per cell; 0 = until
+    /// the reply ends).
     #[arg(long, default_value_t = 128)]
     pub gen_tokens: u32,
     /// Chat turns in the prefix-reuse conversation.
@@ -59,6 +61,14 @@ pub struct BenchArgs {
     /// and a prompt evaluated on top of them, as llama-bench's `-d`.
     #[arg(long, value_delimiter = ',', value_name = "TOKENS")]
     pub depth: Vec<usize>,
+    /// Measure these numbers of parallel sequences instead (comma-separated,
+    /// e.g. `1,2,4,8`, at most 8): the same cells one request at a time and
+    /// decoded together.
+    #[arg(long, value_delimiter = ',', value_name = "N")]
+    pub parallel: Vec<u32>,
+    /// Cells for `--parallel`.
+    #[arg(long, default_value_t = 16)]
+    pub cells: usize,
     /// Only measure saving a session of this many messages while a reply
     /// streams into it (no model needed; `--gen-tokens` long, at
     /// `--saves-rate` tokens per second).
@@ -218,6 +228,9 @@ pub async fn run(args: BenchArgs) -> Result<ExitCode, String> {
     if !args.depth.is_empty() {
         return run_depths(&args).await;
     }
+    if !args.parallel.is_empty() {
+        return run_parallel(&args).await;
+    }
     if let Some(messages) = args.ui {
         let report = ui::measure(messages, 200)?;
         if args.json {
@@ -248,6 +261,19 @@ async fn start_paths(
     args: &BenchArgs,
     n_ctx: u32,
 ) -> Result<(EngineClient, raw::RawModel, PathBuf, u32), String> {
+    let (engine, model, threads) = start_worker(args, n_ctx, 1).await?;
+    // The raw path runs in this process; its llama.cpp logs go to the log file.
+    llama_cpp_2::send_logs_to_tracing(llama_cpp_2::LogOptions::default());
+    let raw_model = raw::RawModel::load(&model)?;
+    Ok((engine, raw_model, model, threads))
+}
+
+/// whet's worker with the model loaded for `parallel` sequences.
+async fn start_worker(
+    args: &BenchArgs,
+    n_ctx: u32,
+    parallel: u32,
+) -> Result<(EngineClient, PathBuf, u32), String> {
     let model = match &args.model {
         Some(path) => path.clone(),
         None => paths::default_model_path()?,
@@ -267,16 +293,62 @@ async fn start_paths(
         chat_format: None,
         vocab_only: false,
         flash_attention: args.flash_attn.setting(),
+        parallel,
     };
     let mut engine = EngineClient::spawn(&spawn)
         .await
         .map_err(|e| e.to_string())?;
     engine.load(load).await.map_err(|e| e.to_string())?;
+    Ok((engine, model, threads))
+}
 
-    // The raw path runs in this process; its llama.cpp logs go to the log file.
-    llama_cpp_2::send_logs_to_tracing(llama_cpp_2::LogOptions::default());
-    let raw_model = raw::RawModel::load(&model)?;
-    Ok((engine, raw_model, model, threads))
+async fn run_parallel(args: &BenchArgs) -> Result<ExitCode, String> {
+    let most = args.parallel.iter().copied().max().unwrap_or(1);
+    if args.parallel.contains(&0) || most > crate::engine::parallel::MAX_PARALLEL {
+        return Err(format!(
+            "--parallel takes numbers from 1 to {}",
+            crate::engine::parallel::MAX_PARALLEL
+        ));
+    }
+    if args.reps == 0 || args.cells == 0 {
+        return Err("--reps and --cells must be at least 1".into());
+    }
+    let (mut engine, model, threads) = start_worker(args, args.n_ctx, most).await?;
+    let (sequential, reports) = parallel::measure(
+        &mut engine,
+        &args.parallel,
+        args.cells,
+        args.gen_tokens,
+        args.reps,
+    )
+    .await?;
+    let peak_rss_kib = engine.peak_rss_kib();
+    engine.shutdown().await;
+    if args.json {
+        print_json(&serde_json::json!({
+            "model": model,
+            "threads": threads,
+            "n_ctx": args.n_ctx,
+            "reps": args.reps,
+            "sequential": sequential,
+            "parallel": reports,
+            "worker_peak_rss_kib": peak_rss_kib,
+        }))?;
+    } else {
+        outln!(
+            "{} · {threads} threads · ctx {} · {} runs each, alternating",
+            model.display(),
+            args.n_ctx,
+            args.reps
+        );
+        for line in parallel::table(&sequential, &reports, args.gen_tokens) {
+            outln!("{line}");
+        }
+        if let Some(kib) = peak_rss_kib {
+            outln!("worker peak RSS: {:.1} MiB", kib as f64 / 1024.0);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn run_depths(args: &BenchArgs) -> Result<ExitCode, String> {

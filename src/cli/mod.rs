@@ -144,6 +144,7 @@ impl ModelArgs {
             chat_format: self.chat_format.clone(),
             vocab_only: false,
             flash_attention: self.flash_attn.setting(),
+            parallel: 1,
         })
     }
 }

@@ -147,6 +147,7 @@ async fn detect_chat_format(path: &Path) -> Result<ChatFormat, String> {
         chat_format: None,
         vocab_only: true,
         flash_attention: None,
+        parallel: 1,
     };
     let result = engine
         .load(request.clone())

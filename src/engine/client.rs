@@ -15,6 +15,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStderr, ChildStdin, ChildStdout};
 use tokio::sync::mpsc;
 
+use super::parallel::ManyStats;
 use super::protocol::{
     encode_line, Command, Event, GenerateRequest, GenerationStats, LoadRequest, ModelInfo, Prompt,
     StopReason,
@@ -393,6 +394,98 @@ impl EngineClient {
                     id: Some(event_id),
                     message,
                 } if event_id == id => return Err(EngineError::Request(message)),
+                _ => {}
+            }
+        }
+    }
+
+    /// Runs `requests` as parallel sequences (at most `parallel` at once, and
+    /// at most what the model was loaded with), calling `on_text` with each
+    /// request's index and printable text as it arrives. Returns each
+    /// request's result, in order, and the batch's figures.
+    pub async fn generate_many(
+        &mut self,
+        requests: Vec<GenerateRequest>,
+        parallel: u32,
+        mut on_text: impl FnMut(usize, &str),
+    ) -> Result<(Vec<Result<Generation, String>>, ManyStats), EngineError> {
+        let sent = Instant::now();
+        let batch = self.fresh_id();
+        let mut index_of = std::collections::HashMap::new();
+        let mut requests = requests;
+        for (index, request) in requests.iter_mut().enumerate() {
+            request.id = self.fresh_id();
+            index_of.insert(request.id, index);
+        }
+        let mut results: Vec<Option<Result<Generation, String>>> =
+            requests.iter().map(|_| None).collect();
+        let mut tokens: Vec<Vec<TokenRecord>> = requests.iter().map(|_| Vec::new()).collect();
+        let mut firsts: Vec<Option<Instant>> = requests.iter().map(|_| None).collect();
+        self.send(Command::GenerateMany {
+            id: batch,
+            requests,
+            parallel,
+        })?;
+        loop {
+            match self.next_event().await? {
+                Event::Token {
+                    id,
+                    text,
+                    token,
+                    prob,
+                    ..
+                } => {
+                    let Some(&index) = index_of.get(&id) else {
+                        continue;
+                    };
+                    if token >= 0 {
+                        firsts[index].get_or_insert_with(Instant::now);
+                        tokens[index].push(TokenRecord {
+                            token,
+                            prob,
+                            text: text.clone(),
+                        });
+                    }
+                    on_text(index, &text);
+                }
+                Event::Done {
+                    id,
+                    text,
+                    reason,
+                    stats,
+                } => {
+                    let Some(&index) = index_of.get(&id) else {
+                        continue;
+                    };
+                    let timing = ClientTiming {
+                        ttft_ms: firsts[index].map_or(0.0, |f| ms_between(sent, f)),
+                        token_events: tokens[index].len() as u32,
+                        ..ClientTiming::default()
+                    };
+                    results[index] = Some(Ok(Generation {
+                        id,
+                        text,
+                        reason,
+                        stats,
+                        timing,
+                        tokens: std::mem::take(&mut tokens[index]),
+                    }));
+                }
+                Event::Error {
+                    id: Some(id),
+                    message,
+                } => {
+                    if let Some(&index) = index_of.get(&id) {
+                        results[index] = Some(Err(message));
+                    }
+                }
+                Event::ManyDone { id, stats } if id == batch => {
+                    let results = results
+                        .into_iter()
+                        .map(|r| r.unwrap_or_else(|| Err("no answer from the worker".into())))
+                        .collect();
+                    return Ok((results, stats));
+                }
                 _ => {}
             }
         }

@@ -18,6 +18,15 @@ pub enum Command {
     Load(LoadRequest),
     /// Generate a completion; answered by `Token` events and one `Done` or `Error`.
     Generate(GenerateRequest),
+    /// Generate completions for several requests, decoded together as
+    /// parallel sequences (at most the context's `parallel`); answered by
+    /// each request's `Token` events and `Done` or `Error`, then `ManyDone`.
+    /// Cancel with the batch's id stops them all, with a request's id that one.
+    GenerateMany {
+        id: u64,
+        requests: Vec<GenerateRequest>,
+        parallel: u32,
+    },
     /// Stop the generation with this id at the next token; it ends with `Done`
     /// and reason `Cancelled`, keeping the partial text.
     Cancel { id: u64 },
@@ -46,6 +55,14 @@ pub struct LoadRequest {
     /// Flash attention: None lets llama.cpp decide.
     #[serde(default)]
     pub flash_attention: Option<bool>,
+    /// Sequences decoded together by `GenerateMany` (1..=8); 1 for a
+    /// context that serves one request at a time.
+    #[serde(default = "one")]
+    pub parallel: u32,
+}
+
+fn one() -> u32 {
+    1
 }
 
 /// The `--flash-attn` choice of the command line.
@@ -173,6 +190,11 @@ pub enum Event {
         text: String,
         reason: StopReason,
         stats: GenerationStats,
+    },
+    /// Every request of a `GenerateMany` has ended.
+    ManyDone {
+        id: u64,
+        stats: super::parallel::ManyStats,
     },
     TokenCount {
         id: u64,

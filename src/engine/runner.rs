@@ -198,6 +198,14 @@ impl LoadedModel {
             .with_n_threads(threads)
             .with_n_threads_batch(threads)
             .with_flash_attention_policy(flash_attention_policy(request.flash_attention));
+        // Several sequences share one cache (not a slice each), so any of
+        // them can use the whole context and copy another's prefix.
+        let n_seq_max = request.parallel.clamp(1, super::parallel::MAX_PARALLEL);
+        let params = if n_seq_max > 1 {
+            params.with_n_seq_max(n_seq_max).with_kv_unified(true)
+        } else {
+            params
+        };
         let ctx = self
             .model
             .new_context(backend, params)
@@ -205,6 +213,7 @@ impl LoadedModel {
         Ok(Session {
             model: self,
             n_batch: ctx.n_batch() as usize,
+            n_seq_max,
             batch: LlamaBatch::new(ctx.n_batch() as usize, 1),
             ctx,
             cached: Vec::new(),
@@ -225,12 +234,15 @@ struct Reply {
 
 /// A context with the token sequence currently held in its KV cache.
 pub struct Session<'m> {
-    model: &'m LoadedModel,
-    ctx: LlamaContext<'m>,
-    batch: LlamaBatch<'static>,
-    n_batch: usize,
-    /// Tokens whose keys and values are in the cache, in position order.
-    cached: Vec<LlamaToken>,
+    pub(super) model: &'m LoadedModel,
+    pub(super) ctx: LlamaContext<'m>,
+    pub(super) batch: LlamaBatch<'static>,
+    pub(super) n_batch: usize,
+    /// Sequences the context was created for (`LoadRequest::parallel`).
+    n_seq_max: u32,
+    /// Tokens whose keys and values are in the cache (sequence 0), in
+    /// position order.
+    pub(super) cached: Vec<LlamaToken>,
     replies: VecDeque<Reply>,
 }
 
@@ -240,6 +252,10 @@ pub type Outcome = Result<(String, StopReason, GenerationStats), String>;
 impl Session<'_> {
     pub fn n_ctx(&self) -> u32 {
         self.ctx.n_ctx()
+    }
+
+    pub fn n_seq_max(&self) -> u32 {
+        self.n_seq_max
     }
 
     pub fn tokenize(&self, prompt: &Prompt) -> Result<Vec<LlamaToken>, String> {
@@ -468,7 +484,7 @@ pub fn flash_attention_policy(setting: Option<bool>) -> llama_cpp_sys_2::llama_f
     }
 }
 
-fn build_sampler(params: &SamplingParams, n_vocab: i32) -> LlamaSampler {
+pub(super) fn build_sampler(params: &SamplingParams, n_vocab: i32) -> LlamaSampler {
     let mut chain = Vec::new();
     if (params.repeat_penalty - 1.0).abs() > f32::EPSILON {
         chain.push(LlamaSampler::penalties(
@@ -556,11 +572,11 @@ pub fn common_prefix_len(a: &[LlamaToken], b: &[LlamaToken]) -> usize {
     a.iter().zip(b).take_while(|(x, y)| x == y).count()
 }
 
-fn ms_since(start: Instant) -> f64 {
+pub(super) fn ms_since(start: Instant) -> f64 {
     start.elapsed().as_secs_f64() * 1000.0
 }
 
-fn ms_between(start: Instant, end: Instant) -> f64 {
+pub(super) fn ms_between(start: Instant, end: Instant) -> f64 {
     end.duration_since(start).as_secs_f64() * 1000.0
 }
 

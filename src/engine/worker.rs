@@ -63,6 +63,12 @@ pub fn run() -> i32 {
                     io.error(Some(r.id), "no model is loaded");
                     continue;
                 }
+                Some(Command::GenerateMany { requests, .. }) => {
+                    for r in requests {
+                        io.error(Some(r.id), "no model is loaded");
+                    }
+                    continue;
+                }
                 Some(Command::CountTokens { id, .. }) | Some(Command::FormatPrompt { id, .. }) => {
                     io.error(Some(id), "no model is loaded");
                     continue;
@@ -139,6 +145,43 @@ fn serve_model(backend: &LlamaBackend, request: LoadRequest, io: &mut WorkerIo) 
                     }),
                     Err(message) => io.error(Some(id), &message),
                 }
+            }
+            Some(Command::GenerateMany {
+                id,
+                requests,
+                parallel,
+            }) => {
+                let Some(session) = session.as_mut() else {
+                    for r in &requests {
+                        io.error(
+                            Some(r.id),
+                            "the model was loaded without a context (vocab only)",
+                        );
+                    }
+                    continue;
+                };
+                let cancel = Arc::clone(&io.cancel);
+                let cancelled = move |request: u64| {
+                    let target = cancel.load(Ordering::Relaxed);
+                    target == request || target == id || target == CANCEL_ALL
+                };
+                let out = &mut io.out;
+                let (outcomes, stats) =
+                    session.generate_many(&requests, parallel, &cancelled, &mut |event| {
+                        out.emit(&event)
+                    });
+                for (request, outcome) in requests.iter().zip(outcomes) {
+                    match outcome {
+                        Ok((text, reason, stats)) => io.emit(&Event::Done {
+                            id: request.id,
+                            text,
+                            reason,
+                            stats,
+                        }),
+                        Err(message) => io.error(Some(request.id), &message),
+                    }
+                }
+                io.emit(&Event::ManyDone { id, stats });
             }
             Some(Command::CountTokens { id, prompt }) => match tokenize(&loaded, &session, &prompt)
             {

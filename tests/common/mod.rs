@@ -92,6 +92,7 @@ pub fn load_request(model: PathBuf, n_ctx: u32) -> LoadRequest {
         chat_format: None,
         vocab_only: false,
         flash_attention: None,
+        parallel: 1,
     }
 }
 
