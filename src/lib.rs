@@ -13,6 +13,7 @@ pub mod paths;
 pub mod prompt;
 pub mod refine;
 pub mod sampling_defaults;
+pub mod statistics;
 pub mod store;
 pub mod text_position;
 pub mod tui;
