@@ -6,6 +6,7 @@
 pub mod bench;
 pub mod diff;
 pub mod engine;
+pub mod experiment;
 pub mod logging;
 pub mod metrics;
 pub mod models;

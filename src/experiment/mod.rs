@@ -1,0 +1,6 @@
+//! Prompt experiments: variants of a prompt run over the same dataset,
+//! scored, and compared with paired statistics.
+//!
+//! - [`dataset`] — the inputs (JSONL or CSV), with `file:line` errors.
+
+pub mod dataset;
