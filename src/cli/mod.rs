@@ -1,5 +1,6 @@
 //! The command line: argument parsing and dispatch to one module per command.
 
+mod experiment;
 mod models;
 mod refine;
 mod run;
@@ -56,6 +57,9 @@ enum Commands {
     /// Refinement rounds (Self-Refine): a draft, then feedback and a
     /// refined pass per round, each pass scored; the run is saved.
     Refine(refine::RefineArgs),
+    /// Prompt experiments: variants of a prompt over a dataset.
+    #[command(subcommand)]
+    Experiment(experiment::ExperimentCommand),
     /// Check the user's theme and keymap files; prints every problem.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -182,6 +186,7 @@ pub fn main() -> ExitCode {
             None => open_ui(&cli.model, cli.session.as_deref(), &cli.theme).await,
             Some(Commands::Config(command)) => config(command),
             Some(Commands::Templates(command)) => templates::run(command).await,
+            Some(Commands::Experiment(command)) => experiment::run(command),
             Some(Commands::Score(args)) => score::run(args),
             Some(Commands::Run(args)) => run::run(args).await,
             Some(Commands::Refine(args)) => refine::run(args).await,

@@ -106,7 +106,13 @@ pub fn parse_jsonl(text: &str, file: &str) -> Result<Vec<Item>, Vec<DatasetError
         let value: serde_json::Value = match serde_json::from_str(line) {
             Ok(value) => value,
             Err(e) => {
-                errors.push(at(Some(e.column()), format!("not valid JSON: {e}")));
+                // serde_json ends its message with its own "at line 1
+                // column N": the line here is the file's, said in front.
+                let message = e.to_string();
+                let message = message
+                    .rsplit_once(" at line ")
+                    .map_or(message.as_str(), |(m, _)| m);
+                errors.push(at(Some(e.column()), format!("not valid JSON: {message}")));
                 continue;
             }
         };

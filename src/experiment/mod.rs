@@ -2,7 +2,9 @@
 //! scored, and compared with paired statistics.
 //!
 //! - [`spec`] — the experiment file, with `file:line:col` errors;
-//! - [`dataset`] — the inputs (JSONL or CSV), with `file:line` errors.
+//! - [`dataset`] — the inputs (JSONL or CSV), with `file:line` errors;
+//! - [`prepare`] — a file with its templates and dataset, cross-checked.
 
 pub mod dataset;
+pub mod prepare;
 pub mod spec;

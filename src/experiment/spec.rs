@@ -41,7 +41,9 @@ pub const FORMAT_VERSION: u32 = 1;
 
 /// The metrics a variant's outputs can be scored with (against the
 /// item's references, where they need them).
-pub const METRICS: [&str; 7] = ["bleu", "chrf", "rouge1", "rouge2", "rougeL", "exact", "length"];
+pub const METRICS: [&str; 7] = [
+    "bleu", "chrf", "rouge1", "rouge2", "rougeL", "exact", "length",
+];
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Experiment {
@@ -190,7 +192,11 @@ struct FileVariant {
 /// Reads and checks an experiment file; `file` names it in messages and
 /// `file_name` (the file's name without `.toml`) must be its `name`. This
 /// checks the file alone; [`super::check`] adds the template and dataset.
-pub fn parse(text: &str, file: &str, file_name: Option<&str>) -> Result<Experiment, Vec<SpecError>> {
+pub fn parse(
+    text: &str,
+    file: &str,
+    file_name: Option<&str>,
+) -> Result<Experiment, Vec<SpecError>> {
     let at = |offset: usize, message: String| SpecError {
         file: file.to_string(),
         line_col: Some(line_col(text, offset)),
@@ -277,13 +283,19 @@ pub fn parse(text: &str, file: &str, file_name: Option<&str>) -> Result<Experime
         let metric_name = metric.get_ref();
         if METRICS.contains(&metric_name.as_str()) {
             if metrics.contains(metric_name) {
-                errors.push(at(metric.span().start, format!("metric '{metric_name}' is listed twice")));
+                errors.push(at(
+                    metric.span().start,
+                    format!("metric '{metric_name}' is listed twice"),
+                ));
             }
             metrics.push(metric_name.clone());
         } else {
             errors.push(at(
                 metric.span().start,
-                format!("unknown metric '{metric_name}' (metrics: {})", METRICS.join(", ")),
+                format!(
+                    "unknown metric '{metric_name}' (metrics: {})",
+                    METRICS.join(", ")
+                ),
             ));
         }
     }
@@ -304,7 +316,10 @@ pub fn parse(text: &str, file: &str, file_name: Option<&str>) -> Result<Experime
     }
     if let Some(l) = &parsed.limit {
         if *l.get_ref() == 0 {
-            errors.push(at(l.span().start, "limit must be at least 1 (leave it out for all items)".into()));
+            errors.push(at(
+                l.span().start,
+                "limit must be at least 1 (leave it out for all items)".into(),
+            ));
         }
     }
 
@@ -390,7 +405,10 @@ type Located = (Option<usize>, String);
 fn parse_check(table: &BTreeMap<String, Spanned<toml::Value>>) -> Result<Check, Located> {
     const KINDS: &str = "equals, contains, icontains, not-contains, regex, max-words, is-json";
     if table.len() != 1 {
-        return Err((None, format!("a check is one of {{ KIND = VALUE }} with KIND one of: {KINDS}")));
+        return Err((
+            None,
+            format!("a check is one of {{ KIND = VALUE }} with KIND one of: {KINDS}"),
+        ));
     }
     let (kind, value) = table.iter().next().expect("one entry");
     let offset = Some(value.span().start);
@@ -405,8 +423,12 @@ fn parse_check(table: &BTreeMap<String, Spanned<toml::Value>>) -> Result<Check, 
         "not-contains" => Check::NotContains(text()?),
         "regex" => {
             let pattern = text()?;
-            regex::Regex::new(&pattern)
-                .map_err(|e| (offset, format!("check 'regex': {}", one_line(&e.to_string()))))?;
+            regex::Regex::new(&pattern).map_err(|e| {
+                (
+                    offset,
+                    format!("check 'regex': {}", one_line(&e.to_string())),
+                )
+            })?;
             Check::Regex(pattern)
         }
         "max-words" => match value.get_ref() {
@@ -585,11 +607,18 @@ temperature = 0.2
     #[test]
     fn a_good_file_reads_whole() {
         let e = parse(GOOD, "e.toml", Some("shots")).unwrap();
-        assert_eq!(e.prompt, PromptSource::Template("sentiment-reversal".into()));
+        assert_eq!(
+            e.prompt,
+            PromptSource::Template("sentiment-reversal".into())
+        );
         assert_eq!(e.metrics, ["chrf", "exact"]);
         assert_eq!(
             e.checks,
-            [Check::Contains("great".into()), Check::MaxWords(60), Check::IsJson]
+            [
+                Check::Contains("great".into()),
+                Check::MaxWords(60),
+                Check::IsJson
+            ]
         );
         assert_eq!(e.baseline, "3-shot");
         assert_eq!((e.repeats, e.seed, e.limit), (2, 7, None));
@@ -650,8 +679,12 @@ temperature = 0.2
             errors("name = \"x\"\ntemplate = \"t\"\ndataset = \"d.csv\"\n[[variants]]\nname = \"a\"\n[[variants]]\nname = \"a\"\n"),
             ["e.toml:7:8: two variants are named 'a'"]
         );
-        let unknown = errors("name = \"x\"\ntemplate = \"t\"\ndataset = \"d.csv\"\ntemprature = 1\n");
-        assert!(unknown[0].starts_with("e.toml:4:1: unknown field `temprature`"), "{unknown:?}");
+        let unknown =
+            errors("name = \"x\"\ntemplate = \"t\"\ndataset = \"d.csv\"\ntemprature = 1\n");
+        assert!(
+            unknown[0].starts_with("e.toml:4:1: unknown field `temprature`"),
+            "{unknown:?}"
+        );
         assert_eq!(
             errors("name = \"x\"\ndataset = \"d.csv\"\n"),
             ["e.toml:1:8: the experiment needs a 'template' (a template's name) or a 'prompt'"]
@@ -661,8 +694,12 @@ temperature = 0.2
             ["e.toml:5:10: matrix 'colour' is not a variant setting (temperature, top_k, top_p, min_p, repeat_penalty, max_tokens, examples, template, system, model)"]
         );
         assert_eq!(
-            parse("name = \"x\"\ntemplate = \"t\"\ndataset = \"d.csv\"\n", "e.toml", Some("y"))
-                .unwrap_err()[0]
+            parse(
+                "name = \"x\"\ntemplate = \"t\"\ndataset = \"d.csv\"\n",
+                "e.toml",
+                Some("y")
+            )
+            .unwrap_err()[0]
                 .to_string(),
             "e.toml:1:8: name 'x' does not match the file name 'y.toml'"
         );

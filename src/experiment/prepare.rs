@@ -1,0 +1,309 @@
+//! An experiment file with everything it names: its templates (one per
+//! variant, with the variant's system prompt), its dataset (relative to the
+//! file, cut to `limit`), and what can be known before running: missing
+//! variables, example numbers, models, metrics without references.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use super::dataset::{self, Item};
+use super::spec::{self, Examples, Experiment, PromptSource, Variant};
+use crate::prompt::library;
+use crate::prompt::template::Template;
+
+/// Metrics that compare an output with the item's references.
+const NEED_REFERENCES: [&str; 6] = ["bleu", "chrf", "rouge1", "rouge2", "rougeL", "exact"];
+
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    pub path: PathBuf,
+    pub experiment: Experiment,
+    /// The dataset's items (the first `limit` of them).
+    pub items: Vec<Item>,
+    /// Items in the file, before `limit`.
+    pub items_in_file: usize,
+    /// The template each variant renders, by variant name.
+    pub templates: BTreeMap<String, Template>,
+    /// Doubts that do not stop the experiment.
+    pub warnings: Vec<String>,
+}
+
+impl Prepared {
+    /// How many times a variant runs each item: once when its decoding is
+    /// greedy (repeats would be identical), else `repeats`.
+    pub fn repeats_of(&self, variant: &Variant) -> u32 {
+        let template_temperature = self
+            .templates
+            .get(&variant.name)
+            .and_then(|t| t.sampling.temperature);
+        match variant.temperature.or(template_temperature) {
+            Some(t) if t <= 0.0 => 1,
+            _ => self.experiment.repeats,
+        }
+    }
+
+    /// Items × variants × their repeats.
+    pub fn cells(&self) -> usize {
+        self.experiment
+            .variants
+            .iter()
+            .map(|v| self.items.len() * self.repeats_of(v) as usize)
+            .sum()
+    }
+}
+
+/// Reads the experiment at `path` and everything it names; every problem
+/// found is returned (as `file:line:col: message` lines).
+pub fn prepare(path: &Path, user_templates: Option<&Path>) -> Result<Prepared, Vec<String>> {
+    let file = path.display().to_string();
+    let text = library::read_template_file(path).map_err(|e| vec![format!("{file}: {e}")])?;
+    let file_name = path.file_stem().map(|s| s.to_string_lossy().into_owned());
+    let experiment = spec::parse(&text, &file, file_name.as_deref())
+        .map_err(|errors| errors.iter().map(ToString::to_string).collect::<Vec<_>>())?;
+    let mut errors = Vec::new();
+    let mut warnings = Vec::new();
+
+    // Templates, loaded once each.
+    let mut loaded: BTreeMap<String, Template> = BTreeMap::new();
+    let mut templates = BTreeMap::new();
+    for variant in &experiment.variants {
+        let base = match (&variant.template, &experiment.prompt) {
+            (Some(name), _) | (None, PromptSource::Template(name)) => {
+                if !loaded.contains_key(name) {
+                    match library::find(name, user_templates).and_then(|entry| {
+                        library::load(&entry).map_err(|errors| {
+                            errors
+                                .iter()
+                                .map(ToString::to_string)
+                                .collect::<Vec<_>>()
+                                .join("; ")
+                        })
+                    }) {
+                        Ok(template) => {
+                            loaded.insert(name.clone(), template);
+                        }
+                        Err(message) => {
+                            errors.push(format!("{file}: variant '{}': {message}", variant.name));
+                            continue;
+                        }
+                    }
+                }
+                loaded[name].clone()
+            }
+            (None, PromptSource::Inline { system, prompt }) => {
+                inline_template(&experiment.name, system, prompt)
+            }
+        };
+        let mut template = base;
+        if let Some(system) = &variant.system {
+            template.system = Some(system.clone());
+        }
+        if let Some(Examples::Only(numbers)) = &variant.examples {
+            if let Some(n) = numbers.iter().find(|&&n| n > template.examples.len()) {
+                errors.push(format!(
+                    "{file}: variant '{}': example {n} does not exist (template '{}' has {})",
+                    variant.name,
+                    template.name,
+                    template.examples.len()
+                ));
+            }
+        }
+        if let Some(model) = &variant.model {
+            let as_path = path.parent().unwrap_or(Path::new(".")).join(model);
+            if crate::models::catalog::find(model).is_none() && !as_path.is_file() {
+                errors.push(format!(
+                    "{file}: variant '{}': model '{model}' is neither a catalog model ({}) nor a file",
+                    variant.name,
+                    crate::models::catalog::ALL
+                        .iter()
+                        .map(|m| m.id)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+            }
+        }
+        templates.insert(variant.name.clone(), template);
+    }
+
+    // The dataset, relative to the experiment file.
+    let dataset_path = path
+        .parent()
+        .unwrap_or(Path::new("."))
+        .join(&experiment.dataset);
+    let items = match dataset::load(&dataset_path) {
+        Ok(items) => items,
+        Err(problems) => {
+            errors.extend(problems.iter().map(ToString::to_string));
+            Vec::new()
+        }
+    };
+    let dataset_file = dataset_path.display().to_string();
+    let items_in_file = items.len();
+    let items: Vec<Item> = match experiment.limit {
+        Some(limit) => items.into_iter().take(limit).collect(),
+        None => items,
+    };
+
+    // Every variable each template needs, for every item.
+    if !items.is_empty() {
+        for (variant, template) in &templates {
+            for name in template.variable_names() {
+                if template.default_of(&name).is_some() {
+                    if items.iter().all(|item| !item.vars.contains_key(&name)) {
+                        warnings.push(format!(
+                            "{dataset_file}: no item has '{name}': every item uses template '{}''s default (variant '{variant}')",
+                            template.name
+                        ));
+                    }
+                    continue;
+                }
+                let lacking: Vec<usize> = items
+                    .iter()
+                    .filter(|item| !item.vars.contains_key(&name))
+                    .map(|item| item.line)
+                    .collect();
+                if lacking.len() == items.len() {
+                    errors.push(format!(
+                        "{dataset_file}: no item has '{name}', which template '{}' needs (variant '{variant}') and gives no default",
+                        template.name
+                    ));
+                } else {
+                    for line in lacking {
+                        errors.push(format!(
+                            "{dataset_file}:{line}: no value for '{name}', which template '{}' needs (variant '{variant}') and gives no default",
+                            template.name
+                        ));
+                    }
+                }
+            }
+        }
+        let with_references = items.iter().filter(|i| !i.references.is_empty()).count();
+        for metric in &experiment.metrics {
+            if !NEED_REFERENCES.contains(&metric.as_str()) {
+                continue;
+            }
+            if with_references == 0 {
+                errors.push(format!(
+                    "{file}: metric '{metric}' compares with references, and no item of {dataset_file} has one ('reference' or 'references')"
+                ));
+            } else if with_references < items.len() {
+                warnings.push(format!(
+                    "{dataset_file}: {} of {} items have no reference; '{metric}' leaves them out",
+                    items.len() - with_references,
+                    items.len()
+                ));
+            }
+        }
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    Ok(Prepared {
+        path: path.to_path_buf(),
+        experiment,
+        items,
+        items_in_file,
+        templates,
+        warnings,
+    })
+}
+
+/// A template made from an experiment's inline prompt.
+fn inline_template(name: &str, system: &Option<String>, prompt: &str) -> Template {
+    Template {
+        version: crate::prompt::template::FORMAT_VERSION,
+        name: name.to_string(),
+        description: String::new(),
+        system: system.clone(),
+        prompt: prompt.to_string(),
+        variables: BTreeMap::new(),
+        examples: Vec::new(),
+        sampling: Default::default(),
+        refine: Default::default(),
+        references: Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    #[test]
+    fn a_shipped_template_over_a_dataset_counts_its_cells() {
+        let dir = tempfile::tempdir().unwrap();
+        write(
+            dir.path(),
+            "reviews.jsonl",
+            "{\"review\": \"Cold pizza.\", \"reference\": \"Hot pizza!\"}\n{\"review\": \"Rude staff.\", \"reference\": \"Kind staff!\"}\n{\"review\": \"Slow.\"}\n",
+        );
+        let path = write(
+            dir.path(),
+            "shots.toml",
+            "name = \"shots\"\ntemplate = \"sentiment-reversal\"\ndataset = \"reviews.jsonl\"\nmetrics = [\"chrf\"]\nrepeats = 3\n[[variants]]\nname = \"none\"\nexamples = \"none\"\ntemperature = 0\n[[variants]]\nname = \"all\"\nexamples = \"all\"\n",
+        );
+        let prepared = prepare(&path, None).unwrap();
+        assert_eq!(prepared.items.len(), 3);
+        // The greedy variant runs once per item; the other (the template's
+        // temperature 0.5) three times.
+        assert_eq!(prepared.cells(), 3 + 9);
+        assert_eq!(
+            prepared.warnings,
+            [format!(
+                "{}: 1 of 3 items have no reference; 'chrf' leaves them out",
+                dir.path().join("reviews.jsonl").display()
+            )]
+        );
+    }
+
+    #[test]
+    fn what_the_files_disagree_on_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "d.csv", "text,reference\nx,y\n");
+        let path = write(
+            dir.path(),
+            "e.toml",
+            "name = \"e\"\ntemplate = \"sentiment-reversal\"\ndataset = \"d.csv\"\n[[variants]]\nname = \"v\"\nexamples = [4]\nmodel = \"nosuch\"\n",
+        );
+        let errors = prepare(&path, None).unwrap_err();
+        let file = path.display().to_string();
+        let data = dir.path().join("d.csv").display().to_string();
+        assert_eq!(
+            errors,
+            [
+                format!("{file}: variant 'v': example 4 does not exist (template 'sentiment-reversal' has 3)"),
+                format!("{file}: variant 'v': model 'nosuch' is neither a catalog model (smollm2-135m, gemma3-270m) nor a file"),
+            ]
+        );
+        // A variable with a default that no item gives is a doubt, not an error.
+        let defaulted = write(
+            dir.path(),
+            "f.toml",
+            "name = \"f\"\ntemplate = \"sentiment-reversal\"\ndataset = \"d.csv\"\n",
+        );
+        assert_eq!(
+            prepare(&defaulted, None).unwrap().warnings,
+            [format!("{data}: no item has 'review': every item uses template 'sentiment-reversal''s default (variant 'default')")]
+        );
+        let inline = write(
+            dir.path(),
+            "i.toml",
+            "name = \"i\"\nprompt = \"Say {{text}} and {{other}}\"\ndataset = \"d.csv\"\nmetrics = [\"exact\"]\n",
+        );
+        assert_eq!(
+            prepare(&inline, None).unwrap_err(),
+            [format!("{data}: no item has 'other', which template 'i' needs (variant 'default') and gives no default")]
+        );
+        let missing = write(
+            dir.path(),
+            "m.toml",
+            "name = \"m\"\nprompt = \"x\"\ndataset = \"nope.jsonl\"\n",
+        );
+        assert!(prepare(&missing, None).unwrap_err()[0].contains("cannot read the dataset"));
+    }
+}
