@@ -3,8 +3,12 @@
 //!
 //! - [`spec`] — the experiment file, with `file:line:col` errors;
 //! - [`dataset`] — the inputs (JSONL or CSV), with `file:line` errors;
-//! - [`prepare`] — a file with its templates and dataset, cross-checked.
+//! - [`prepare`] — a file with its templates and dataset, cross-checked;
+//! - [`cells`] — items × variants × repeats as exact requests, with keys;
+//! - [`score`](mod@score) — a cell's metrics and checks.
 
+pub mod cells;
 pub mod dataset;
 pub mod prepare;
+pub mod score;
 pub mod spec;

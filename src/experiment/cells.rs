@@ -1,0 +1,189 @@
+//! The cells of an experiment: every item × variant × repeat, as the exact
+//! request the model gets, and the key that identifies its result (the
+//! model, the exact input, the sampling settings with the seed, the token
+//! limit, the stop strings and the repeat index): a cell whose key has a
+//! result already need not run again.
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use super::prepare::Prepared;
+use super::spec::Examples;
+use crate::engine::protocol::{ChatMessage, GenerateRequest, Prompt};
+use crate::engine::SamplingParams;
+use crate::prompt::render::{render, ExampleSelection};
+
+/// Tokens a reply may take when neither the variant nor the template says.
+pub const DEFAULT_MAX_TOKENS: u32 = 256;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cell {
+    /// Index into `Prepared::items`.
+    pub item: usize,
+    /// Index into the experiment's variants.
+    pub variant: usize,
+    /// 0-based repeat; its seed is the experiment's seed plus it.
+    pub repeat: u32,
+    pub messages: Vec<ChatMessage>,
+    pub sampling: SamplingParams,
+    pub max_tokens: u32,
+    pub stop: Vec<String>,
+    pub key: String,
+}
+
+impl Cell {
+    /// The engine request for this cell (each cell starts from its own
+    /// prompt; shared prefixes are the engine's business).
+    pub fn request(&self) -> GenerateRequest {
+        GenerateRequest {
+            id: 0,
+            prompt: Prompt::Chat {
+                messages: self.messages.clone(),
+            },
+            sampling: self.sampling.clone(),
+            max_tokens: self.max_tokens,
+            stop: self.stop.clone(),
+            reuse_prefix: true,
+            ignore_eos: false,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct KeyParts<'a> {
+    model: &'a str,
+    messages: &'a [ChatMessage],
+    sampling: &'a SamplingParams,
+    max_tokens: u32,
+    stop: &'a [String],
+    repeat: u32,
+}
+
+/// Every cell of `prepared` for the model identified by `model` (its
+/// file's SHA-256), in item order, then variant, then repeat. A cell whose
+/// messages cannot be rendered is reported, not built.
+pub fn cells(prepared: &Prepared, model: &str) -> Result<Vec<Cell>, Vec<String>> {
+    let experiment = &prepared.experiment;
+    let mut out = Vec::new();
+    let mut errors = Vec::new();
+    for (item_index, item) in prepared.items.iter().enumerate() {
+        for (variant_index, variant) in experiment.variants.iter().enumerate() {
+            let Some(template) = prepared.templates.get(&variant.name) else {
+                continue;
+            };
+            let selection = match &variant.examples {
+                None | Some(Examples::Template) => ExampleSelection::Enabled,
+                Some(Examples::None) => ExampleSelection::None,
+                Some(Examples::All) => {
+                    ExampleSelection::Only((1..=template.examples.len()).collect())
+                }
+                Some(Examples::Only(numbers)) => ExampleSelection::Only(numbers.clone()),
+            };
+            let messages = match render(template, &item.vars, selection) {
+                Ok(messages) => messages,
+                Err(e) => {
+                    errors.push(format!(
+                        "item at line {}, variant '{}': {e}",
+                        item.line, variant.name
+                    ));
+                    continue;
+                }
+            };
+            let mut base = SamplingParams::default();
+            template.sampling.apply(&mut base);
+            let overrides = crate::engine::sampling::SamplingOverrides {
+                temperature: variant.temperature,
+                top_k: variant.top_k,
+                top_p: variant.top_p,
+                min_p: variant.min_p,
+                repeat_penalty: variant.repeat_penalty,
+            };
+            overrides.apply(&mut base);
+            let max_tokens = variant
+                .max_tokens
+                .or(template.sampling.max_tokens)
+                .unwrap_or(DEFAULT_MAX_TOKENS);
+            let stop = variant
+                .stop
+                .clone()
+                .or_else(|| template.sampling.stop.clone())
+                .unwrap_or_default();
+            for repeat in 0..prepared.repeats_of(variant) {
+                let sampling = SamplingParams {
+                    seed: experiment.seed.wrapping_add(repeat),
+                    ..base.clone()
+                };
+                let parts = KeyParts {
+                    model,
+                    messages: &messages,
+                    sampling: &sampling,
+                    max_tokens,
+                    stop: &stop,
+                    repeat,
+                };
+                let json = serde_json::to_vec(&parts).unwrap_or_default();
+                let key = hex(&Sha256::digest(&json));
+                out.push(Cell {
+                    item: item_index,
+                    variant: variant_index,
+                    repeat,
+                    messages: messages.clone(),
+                    sampling,
+                    max_tokens,
+                    stop: stop.clone(),
+                    key,
+                });
+            }
+        }
+    }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(errors)
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::experiment::prepare::prepare;
+
+    #[test]
+    fn cells_render_each_variant_and_keys_change_only_with_the_input() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("d.jsonl"),
+            "{\"review\": \"Cold pizza.\", \"reference\": \"Hot pizza!\"}\n{\"review\": \"Rude staff.\"}\n",
+        )
+        .unwrap();
+        let path = dir.path().join("e.toml");
+        std::fs::write(
+            &path,
+            "name = \"e\"\ntemplate = \"sentiment-reversal\"\ndataset = \"d.jsonl\"\nrepeats = 2\nseed = 10\n[[variants]]\nname = \"none\"\nexamples = \"none\"\ntemperature = 0\n[[variants]]\nname = \"one\"\nexamples = [2]\nmax_tokens = 40\n",
+        )
+        .unwrap();
+        let prepared = prepare(&path, None).unwrap();
+        let cells = cells(&prepared, "model-a").unwrap();
+        // Per item: the greedy variant once, the sampled one twice.
+        assert_eq!(cells.len(), 2 * (1 + 2));
+        let none = &cells[0];
+        assert_eq!(none.messages.len(), 2, "system and prompt only");
+        assert!(none.messages[1].content.contains("Cold pizza."));
+        assert_eq!(none.sampling.temperature, 0.0);
+        assert_eq!(none.max_tokens, 200, "the template's");
+        let one = &cells[1];
+        assert_eq!(one.messages.len(), 4, "system, one example pair, prompt");
+        assert_eq!(one.max_tokens, 40);
+        assert_eq!(one.sampling.temperature, 0.5, "the template's");
+        assert_eq!((cells[1].sampling.seed, cells[2].sampling.seed), (10, 11));
+        // Keys: distinct per cell, stable, and tied to the model.
+        let keys: std::collections::BTreeSet<_> = cells.iter().map(|c| &c.key).collect();
+        assert_eq!(keys.len(), cells.len());
+        assert_eq!(super::cells(&prepared, "model-a").unwrap()[0].key, none.key);
+        assert_ne!(super::cells(&prepared, "model-b").unwrap()[0].key, none.key);
+    }
+}
