@@ -186,7 +186,7 @@ pub fn main() -> ExitCode {
             None => open_ui(&cli.model, cli.session.as_deref(), &cli.theme).await,
             Some(Commands::Config(command)) => config(command),
             Some(Commands::Templates(command)) => templates::run(command).await,
-            Some(Commands::Experiment(command)) => experiment::run(command),
+            Some(Commands::Experiment(command)) => experiment::run(command).await,
             Some(Commands::Score(args)) => score::run(args),
             Some(Commands::Run(args)) => run::run(args).await,
             Some(Commands::Refine(args)) => refine::run(args).await,

@@ -407,7 +407,21 @@ impl EngineClient {
         &mut self,
         requests: Vec<GenerateRequest>,
         parallel: u32,
+        on_text: impl FnMut(usize, &str),
+    ) -> Result<(Vec<Result<Generation, String>>, ManyStats), EngineError> {
+        self.generate_many_each(requests, parallel, on_text, |_, _| {})
+            .await
+    }
+
+    /// [`EngineClient::generate_many`], also calling `on_done` with each
+    /// request's index and result as soon as it ends (to save it before
+    /// the others finish).
+    pub async fn generate_many_each(
+        &mut self,
+        requests: Vec<GenerateRequest>,
+        parallel: u32,
         mut on_text: impl FnMut(usize, &str),
+        mut on_done: impl FnMut(usize, &Result<Generation, String>),
     ) -> Result<(Vec<Result<Generation, String>>, ManyStats), EngineError> {
         let sent = Instant::now();
         let batch = self.fresh_id();
@@ -462,21 +476,25 @@ impl EngineClient {
                         token_events: tokens[index].len() as u32,
                         ..ClientTiming::default()
                     };
-                    results[index] = Some(Ok(Generation {
+                    let result = Ok(Generation {
                         id,
                         text,
                         reason,
                         stats,
                         timing,
                         tokens: std::mem::take(&mut tokens[index]),
-                    }));
+                    });
+                    on_done(index, &result);
+                    results[index] = Some(result);
                 }
                 Event::Error {
                     id: Some(id),
                     message,
                 } => {
                     if let Some(&index) = index_of.get(&id) {
-                        results[index] = Some(Err(message));
+                        let result = Err(message);
+                        on_done(index, &result);
+                        results[index] = Some(result);
                     }
                 }
                 Event::ManyDone { id, stats } if id == batch => {

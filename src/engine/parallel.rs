@@ -68,9 +68,10 @@ struct Slot {
 
 impl Session<'_> {
     /// Runs `requests` with at most `parallel` of them at once, sending their
-    /// `Token` events through `emit` as they are sampled. Returns one outcome
-    /// per request, in order, and the batch's figures. `cancelled(id)` is
-    /// asked for each request between decodes.
+    /// `Token` events through `emit` as they are sampled and each one's
+    /// `Done` or `Error` as it ends. Returns one outcome per request, in
+    /// order, and the batch's figures. `cancelled(id)` is asked for each
+    /// request between decodes.
     pub fn generate_many(
         &mut self,
         requests: &[GenerateRequest],
@@ -107,8 +108,33 @@ impl Session<'_> {
             self.remove_sequence(slot.seq);
         }
         let mut queue: VecDeque<usize> = (0..requests.len()).collect();
+        // Each request's Done or Error goes out as soon as it ends, so the
+        // client can save it while the others run.
+        let mut announced = vec![false; requests.len()];
+        let mut announce = |outcomes: &[Option<Outcome>], emit: &mut dyn FnMut(Event)| {
+            for (index, outcome) in outcomes.iter().enumerate() {
+                let Some(outcome) = outcome else { continue };
+                if std::mem::replace(&mut announced[index], true) {
+                    continue;
+                }
+                let id = requests[index].id;
+                emit(match outcome {
+                    Ok((text, reason, stats)) => Event::Done {
+                        id,
+                        text: text.clone(),
+                        reason: *reason,
+                        stats: stats.clone(),
+                    },
+                    Err(message) => Event::Error {
+                        id: Some(id),
+                        message: message.clone(),
+                    },
+                });
+            }
+        };
 
         loop {
+            announce(&outcomes, emit);
             // Fill free slots while the cache has room for what they may need.
             while let Some(&index) = queue.front() {
                 let Some(free) = slots.iter().position(|s| s.job.is_none()) else {
@@ -320,6 +346,7 @@ impl Session<'_> {
             }
         }
 
+        announce(&outcomes, emit);
         // Sequence 0 stays the single-request cache; the others are freed.
         self.cached = std::mem::take(&mut slots[0].tokens);
         for slot in &slots[1..] {

@@ -166,21 +166,11 @@ fn serve_model(backend: &LlamaBackend, request: LoadRequest, io: &mut WorkerIo) 
                     target == request || target == id || target == CANCEL_ALL
                 };
                 let out = &mut io.out;
-                let (outcomes, stats) =
+                // Each request's Done or Error is sent as it ends.
+                let (_, stats) =
                     session.generate_many(&requests, parallel, &cancelled, &mut |event| {
                         out.emit(&event)
                     });
-                for (request, outcome) in requests.iter().zip(outcomes) {
-                    match outcome {
-                        Ok((text, reason, stats)) => io.emit(&Event::Done {
-                            id: request.id,
-                            text,
-                            reason,
-                            stats,
-                        }),
-                        Err(message) => io.error(Some(request.id), &message),
-                    }
-                }
                 io.emit(&Event::ManyDone { id, stats });
             }
             Some(Command::CountTokens { id, prompt }) => match tokenize(&loaded, &session, &prompt)

@@ -5,10 +5,16 @@
 //! - [`dataset`] — the inputs (JSONL or CSV), with `file:line` errors;
 //! - [`prepare`] — a file with its templates and dataset, cross-checked;
 //! - [`cells`] — items × variants × repeats as exact requests, with keys;
-//! - [`score`](mod@score) — a cell's metrics and checks.
+//! - [`score`](mod@score) — a cell's metrics and checks;
+//! - [`results`] — a run on disk, appended cell by cell;
+//! - [`run`](mod@run) — cells through the engine (resume, cache, crashes);
+//! - [`summary`] — per-variant statistics against the baseline.
 
 pub mod cells;
 pub mod dataset;
 pub mod prepare;
+pub mod results;
+pub mod run;
 pub mod score;
 pub mod spec;
+pub mod summary;

@@ -1,0 +1,238 @@
+//! Running an experiment's cells on the engine: cells with a result in this
+//! run are skipped (resume), cells with a result under the same key in an
+//! earlier run are copied (cache), the rest are decoded as parallel
+//! sequences, and each result is saved the moment it arrives. A worker that
+//! dies is restarted; a cell in flight during two crashes becomes an error
+//! cell and the run goes on.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Instant;
+
+use super::cells::Cell;
+use super::prepare::Prepared;
+use super::results::{CellResult, RunLog};
+use super::score::score;
+use crate::engine::client::Generation;
+use crate::engine::protocol::LoadRequest;
+use crate::engine::{EngineClient, SpawnOptions};
+
+/// How often a cell may be in flight when the worker dies before it is
+/// given up as an error cell.
+const ATTEMPTS: u32 = 2;
+
+/// Where the run stands, for progress displays.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Progress {
+    pub done: usize,
+    pub total: usize,
+    pub cached: usize,
+    pub errors: usize,
+    pub generated_tokens: u64,
+    pub seconds: f64,
+}
+
+impl Progress {
+    pub fn tokens_per_second(&self) -> f64 {
+        if self.seconds > 0.0 {
+            self.generated_tokens as f64 / self.seconds
+        } else {
+            0.0
+        }
+    }
+
+    /// Seconds left at the pace so far (None before the first decoded cell).
+    pub fn eta_seconds(&self, decoded: usize) -> Option<f64> {
+        let left = self.total.saturating_sub(self.done);
+        (decoded > 0 && self.seconds > 0.0).then(|| self.seconds / decoded as f64 * left as f64)
+    }
+}
+
+/// The engine a run uses, and how to start it again.
+pub struct Engine {
+    pub client: EngineClient,
+    pub spawn: SpawnOptions,
+    pub load: LoadRequest,
+}
+
+impl Engine {
+    pub async fn start(spawn: SpawnOptions, load: LoadRequest) -> Result<Engine, String> {
+        let mut client = EngineClient::spawn(&spawn)
+            .await
+            .map_err(|e| e.to_string())?;
+        client.load(load.clone()).await.map_err(|e| e.to_string())?;
+        Ok(Engine {
+            client,
+            spawn,
+            load,
+        })
+    }
+
+    async fn restart(&mut self) -> Result<(), String> {
+        let fresh = Engine::start(self.spawn.clone(), self.load.clone()).await?;
+        let old = std::mem::replace(self, fresh);
+        old.client.shutdown().await;
+        Ok(())
+    }
+}
+
+/// A cell's result from a generation (or its failure), scored.
+pub fn cell_result(
+    prepared: &Prepared,
+    cell: &Cell,
+    outcome: &Result<Generation, String>,
+) -> CellResult {
+    let item = &prepared.items[cell.item];
+    let experiment = &prepared.experiment;
+    let variant = &experiment.variants[cell.variant];
+    let (output, stop_reason, stats, error) = match outcome {
+        Ok(g) => (g.text.clone(), Some(g.reason), Some(g.stats.clone()), None),
+        Err(message) => (String::new(), None, None, Some(message.clone())),
+    };
+    let scores = if error.is_none() {
+        score(
+            &output,
+            &item.references,
+            &experiment.metrics,
+            &experiment.checks,
+        )
+    } else {
+        Default::default()
+    };
+    CellResult {
+        key: cell.key.clone(),
+        item: cell.item,
+        line: item.line,
+        variant: variant.name.clone(),
+        repeat: cell.repeat,
+        seed: cell.sampling.seed,
+        input: cell.messages.clone(),
+        output,
+        stop_reason,
+        stats,
+        scores,
+        error,
+        cached: false,
+    }
+}
+
+/// What need not be decoded: keys this run has results for (resume), and
+/// earlier runs' results by key (cache).
+pub struct Known<'a> {
+    pub done: &'a HashSet<String>,
+    pub cache: &'a HashMap<String, CellResult>,
+}
+
+/// Runs every cell not yet `known.done`, appending results to `log`;
+/// returns this call's new results. `on_progress` is told after each cell.
+pub async fn run_cells(
+    engine: &mut Engine,
+    prepared: &Prepared,
+    cells: &[Cell],
+    known: Known<'_>,
+    log: &mut RunLog,
+    parallel: u32,
+    mut on_progress: impl FnMut(&Progress),
+) -> Result<Vec<CellResult>, String> {
+    let Known { done, cache } = known;
+    let started = Instant::now();
+    let mut progress = Progress {
+        total: cells.len(),
+        done: cells.iter().filter(|c| done.contains(&c.key)).count(),
+        ..Progress::default()
+    };
+    let mut new_results = Vec::new();
+    let mut pending: Vec<&Cell> = Vec::new();
+    for cell in cells.iter().filter(|c| !done.contains(&c.key)) {
+        match cache.get(&cell.key) {
+            Some(earlier) => {
+                let mut result = cell_result(prepared, cell, &Err(String::new()));
+                result.output = earlier.output.clone();
+                result.stop_reason = earlier.stop_reason;
+                result.stats = earlier.stats.clone();
+                result.error = None;
+                let item = &prepared.items[cell.item];
+                result.scores = score(
+                    &result.output,
+                    &item.references,
+                    &prepared.experiment.metrics,
+                    &prepared.experiment.checks,
+                );
+                result.cached = true;
+                log.append(&result)?;
+                progress.done += 1;
+                progress.cached += 1;
+                new_results.push(result);
+            }
+            None => pending.push(cell),
+        }
+    }
+    on_progress(&progress);
+    let mut attempts: HashMap<String, u32> = HashMap::new();
+    while !pending.is_empty() {
+        let requests = pending.iter().map(|c| c.request()).collect();
+        let mut started_cells: HashSet<usize> = HashSet::new();
+        let mut finished: HashSet<usize> = HashSet::new();
+        let mut save_error = None;
+        let outcome = engine
+            .client
+            .generate_many_each(
+                requests,
+                parallel,
+                |index, _| {
+                    started_cells.insert(index);
+                },
+                |index, outcome| {
+                    let result = cell_result(prepared, pending[index], outcome);
+                    if let Err(e) = log.append(&result) {
+                        save_error.get_or_insert(e);
+                    }
+                    finished.insert(index);
+                    progress.done += 1;
+                    progress.errors += usize::from(result.error.is_some());
+                    progress.generated_tokens +=
+                        u64::from(result.stats.as_ref().map_or(0, |s| s.generated_tokens));
+                    progress.seconds = started.elapsed().as_secs_f64();
+                    on_progress(&progress);
+                    new_results.push(result);
+                },
+            )
+            .await;
+        if let Some(e) = save_error {
+            return Err(e);
+        }
+        match outcome {
+            Ok(_) => break,
+            Err(error) => {
+                tracing::warn!("the worker failed during the experiment: {error}; restarting it");
+                let mut retry = Vec::new();
+                for (index, cell) in pending.iter().enumerate() {
+                    if finished.contains(&index) {
+                        continue;
+                    }
+                    let tries = attempts.entry(cell.key.clone()).or_insert(0);
+                    if started_cells.contains(&index) {
+                        *tries += 1;
+                    }
+                    if *tries >= ATTEMPTS {
+                        let failed = Err(format!(
+                            "the worker died while decoding this cell, twice ({error})"
+                        ));
+                        let result = cell_result(prepared, cell, &failed);
+                        log.append(&result)?;
+                        progress.done += 1;
+                        progress.errors += 1;
+                        on_progress(&progress);
+                        new_results.push(result);
+                    } else {
+                        retry.push(*cell);
+                    }
+                }
+                pending = retry;
+                if !pending.is_empty() {
+                    engine.restart().await?;
+                }
+            }
+        }
+    }
+    Ok(new_results)
+}

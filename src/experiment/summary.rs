@@ -1,0 +1,207 @@
+//! A run's results summarised per variant: each metric's mean over items
+//! with a bootstrap interval, each check's pass rate with a Wilson interval,
+//! and each against the baseline over the items both have (paired: mean
+//! difference with its interval, wins / ties / losses, p-value). Repeats of
+//! an item are averaged first, so every item counts once.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use super::prepare::Prepared;
+use super::results::CellResult;
+use crate::statistics::paired::{compare, PairedComparison, ScoreKind};
+use crate::statistics::{bootstrap, proportion, Interval, LEVEL, RESAMPLES, SEED};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct VariantSummary {
+    pub name: String,
+    pub cells: usize,
+    pub errors: usize,
+    /// Metric → mean over items with its interval.
+    pub metrics: BTreeMap<String, Interval>,
+    /// Metric → against the baseline (absent for the baseline itself).
+    pub versus_baseline: BTreeMap<String, PairedComparison>,
+    /// Per check, in the experiment's order: pass rate over cells.
+    pub checks: Vec<Interval>,
+    pub checks_versus_baseline: Vec<Option<PairedComparison>>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    pub experiment: String,
+    pub baseline: String,
+    pub items: usize,
+    pub check_labels: Vec<String>,
+    pub variants: Vec<VariantSummary>,
+}
+
+/// Per item (by index), the mean of `value` over its cells of `variant`.
+fn per_item(
+    results: &[CellResult],
+    variant: &str,
+    value: impl Fn(&CellResult) -> Option<f64>,
+) -> BTreeMap<usize, f64> {
+    let mut sums: BTreeMap<usize, (f64, usize)> = BTreeMap::new();
+    for r in results
+        .iter()
+        .filter(|r| r.variant == variant && r.error.is_none())
+    {
+        if let Some(v) = value(r) {
+            let entry = sums.entry(r.item).or_default();
+            entry.0 += v;
+            entry.1 += 1;
+        }
+    }
+    sums.into_iter()
+        .map(|(item, (sum, n))| (item, sum / n as f64))
+        .collect()
+}
+
+/// Paired values of the items both maps have.
+fn paired(a: &BTreeMap<usize, f64>, b: &BTreeMap<usize, f64>) -> (Vec<f64>, Vec<f64>) {
+    a.iter()
+        .filter_map(|(item, x)| b.get(item).map(|y| (*x, *y)))
+        .unzip()
+}
+
+pub fn summarise(prepared: &Prepared, results: &[CellResult]) -> Summary {
+    let experiment = &prepared.experiment;
+    let metric_of = |name: &str| {
+        let name = name.to_string();
+        move |r: &CellResult| r.scores.metrics.get(&name).copied()
+    };
+    let check_of = |index: usize| {
+        move |r: &CellResult| {
+            r.scores
+                .checks
+                .get(index)
+                .map(|&p| if p { 1.0 } else { 0.0 })
+        }
+    };
+    let baseline = &experiment.baseline;
+    let mut variants = Vec::new();
+    for variant in &experiment.variants {
+        let mine: Vec<&CellResult> = results
+            .iter()
+            .filter(|r| r.variant == variant.name)
+            .collect();
+        let mut summary = VariantSummary {
+            name: variant.name.clone(),
+            cells: mine.len(),
+            errors: mine.iter().filter(|r| r.error.is_some()).count(),
+            metrics: BTreeMap::new(),
+            versus_baseline: BTreeMap::new(),
+            checks: Vec::new(),
+            checks_versus_baseline: Vec::new(),
+        };
+        for metric in &experiment.metrics {
+            let values = per_item(results, &variant.name, metric_of(metric));
+            let list: Vec<f64> = values.values().copied().collect();
+            if let Some(interval) = bootstrap::mean_interval(&list, LEVEL, RESAMPLES, SEED) {
+                summary.metrics.insert(metric.clone(), interval);
+            }
+            if variant.name != *baseline {
+                let base = per_item(results, baseline, metric_of(metric));
+                let (b, v) = paired(&base, &values);
+                let kind = if metric == "exact" {
+                    ScoreKind::PassFail
+                } else {
+                    ScoreKind::Continuous
+                };
+                if let Some(c) = compare(&b, &v, kind, LEVEL, RESAMPLES, SEED) {
+                    summary.versus_baseline.insert(metric.clone(), c);
+                }
+            }
+        }
+        for (index, _) in experiment.checks.iter().enumerate() {
+            let passed = mine
+                .iter()
+                .filter(|r| r.error.is_none())
+                .filter(|r| r.scores.checks.get(index) == Some(&true))
+                .count() as u64;
+            let scored = mine.iter().filter(|r| r.error.is_none()).count() as u64;
+            summary.checks.push(
+                proportion::wilson(passed, scored, LEVEL).unwrap_or(Interval {
+                    estimate: f64::NAN,
+                    low: f64::NAN,
+                    high: f64::NAN,
+                }),
+            );
+            let comparison = (variant.name != *baseline).then(|| {
+                let base = per_item(results, baseline, check_of(index));
+                let values = per_item(results, &variant.name, check_of(index));
+                let (b, v) = paired(&base, &values);
+                compare(&b, &v, ScoreKind::PassFail, LEVEL, RESAMPLES, SEED)
+            });
+            summary.checks_versus_baseline.push(comparison.flatten());
+        }
+        variants.push(summary);
+    }
+    Summary {
+        experiment: experiment.name.clone(),
+        baseline: baseline.clone(),
+        items: prepared.items.len(),
+        check_labels: experiment.checks.iter().map(|c| c.label()).collect(),
+        variants,
+    }
+}
+
+/// The summary as a table: a row per variant, per metric its mean with
+/// interval and its difference from the baseline with the p-value (`*`
+/// below 0.05); per check its pass rate.
+pub fn table(summary: &Summary) -> Vec<String> {
+    let mut lines = vec![format!(
+        "{} · {} items · baseline '{}' · 95% intervals; Δ vs baseline (p, * = p < 0.05)",
+        summary.experiment, summary.items, summary.baseline
+    )];
+    for v in &summary.variants {
+        let errors = if v.errors > 0 {
+            format!(", {} errors", v.errors)
+        } else {
+            String::new()
+        };
+        lines.push(format!("{} ({} cells{errors})", v.name, v.cells));
+        for (metric, interval) in &v.metrics {
+            let versus = match v.versus_baseline.get(metric) {
+                Some(c) => format!(
+                    "   Δ {:+.3} [{:+.3}, {:+.3}]  {}/{}/{} w/t/l  p={:.3}{}",
+                    c.difference.estimate,
+                    c.difference.low,
+                    c.difference.high,
+                    c.wins,
+                    c.ties,
+                    c.losses,
+                    c.p_value,
+                    if c.significant { "*" } else { "" }
+                ),
+                None => String::new(),
+            };
+            lines.push(format!(
+                "  {metric:<8} {:>8.3} [{:.3}, {:.3}]{versus}",
+                interval.estimate, interval.low, interval.high
+            ));
+        }
+        for (index, label) in summary.check_labels.iter().enumerate() {
+            let Some(rate) = v.checks.get(index) else {
+                continue;
+            };
+            let versus = match v.checks_versus_baseline.get(index).and_then(|c| c.as_ref()) {
+                Some(c) => format!(
+                    "   Δ {:+.1} pts  p={:.3}{}",
+                    c.difference.estimate * 100.0,
+                    c.p_value,
+                    if c.significant { "*" } else { "" }
+                ),
+                None => String::new(),
+            };
+            lines.push(format!(
+                "  check {label}: {:.0}% [{:.0}–{:.0}%]{versus}",
+                rate.estimate * 100.0,
+                rate.low * 100.0,
+                rate.high * 100.0
+            ));
+        }
+    }
+    lines
+}
