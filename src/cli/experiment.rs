@@ -161,6 +161,24 @@ fn summary_line(prepared: &Prepared) -> String {
     )
 }
 
+/// Variants on different models are read and checked but not run yet:
+/// refuse rather than run them all on one model.
+fn refuse_variant_models(prepared: &Prepared) -> Result<(), String> {
+    match prepared
+        .experiment
+        .variants
+        .iter()
+        .find(|v| v.model.is_some())
+    {
+        Some(v) => Err(format!(
+            "variant '{}' sets a model: running variants on different models is not built yet; \
+             remove 'model' and pick the model with --model",
+            v.name
+        )),
+        None => Ok(()),
+    }
+}
+
 /// The model file's SHA-256, part of every cell's key.
 fn model_sha256(path: &Path) -> Result<String, String> {
     let mut file =
@@ -197,6 +215,7 @@ async fn start(
             whet::engine::parallel::MAX_PARALLEL
         ));
     }
+    refuse_variant_models(&prepared)?;
     let load = model.load_request()?;
     let sha = model_sha256(&load.model)?;
     let cells = cells(&prepared, &sha).map_err(|e| e.join("\n"))?;
@@ -251,6 +270,7 @@ async fn resume(
     let dir = results::experiments_dir()?.join(id);
     let info = results::read_info(&dir)?;
     let prepared = prepare_run(&info.file, info.limit)?;
+    refuse_variant_models(&prepared)?;
     let mut load = model.load_request()?;
     if model.model.is_none() {
         load.model = info.model.clone();
