@@ -25,6 +25,111 @@ pub struct VariantSummary {
     /// Per check, in the experiment's order: pass rate over cells.
     pub checks: Vec<Interval>,
     pub checks_versus_baseline: Vec<Option<PairedComparison>>,
+    /// Corpus BLEU and chrF (sacrebleu's corpus statistics, not a mean of
+    /// sentence scores) over the cells with references, when the
+    /// experiment scores them.
+    pub corpus: BTreeMap<String, f64>,
+    /// How much repeats of the same item agree (sampled variants only).
+    pub agreement: Option<Agreement>,
+}
+
+/// Agreement between the repeats of each item.
+#[derive(Debug, Clone, Serialize)]
+pub struct Agreement {
+    pub repeats: u32,
+    /// Distinct outputs per item, on average (1 = always the same).
+    pub mean_distinct_outputs: f64,
+    /// Per check: the share of items whose repeats disagree on it.
+    pub check_flip_rate: Vec<f64>,
+    /// Per check: the share of items where every repeat passes (pass^k).
+    pub check_pass_all: Vec<f64>,
+}
+
+/// Repeats agreement of one variant's cells, None without repeats.
+fn agreement(cells: &[&CellResult], checks: usize) -> Option<Agreement> {
+    let mut by_item: BTreeMap<usize, Vec<&CellResult>> = BTreeMap::new();
+    for cell in cells.iter().filter(|c| c.error.is_none()) {
+        by_item.entry(cell.item).or_default().push(cell);
+    }
+    let repeats = by_item.values().map(Vec::len).max()?;
+    if repeats < 2 {
+        return None;
+    }
+    let items = by_item.len() as f64;
+    let distinct: f64 = by_item
+        .values()
+        .map(|cells| {
+            let outputs: std::collections::BTreeSet<&str> =
+                cells.iter().map(|c| c.output.as_str()).collect();
+            outputs.len() as f64
+        })
+        .sum();
+    let mut flip = Vec::new();
+    let mut pass_all = Vec::new();
+    for index in 0..checks {
+        let outcomes = |cells: &Vec<&CellResult>| -> Vec<bool> {
+            cells
+                .iter()
+                .map(|c| c.scores.checks.get(index) == Some(&true))
+                .collect()
+        };
+        let flips = by_item
+            .values()
+            .filter(|cells| {
+                let o = outcomes(cells);
+                o.iter().any(|&p| p) && o.iter().any(|&p| !p)
+            })
+            .count();
+        let all = by_item
+            .values()
+            .filter(|cells| outcomes(cells).iter().all(|&p| p))
+            .count();
+        flip.push(flips as f64 / items);
+        pass_all.push(all as f64 / items);
+    }
+    Some(Agreement {
+        repeats: repeats as u32,
+        mean_distinct_outputs: distinct / items,
+        check_flip_rate: flip,
+        check_pass_all: pass_all,
+    })
+}
+
+/// Corpus BLEU and chrF of `cells` against their items' references.
+fn corpus(prepared: &Prepared, cells: &[&CellResult]) -> BTreeMap<String, f64> {
+    let scored: Vec<&&CellResult> = cells
+        .iter()
+        .filter(|c| c.error.is_none() && !prepared.items[c.item].references.is_empty())
+        .collect();
+    let mut out = BTreeMap::new();
+    if scored.is_empty() {
+        return out;
+    }
+    let candidates: Vec<&str> = scored.iter().map(|c| c.output.as_str()).collect();
+    let references: Vec<Vec<&str>> = scored
+        .iter()
+        .map(|c| {
+            prepared.items[c.item]
+                .references
+                .iter()
+                .map(String::as_str)
+                .collect()
+        })
+        .collect();
+    let metrics = &prepared.experiment.metrics;
+    if metrics.iter().any(|m| m == "bleu") {
+        out.insert(
+            "bleu".to_string(),
+            crate::metrics::corpus_bleu(&candidates, &references),
+        );
+    }
+    if metrics.iter().any(|m| m == "chrf") {
+        out.insert(
+            "chrf".to_string(),
+            crate::metrics::corpus_chrf(&candidates, &references),
+        );
+    }
+    out
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -94,6 +199,8 @@ pub fn summarise(prepared: &Prepared, results: &[CellResult]) -> Summary {
             versus_baseline: BTreeMap::new(),
             checks: Vec::new(),
             checks_versus_baseline: Vec::new(),
+            corpus: corpus(prepared, &mine),
+            agreement: agreement(&mine, experiment.checks.len()),
         };
         for metric in &experiment.metrics {
             let values = per_item(results, &variant.name, metric_of(metric));
@@ -182,6 +289,14 @@ pub fn table(summary: &Summary) -> Vec<String> {
                 interval.estimate, interval.low, interval.high
             ));
         }
+        if !v.corpus.is_empty() {
+            let parts: Vec<String> = v
+                .corpus
+                .iter()
+                .map(|(metric, value)| format!("{metric} {value:.3}"))
+                .collect();
+            lines.push(format!("  corpus   {}", parts.join(", ")));
+        }
         for (index, label) in summary.check_labels.iter().enumerate() {
             let Some(rate) = v.checks.get(index) else {
                 continue;
@@ -202,6 +317,74 @@ pub fn table(summary: &Summary) -> Vec<String> {
                 rate.high * 100.0
             ));
         }
+        if let Some(a) = &v.agreement {
+            lines.push(format!(
+                "  repeats  {} per item: {:.2} distinct outputs per item",
+                a.repeats, a.mean_distinct_outputs
+            ));
+            for (index, label) in summary.check_labels.iter().enumerate() {
+                let (Some(flip), Some(all)) =
+                    (a.check_flip_rate.get(index), a.check_pass_all.get(index))
+                else {
+                    continue;
+                };
+                lines.push(format!(
+                    "    check {label}: flips on {:.0}% of items, pass^{} {:.0}%",
+                    flip * 100.0,
+                    a.repeats,
+                    all * 100.0
+                ));
+            }
+        }
     }
     lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::experiment::score::CellScores;
+
+    fn cell(item: usize, output: &str, check: bool) -> CellResult {
+        CellResult {
+            key: format!("{item}-{output}"),
+            item,
+            line: item + 1,
+            variant: "v".into(),
+            repeat: 0,
+            seed: 0,
+            input: vec![],
+            output: output.into(),
+            stop_reason: None,
+            stats: None,
+            scores: CellScores {
+                metrics: BTreeMap::new(),
+                checks: vec![check],
+            },
+            error: None,
+            cached: false,
+        }
+    }
+
+    #[test]
+    fn repeats_agreement_counts_distinct_outputs_flips_and_pass_k() {
+        let cells = [
+            cell(0, "a", true),
+            cell(0, "a", true),
+            cell(0, "b", true),
+            cell(1, "c", true),
+            cell(1, "d", false),
+            cell(1, "e", true),
+        ];
+        let refs: Vec<&CellResult> = cells.iter().collect();
+        let a = agreement(&refs, 1).unwrap();
+        assert_eq!(a.repeats, 3);
+        assert!((a.mean_distinct_outputs - 2.5).abs() < 1e-12);
+        assert_eq!(a.check_flip_rate, [0.5]);
+        assert_eq!(a.check_pass_all, [0.5]);
+        assert!(
+            agreement(&refs[..1], 1).is_none(),
+            "one repeat: nothing to agree on"
+        );
+    }
 }
