@@ -364,16 +364,7 @@ impl Session<'_> {
     fn prepare(&self, request: &GenerateRequest) -> Result<Vec<LlamaToken>, String> {
         request.sampling.validate()?;
         let prompt = self.tokenize(&request.prompt)?;
-        let n_ctx = self.ctx.n_ctx() as usize;
-        if prompt.is_empty() {
-            return Err("the prompt is empty".to_string());
-        }
-        if prompt.len() >= n_ctx {
-            return Err(super::protocol::prompt_too_long_message(
-                prompt.len(),
-                n_ctx,
-            ));
-        }
+        self.check_prompt_fits(&prompt)?;
         Ok(prompt)
     }
 

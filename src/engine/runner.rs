@@ -264,6 +264,22 @@ impl Session<'_> {
             .map(|(tokens, _)| tokens)
     }
 
+    /// A prompt must have a token, and leave room in the context for one
+    /// more: said before anything is decoded.
+    pub(super) fn check_prompt_fits(&self, prompt: &[LlamaToken]) -> Result<(), String> {
+        let n_ctx = self.ctx.n_ctx() as usize;
+        if prompt.is_empty() {
+            return Err("the prompt is empty".to_string());
+        }
+        if prompt.len() >= n_ctx {
+            return Err(super::protocol::prompt_too_long_message(
+                prompt.len(),
+                n_ctx,
+            ));
+        }
+        Ok(())
+    }
+
     /// Runs one request, sending `Token` events through `emit` as tokens are
     /// sampled. `cancelled` is polled between prompt chunks and before each token.
     pub fn generate(
@@ -278,15 +294,7 @@ impl Session<'_> {
             .model
             .tokenize_with_replies(&request.prompt, &self.replies)?;
         let n_ctx = self.ctx.n_ctx() as usize;
-        if prompt.is_empty() {
-            return Err("the prompt is empty".to_string());
-        }
-        if prompt.len() >= n_ctx {
-            return Err(super::protocol::prompt_too_long_message(
-                prompt.len(),
-                n_ctx,
-            ));
-        }
+        self.check_prompt_fits(&prompt)?;
         let mut stats = GenerationStats {
             prompt_tokens: prompt.len() as u32,
             ..GenerationStats::default()

@@ -49,7 +49,7 @@
 
 use super::placeholders::{self, is_variable_name, Segment};
 use super::toml_string;
-use crate::engine::sampling::SamplingParams;
+use crate::engine::sampling::{SamplingOverrides, SamplingParams};
 use crate::text_position::line_col;
 use std::collections::BTreeMap;
 use std::fmt::{self, Write as _};
@@ -156,24 +156,21 @@ impl TemplateSampling {
         *self == TemplateSampling::default()
     }
 
+    /// The sampler settings this template sets, without its seed.
+    pub fn overrides(&self) -> SamplingOverrides {
+        SamplingOverrides {
+            temperature: self.temperature,
+            top_k: self.top_k,
+            top_p: self.top_p,
+            min_p: self.min_p,
+            repeat_penalty: self.repeat_penalty,
+        }
+    }
+
     /// Sets the fields of `params` this template sets (`max_tokens` and
     /// `stop` belong to the generate request, not to `SamplingParams`).
     pub fn apply(&self, params: &mut SamplingParams) {
-        if let Some(v) = self.temperature {
-            params.temperature = v;
-        }
-        if let Some(v) = self.top_k {
-            params.top_k = v;
-        }
-        if let Some(v) = self.top_p {
-            params.top_p = v;
-        }
-        if let Some(v) = self.min_p {
-            params.min_p = v;
-        }
-        if let Some(v) = self.repeat_penalty {
-            params.repeat_penalty = v;
-        }
+        self.overrides().apply(params);
         if let Some(v) = self.seed {
             params.seed = v;
         }
