@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use sha2::{Digest, Sha256};
 use whet::experiment::cells::cells;
+use whet::experiment::export;
 use whet::experiment::prepare::{prepare, Prepared};
 use whet::experiment::results::{self, CellResult, RunInfo, RunLog};
 use whet::experiment::run::{run_cells, Engine, Known, Progress};
@@ -59,12 +60,24 @@ pub enum ExperimentCommand {
         #[command(flatten)]
         model: ModelArgs,
     },
-    /// A run's summary.
+    /// A run's summary, or the run in another format.
     Show {
         id: String,
-        #[arg(long)]
-        json: bool,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
     },
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// The summary as on screen.
+    Table,
+    /// The summary as Markdown tables.
+    Md,
+    /// One row per cell: variant, output, metrics, checks.
+    Csv,
+    /// The summary as JSON.
+    Json,
 }
 
 pub async fn run(command: ExperimentCommand) -> Result<ExitCode, String> {
@@ -88,12 +101,22 @@ pub async fn run(command: ExperimentCommand) -> Result<ExitCode, String> {
             json,
             model,
         } => resume(&id, &model, parallel, json).await,
-        ExperimentCommand::Show { id, json } => {
+        ExperimentCommand::Show { id, format } => {
             let dir = results::experiments_dir()?.join(&id);
             let info = results::read_info(&dir)?;
             let prepared = prepare_run(&info.file, info.limit)?;
             let results = results::read_results(&dir)?;
-            print_summary(&prepared, &results, json)?;
+            match format {
+                Format::Table => print_summary(&prepared, &results, false)?,
+                Format::Json => print_summary(&prepared, &results, true)?,
+                Format::Md => {
+                    outln!("{}", export::markdown(&summarise(&prepared, &results)))
+                }
+                Format::Csv => {
+                    let table = export::csv(&prepared, &results)?;
+                    outln!("{}", table.trim_end_matches('\n'));
+                }
+            }
             Ok(ExitCode::SUCCESS)
         }
     }

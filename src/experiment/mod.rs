@@ -8,10 +8,12 @@
 //! - [`score`](mod@score) — a cell's metrics and checks;
 //! - [`results`] — a run on disk, appended cell by cell;
 //! - [`run`](mod@run) — cells through the engine (resume, cache, crashes);
-//! - [`summary`] — per-variant statistics against the baseline.
+//! - [`summary`] — per-variant statistics against the baseline;
+//! - [`export`] — a run as CSV (a row per cell) or Markdown.
 
 pub mod cells;
 pub mod dataset;
+pub mod export;
 pub mod prepare;
 pub mod results;
 pub mod run;
