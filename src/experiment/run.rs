@@ -13,7 +13,7 @@ use super::prepare::Prepared;
 use super::results::{CellResult, RunLog};
 use super::score::score;
 use crate::engine::client::Generation;
-use crate::engine::protocol::LoadRequest;
+use crate::engine::protocol::{GenerationStats, LoadRequest, StopReason};
 use crate::engine::{EngineClient, SpawnOptions};
 
 /// How often a cell may be in flight when the worker dies before it is
@@ -81,12 +81,26 @@ pub fn cell_result(
     cell: &Cell,
     outcome: &Result<Generation, String>,
 ) -> CellResult {
+    let reply = match outcome {
+        Ok(g) => Ok((g.text.clone(), g.reason, g.stats.clone())),
+        Err(message) => Err(message.clone()),
+    };
+    result_of(prepared, cell, reply)
+}
+
+/// A cell's result from its reply (text, stop reason, figures) or the
+/// reason it has none, scored against its item.
+fn result_of(
+    prepared: &Prepared,
+    cell: &Cell,
+    reply: Result<(String, StopReason, GenerationStats), String>,
+) -> CellResult {
     let item = &prepared.items[cell.item];
     let experiment = &prepared.experiment;
     let variant = &experiment.variants[cell.variant];
-    let (output, stop_reason, stats, error) = match outcome {
-        Ok(g) => (g.text.clone(), Some(g.reason), Some(g.stats.clone()), None),
-        Err(message) => (String::new(), None, None, Some(message.clone())),
+    let (output, stop_reason, stats, error) = match reply {
+        Ok((text, reason, stats)) => (text, Some(reason), Some(stats), None),
+        Err(message) => (String::new(), None, None, Some(message)),
     };
     let scores = if error.is_none() {
         score(
@@ -145,18 +159,13 @@ pub async fn run_cells(
     for cell in cells.iter().filter(|c| !done.contains(&c.key)) {
         match cache.get(&cell.key) {
             Some(earlier) => {
-                let mut result = cell_result(prepared, cell, &Err(String::new()));
-                result.output = earlier.output.clone();
-                result.stop_reason = earlier.stop_reason;
-                result.stats = earlier.stats.clone();
-                result.error = None;
-                let item = &prepared.items[cell.item];
-                result.scores = score(
-                    &result.output,
-                    &item.references,
-                    &prepared.experiment.metrics,
-                    &prepared.experiment.checks,
-                );
+                // Scored again: this run's metrics and checks may differ.
+                let reply = Ok((
+                    earlier.output.clone(),
+                    earlier.stop_reason.unwrap_or(StopReason::Eos),
+                    earlier.stats.clone().unwrap_or_default(),
+                ));
+                let mut result = result_of(prepared, cell, reply);
                 result.cached = true;
                 log.append(&result)?;
                 progress.done += 1;
