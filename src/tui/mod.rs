@@ -6,11 +6,13 @@
 //! only here), and redraws on a frame tick rather than once per token.
 
 pub mod app;
+pub mod chat;
 pub mod conversation;
 pub mod keymap;
 pub mod markdown;
 pub mod picker;
 pub mod rounds;
+pub mod run_settings;
 pub mod sanitize;
 pub mod sessions;
 pub mod settings;
@@ -18,6 +20,7 @@ pub mod side_by_side;
 pub mod terminal;
 pub mod theme;
 pub mod view;
+pub mod widgets;
 pub mod workbench;
 
 use std::path::{Path, PathBuf};
@@ -183,7 +186,7 @@ async fn next_engine_event(engine: &mut Option<EngineClient>) -> Result<Event, E
 fn load_request(base: &LoadRequest, app: &App) -> LoadRequest {
     LoadRequest {
         model: app.model_path.clone(),
-        n_ctx: app.settings.reply.n_ctx.unwrap_or(base.n_ctx),
+        n_ctx: app.chat.settings.reply.n_ctx.unwrap_or(base.n_ctx),
         ..base.clone()
     }
 }
@@ -197,7 +200,7 @@ async fn event_loop(
 ) -> Result<Farewell, String> {
     let mut app = App::with_session(&target.session, load.model.clone());
     let rescue_places = rescue::candidates();
-    app.rescue_hint = rescue::first_place(&rescue_places);
+    app.chat.rescue_hint = rescue::first_place(&rescue_places);
     app.theme = config.theme;
     app.keymap = config.keymap;
     app.set_user_sampling(config.sampling);
@@ -362,19 +365,19 @@ async fn event_loop(
                     )),
                     Effect::ListSessions => Some(Msg::PickerItems(
                         PickerKind::Sessions,
-                        session_items(&sessions_dir, &app.session_name),
+                        session_items(&sessions_dir, &app.chat.session_name),
                     )),
                     Effect::OpenSession(name) => Some(match files.open(&app.to_session(), &name) {
                         Ok(session) => Msg::SessionOpened(Box::new(session)),
                         Err(error) => error_notice(error),
                     }),
                     Effect::RenameSession { from, to } => {
-                        match files.rename(&app.session_name, &from, &to) {
+                        match files.rename(&app.chat.session_name, &from, &to) {
                             Ok(_) => {
                                 answers.push(Msg::SessionRenamed { from, to });
                                 Some(Msg::PickerItems(
                                     PickerKind::Sessions,
-                                    session_items(&sessions_dir, &app.session_name),
+                                    session_items(&sessions_dir, &app.chat.session_name),
                                 ))
                             }
                             Err(error) => Some(error_notice(error)),
@@ -452,7 +455,7 @@ async fn event_loop(
                             }));
                             Some(Msg::PickerItems(
                                 PickerKind::Sessions,
-                                session_items(&sessions_dir, &app.session_name),
+                                session_items(&sessions_dir, &app.chat.session_name),
                             ))
                         }
                         Err(error) => Some(error_notice(error)),
@@ -478,7 +481,7 @@ async fn event_loop(
     }
     // Whatever arrived of a reply in flight is kept, and a save that
     // failed is tried once more; if it fails again, a copy goes elsewhere.
-    if app.is_busy() || app.unsaved.is_some() {
+    if app.is_busy() || app.chat.unsaved.is_some() {
         keep_session(&app, &files, &rescue_places, &mut farewell);
     }
     if let Some(run) = app.wb.run.as_ref().filter(|r| r.is_streaming()) {
@@ -500,7 +503,7 @@ async fn event_loop(
 
 /// The length of the reply streaming in, to tell whether it grew.
 fn streamed_len(app: &App) -> usize {
-    app.entries.last().map_or(0, |e| e.text.len())
+    app.chat.entries.last().map_or(0, |e| e.text.len())
 }
 
 /// Writes the session file, timing it so that saves while streaming stay
@@ -550,7 +553,7 @@ fn start_generation(
     messages: Vec<crate::engine::protocol::ChatMessage>,
     continue_reply: bool,
 ) -> Msg {
-    let settings = &app.settings;
+    let settings = &app.chat.settings;
     let request = GenerateRequest {
         id: 0,
         prompt: if continue_reply {

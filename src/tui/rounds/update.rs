@@ -11,7 +11,7 @@ use crate::refine::{Generated, LoopConfig, RefineLoop, RefineRun, RefineSetup, D
 use crate::store::runs::RunSummary;
 use crate::tui::app::{engine_ready, App, Effect, EngineState, Screen};
 use crate::tui::keymap::Action;
-use crate::tui::workbench::update::run_settings;
+use crate::tui::run_settings::run_settings;
 use crate::tui::workbench::{AfterConfirm, WbOverlay};
 
 /// Starts refinement rounds on the workbench's template and values.
