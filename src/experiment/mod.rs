@@ -7,6 +7,8 @@
 //! - [`cells`] — items × variants × repeats as exact requests, with keys;
 //! - [`score`](mod@score) — a cell's metrics and checks;
 //! - [`results`] — a run on disk, appended cell by cell;
+//! - [`ratings`] — people's 1–5 ratings of cells, a `rating` metric;
+//! - [`matrix`] — a run as items × variants for one score, sorted and filtered;
 //! - [`run`](mod@run) — cells through the engine (resume, cache, crashes);
 //! - [`summary`] — per-variant statistics against the baseline;
 //! - [`export`] — a run as CSV (a row per cell) or Markdown.
@@ -14,7 +16,9 @@
 pub mod cells;
 pub mod dataset;
 pub mod export;
+pub mod matrix;
 pub mod prepare;
+pub mod ratings;
 pub mod results;
 pub mod run;
 pub mod score;
