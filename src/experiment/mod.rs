@@ -9,11 +9,13 @@
 //! - [`results`] — a run on disk, appended cell by cell;
 //! - [`run`](mod@run) — cells through the engine (resume, cache, crashes);
 //! - [`summary`] — per-variant statistics against the baseline;
-//! - [`export`] — a run as CSV (a row per cell) or Markdown.
+//! - [`export`] — a run as CSV (a row per cell) or Markdown;
+//! - [`library`] — the experiment files there are, and past runs.
 
 pub mod cells;
 pub mod dataset;
 pub mod export;
+pub mod library;
 pub mod prepare;
 pub mod results;
 pub mod run;
