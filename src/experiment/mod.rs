@@ -10,9 +10,12 @@
 //! - [`run`](mod@run) — cells through the engine (resume, cache, crashes);
 //! - [`summary`] — per-variant statistics against the baseline;
 //! - [`export`] — a run as CSV (a row per cell) or Markdown;
-//! - [`library`] — the experiment files there are, and past runs.
+//! - [`library`] — the experiment files there are, and past runs;
+//! - [`compare`] — two runs of an experiment, variant by variant, paired
+//!   over the items both have.
 
 pub mod cells;
+pub mod compare;
 pub mod dataset;
 pub mod export;
 pub mod library;
