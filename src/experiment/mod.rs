@@ -12,13 +12,15 @@
 //! - [`export`] — a run as CSV (a row per cell) or Markdown;
 //! - [`library`] — the experiment files there are, and past runs;
 //! - [`compare`] — two runs of an experiment, variant by variant, paired
-//!   over the items both have.
+//!   over the items both have;
+//! - [`plan`] — before running: cells, prompt tokens, estimated time.
 
 pub mod cells;
 pub mod compare;
 pub mod dataset;
 pub mod export;
 pub mod library;
+pub mod plan;
 pub mod prepare;
 pub mod results;
 pub mod run;
