@@ -100,6 +100,8 @@ fn hand_made_run(data: &std::path::Path) -> (String, std::path::PathBuf) {
         model_sha256: "00".into(),
         parallel: 1,
         limit: None,
+        repeats: None,
+        cells: Some(4),
         created_unix_ms: 0,
     };
     let mut log = RunLog::create(&data.join("experiments"), &info).unwrap();

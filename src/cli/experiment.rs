@@ -258,6 +258,8 @@ async fn start(
         model_sha256: sha,
         parallel,
         limit,
+        repeats: None,
+        cells: Some(cells.len()),
         created_unix_ms: created,
     };
     let mut log = RunLog::create(&root, &info)?;

@@ -11,12 +11,19 @@
 //! - [`matrix`] — a run as items × variants for one score, sorted and filtered;
 //! - [`run`](mod@run) — cells through the engine (resume, cache, crashes);
 //! - [`summary`] — per-variant statistics against the baseline;
-//! - [`export`] — a run as CSV (a row per cell) or Markdown.
+//! - [`export`] — a run as CSV (a row per cell) or Markdown;
+//! - [`library`] — the experiment files there are, and past runs;
+//! - [`compare`] — two runs of an experiment, variant by variant, paired
+//!   over the items both have;
+//! - [`plan`] — before running: cells, prompt tokens, estimated time.
 
 pub mod cells;
+pub mod compare;
 pub mod dataset;
 pub mod export;
+pub mod library;
 pub mod matrix;
+pub mod plan;
 pub mod prepare;
 pub mod ratings;
 pub mod results;

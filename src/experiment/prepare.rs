@@ -42,6 +42,17 @@ impl Prepared {
         }
     }
 
+    /// A run's own choices: only the first `limit` items, and `repeats`
+    /// in place of the file's (greedy variants still run once).
+    pub fn apply(&mut self, limit: Option<usize>, repeats: Option<u32>) {
+        if let Some(limit) = limit {
+            self.items.truncate(limit);
+        }
+        if let Some(repeats) = repeats {
+            self.experiment.repeats = repeats.max(1);
+        }
+    }
+
     /// Items × variants × their repeats.
     pub fn cells(&self) -> usize {
         self.experiment
@@ -252,6 +263,10 @@ mod tests {
         // The greedy variant runs once per item; the other (the template's
         // temperature 0.5) three times.
         assert_eq!(prepared.cells(), 3 + 9);
+        // A run's --limit and --repeats: the greedy variant still runs once.
+        let mut fewer = prepared.clone();
+        fewer.apply(Some(2), Some(5));
+        assert_eq!(fewer.cells(), 2 + 2 * 5);
         assert_eq!(
             prepared.warnings,
             [format!(

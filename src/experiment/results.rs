@@ -31,6 +31,13 @@ pub struct RunInfo {
     /// `--limit` of the command line: only the first items.
     #[serde(default)]
     pub limit: Option<usize>,
+    /// `--repeats` of the command line, in place of the file's `repeats`.
+    #[serde(default)]
+    pub repeats: Option<u32>,
+    /// The run's cells when it started (absent in runs made before this
+    /// was recorded).
+    #[serde(default)]
+    pub cells: Option<usize>,
     pub created_unix_ms: u64,
 }
 
@@ -115,13 +122,12 @@ pub fn read_info(dir: &Path) -> Result<RunInfo, String> {
 /// The run's results in file order. A last line without its newline (a
 /// write cut by a kill) is dropped, and the file is cut back to the last
 /// whole line so that appending goes on cleanly; a bad line elsewhere is
-/// an error naming it.
+/// an error naming it. Only for a run this process is about to append to
+/// (or show): listing and comparing use [`peek_results`].
 pub fn read_results(dir: &Path) -> Result<Vec<CellResult>, String> {
     let path = dir.join(RESULTS_FILE);
-    let text = match std::fs::read_to_string(&path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+    let Some(text) = read_results_text(&path)? else {
+        return Ok(Vec::new());
     };
     let whole = text.rfind('\n').map_or(0, |i| i + 1);
     if whole < text.len() {
@@ -133,8 +139,34 @@ pub fn read_results(dir: &Path) -> Result<Vec<CellResult>, String> {
             .and_then(|()| file.sync_all())
             .map_err(|e| format!("cannot repair {}: {e}", path.display()))?;
     }
+    parse_results(&text[..whole], &path)
+}
+
+/// The run's results as [`read_results`] gives them, without touching the
+/// file: a run still being written (by another whet) is read as far as
+/// its last whole line.
+pub fn peek_results(dir: &Path) -> Result<Vec<CellResult>, String> {
+    let path = dir.join(RESULTS_FILE);
+    let Some(text) = read_results_text(&path)? else {
+        return Ok(Vec::new());
+    };
+    let whole = text.rfind('\n').map_or(0, |i| i + 1);
+    parse_results(&text[..whole], &path)
+}
+
+/// The results file's text; None when there is none yet.
+fn read_results_text(path: &Path) -> Result<Option<String>, String> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok(Some(text)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(format!("cannot read {}: {e}", path.display())),
+    }
+}
+
+/// Whole lines of a results file, one cell each.
+fn parse_results(text: &str, path: &Path) -> Result<Vec<CellResult>, String> {
     let mut results = Vec::new();
-    for (index, line) in text[..whole].lines().enumerate() {
+    for (index, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
             continue;
         }
@@ -153,7 +185,7 @@ pub fn cached_results(root: &Path) -> std::collections::HashMap<String, CellResu
         return cache;
     };
     for entry in entries.flatten() {
-        if let Ok(results) = read_results(&entry.path()) {
+        if let Ok(results) = peek_results(&entry.path()) {
             for result in results.into_iter().filter(|r| r.error.is_none()) {
                 cache.insert(result.key.clone(), result);
             }
@@ -196,6 +228,8 @@ mod tests {
             model_sha256: "ab".into(),
             parallel: 4,
             limit: None,
+            repeats: None,
+            cells: Some(2),
             created_unix_ms: 1,
         };
         let mut log = RunLog::create(root.path(), &info).unwrap();
@@ -209,6 +243,14 @@ mod tests {
             .open(dir.join(RESULTS_FILE))
             .unwrap();
         file.write_all(b"{\"key\": \"c\", \"ite").unwrap();
+        // Peeking (as listing does) reads the whole lines and leaves the
+        // file as it is: another whet may be writing that line.
+        let length = std::fs::metadata(dir.join(RESULTS_FILE)).unwrap().len();
+        assert_eq!(peek_results(&dir).unwrap().len(), 2);
+        assert_eq!(
+            std::fs::metadata(dir.join(RESULTS_FILE)).unwrap().len(),
+            length
+        );
         let keys: Vec<String> = read_results(&dir)
             .unwrap()
             .into_iter()

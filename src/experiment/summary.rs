@@ -268,6 +268,15 @@ pub fn summarise(prepared: &Prepared, results: &[CellResult]) -> Summary {
     }
 }
 
+/// Scored cells (error cells left out) on which at least one check
+/// failed: what `--fail-on-check` looks at.
+pub fn cells_failing_checks(results: &[CellResult]) -> usize {
+    results
+        .iter()
+        .filter(|r| r.error.is_none() && r.scores.checks.iter().any(|&passed| !passed))
+        .count()
+}
+
 /// The summary as a table: a row per variant, per metric its mean with
 /// interval and its difference from the baseline with the p-value (`*`
 /// below 0.05); per check its pass rate.
@@ -378,6 +387,15 @@ mod tests {
             error: None,
             cached: false,
         }
+    }
+
+    #[test]
+    fn failing_checks_are_counted_on_scored_cells_only() {
+        let mut error = cell(2, "", false);
+        error.error = Some("the worker died".into());
+        let cells = [cell(0, "a", true), cell(1, "b", false), error];
+        assert_eq!(cells_failing_checks(&cells), 1);
+        assert_eq!(cells_failing_checks(&cells[..1]), 0);
     }
 
     #[test]

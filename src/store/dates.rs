@@ -8,6 +8,18 @@ pub fn now_unix_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
+/// `2026-11-28 14:34 UTC`.
+pub fn utc_minute(unix_ms: u64) -> String {
+    let seconds = unix_ms / 1000;
+    let (year, month, day) = civil_from_days((seconds / 86_400) as i64);
+    let of_day = seconds % 86_400;
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02} UTC",
+        of_day / 3600,
+        of_day / 60 % 60
+    )
+}
+
 /// Days since 1970-01-01 to a Gregorian date (Howard Hinnant's algorithm).
 pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let z = days + 719_468;
@@ -31,4 +43,14 @@ pub fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
     let doy = (153 * (if month > 2 { month - 3 } else { month + 9 }) + 2) / 5 + i64::from(day) - 1;
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     era * 146_097 + doe - 719_468
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_minute_in_utc() {
+        // 2026-11-28 14:34:56.042 UTC
+        assert_eq!(super::utc_minute(1_795_876_496_042), "2026-11-28 14:34 UTC");
+        assert_eq!(super::utc_minute(0), "1970-01-01 00:00 UTC");
+    }
 }

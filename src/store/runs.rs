@@ -378,7 +378,7 @@ fn time_stamp(unix_ms: u64) -> String {
 }
 
 /// The time at the start of an id made by `new_id`, if it starts with one.
-fn created_from_id(id: &str) -> Option<u64> {
+pub fn created_from_id(id: &str) -> Option<u64> {
     let stamp = id.get(..19)?;
     if !(id.len() == 19 || id[19..].starts_with('-')) {
         return None;

@@ -1,0 +1,456 @@
+//! What a run is about to do, said before it starts: its cells (items ×
+//! variants × repeats) and how many are done or cached, the prompt tokens
+//! the rest need (counted with the loaded model's tokenizer and chat
+//! template, each cell's whole prompt), and an estimated time from the
+//! speed measured in earlier runs on the same model file at the same
+//! parallelism — or, without such runs, no estimate.
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::time::Instant;
+
+use serde::Serialize;
+
+use super::cells::Cell;
+use super::prepare::Prepared;
+use super::results::{self, CellResult};
+use crate::engine::protocol::Prompt;
+use crate::engine::EngineClient;
+
+/// The cells that need the model: neither done in this run nor cached.
+pub fn to_decode<'a>(
+    cells: &'a [Cell],
+    done: &HashSet<String>,
+    cache: &HashMap<String, CellResult>,
+) -> Vec<&'a Cell> {
+    cells
+        .iter()
+        .filter(|c| !done.contains(&c.key) && !cache.contains_key(&c.key))
+        .collect()
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    pub cells: usize,
+    pub items: usize,
+    pub variants: usize,
+    /// Variants sampled (run `repeats` times per item) and the repeats.
+    pub sampled_variants: usize,
+    pub repeats: u32,
+    /// With a result in this run already (resume).
+    pub done: usize,
+    /// To be taken from earlier runs.
+    pub cached: usize,
+    pub to_decode: usize,
+    pub parallel: u32,
+    pub prompt_tokens: Option<PromptTokens>,
+    pub estimate: Option<Estimate>,
+}
+
+/// The counts of a plan; tokens and the estimate come after the model is
+/// loaded ([`count_prompt_tokens`], [`estimate`]).
+pub fn plan(
+    prepared: &Prepared,
+    cells: &[Cell],
+    done: &HashSet<String>,
+    cache: &HashMap<String, CellResult>,
+    parallel: u32,
+) -> Plan {
+    let done_count = cells.iter().filter(|c| done.contains(&c.key)).count();
+    let cached = cells
+        .iter()
+        .filter(|c| !done.contains(&c.key) && cache.contains_key(&c.key))
+        .count();
+    let variants = &prepared.experiment.variants;
+    Plan {
+        cells: cells.len(),
+        items: prepared.items.len(),
+        variants: variants.len(),
+        sampled_variants: variants
+            .iter()
+            .filter(|v| prepared.repeats_of(v) > 1)
+            .count(),
+        repeats: prepared.experiment.repeats,
+        done: done_count,
+        cached,
+        to_decode: cells.len() - done_count - cached,
+        parallel,
+        prompt_tokens: None,
+        estimate: None,
+    }
+}
+
+/// Prompt tokens of the cells to decode.
+#[derive(Debug, Clone, Serialize)]
+pub struct PromptTokens {
+    /// Every cell's whole prompt, summed: prefixes that cells share are
+    /// decoded once, so fewer are evaluated.
+    pub total: u64,
+    /// Distinct prompts counted (repeats of an item share theirs).
+    pub distinct_prompts: usize,
+    /// How long counting took.
+    pub seconds: f64,
+}
+
+/// Each cell's prompt tokens as the loaded model sees them (chat template
+/// applied), and their total. Each distinct prompt is counted once.
+pub async fn count_prompt_tokens(
+    client: &mut EngineClient,
+    cells: &[&Cell],
+) -> Result<(PromptTokens, Vec<u32>), String> {
+    let started = Instant::now();
+    let mut counted: HashMap<String, u32> = HashMap::new();
+    let mut per_cell = Vec::with_capacity(cells.len());
+    for cell in cells {
+        let key = serde_json::to_string(&cell.messages).map_err(|e| e.to_string())?;
+        let tokens = match counted.get(&key) {
+            Some(&tokens) => tokens,
+            None => {
+                let prompt = Prompt::Chat {
+                    messages: cell.messages.clone(),
+                };
+                let (tokens, _) = client
+                    .count_tokens(prompt)
+                    .await
+                    .map_err(|e| format!("cannot count the prompt tokens: {e}"))?;
+                counted.insert(key, tokens);
+                tokens
+            }
+        };
+        per_cell.push(tokens);
+    }
+    Ok((
+        PromptTokens {
+            total: per_cell.iter().map(|&t| u64::from(t)).sum(),
+            distinct_prompts: counted.len(),
+            seconds: started.elapsed().as_secs_f64(),
+        },
+        per_cell,
+    ))
+}
+
+/// Speed measured in earlier cells decoded on the same model file at the
+/// same parallelism, per sequence (each sequence shares the machine with
+/// the others, so these are slower than one request alone).
+#[derive(Debug, Clone, Serialize)]
+pub struct Speed {
+    /// Decoded cells measured (cached copies and error cells left out).
+    pub cells: usize,
+    /// Milliseconds per prompt token, over whole prompts (shared prefixes
+    /// make this lower than evaluating each prompt alone).
+    pub prompt_ms_per_token: f64,
+    /// Milliseconds per generated token.
+    pub generation_ms_per_token: f64,
+    /// Reply length assumed for each cell: the mean in earlier runs of
+    /// this experiment if there are any, else of all the measured cells.
+    pub reply_tokens: f64,
+    pub replies_from_this_experiment: bool,
+}
+
+impl Speed {
+    pub fn prompt_tokens_per_second(&self) -> f64 {
+        1000.0 / self.prompt_ms_per_token
+    }
+    pub fn generation_tokens_per_second(&self) -> f64 {
+        1000.0 / self.generation_ms_per_token
+    }
+}
+
+/// Sums over decoded cells.
+#[derive(Default)]
+struct Tally {
+    cells: usize,
+    prompt_tokens: u64,
+    prompt_ms: f64,
+    generated: u64,
+    generation_ms: f64,
+}
+
+impl Tally {
+    fn add(&mut self, result: &CellResult) {
+        let Some(stats) = &result.stats else { return };
+        self.cells += 1;
+        self.prompt_tokens += u64::from(stats.prompt_tokens);
+        // Up to the first token: prompt evaluation (and, in a shared batch,
+        // waiting for the other sequences).
+        self.prompt_ms += stats.ttft_ms.max(stats.prompt_eval_ms);
+        self.generated += u64::from(stats.generated_tokens.saturating_sub(1));
+        self.generation_ms += stats.generation_ms;
+    }
+}
+
+/// The speed of earlier cells under `root` on the model whose file has
+/// `model_sha256`, decoded at `parallel`; None without any (or without
+/// enough to divide by).
+pub fn measured_speed(
+    root: &Path,
+    model_sha256: &str,
+    parallel: u32,
+    experiment: &str,
+) -> Option<Speed> {
+    let mut all = Tally::default();
+    let mut mine = Tally::default();
+    for entry in std::fs::read_dir(root).ok()?.filter_map(Result::ok) {
+        let dir = entry.path();
+        let Ok(info) = results::read_info(&dir) else {
+            continue;
+        };
+        if info.model_sha256 != model_sha256 || info.parallel != parallel {
+            continue;
+        }
+        let Ok(cells) = results::peek_results(&dir) else {
+            continue;
+        };
+        for cell in cells.iter().filter(|c| c.error.is_none() && !c.cached) {
+            all.add(cell);
+            if info.experiment == experiment {
+                mine.add(cell);
+            }
+        }
+    }
+    if all.cells == 0 || all.prompt_tokens == 0 || all.generated == 0 {
+        return None;
+    }
+    let replies = if mine.cells > 0 { &mine } else { &all };
+    Some(Speed {
+        cells: all.cells,
+        prompt_ms_per_token: all.prompt_ms / all.prompt_tokens as f64,
+        generation_ms_per_token: all.generation_ms / all.generated as f64,
+        reply_tokens: replies.generated as f64 / replies.cells as f64 + 1.0,
+        replies_from_this_experiment: mine.cells > 0,
+    })
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Estimate {
+    pub seconds: f64,
+    pub speed: Speed,
+}
+
+/// The time to decode `cells` (with `prompt_tokens` each) at `parallel`:
+/// each cell's prompt and its reply (the assumed length, at most its
+/// `max_tokens`) at the measured per-sequence speed, `parallel` cells at
+/// a time.
+pub fn estimate(speed: &Speed, cells: &[&Cell], prompt_tokens: &[u32], parallel: u32) -> Estimate {
+    let busy_ms: f64 = cells
+        .iter()
+        .zip(prompt_tokens)
+        .map(|(cell, &tokens)| {
+            // The first token comes with the prompt; the rest one by one.
+            let reply = speed.reply_tokens.min(f64::from(cell.max_tokens));
+            f64::from(tokens) * speed.prompt_ms_per_token
+                + (reply - 1.0).max(0.0) * speed.generation_ms_per_token
+        })
+        .sum();
+    let lanes = (parallel as usize).clamp(1, cells.len().max(1)) as f64;
+    Estimate {
+        seconds: busy_ms / lanes / 1000.0,
+        speed: speed.clone(),
+    }
+}
+
+/// `1,234,567`.
+pub fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// `45 s`, `3 min 10 s`, `2 h 5 min`.
+pub fn duration(seconds: f64) -> String {
+    let s = seconds.max(0.0).round() as u64;
+    match s {
+        0..=59 => format!("{s} s"),
+        60..=3599 => format!("{} min {} s", s / 60, s % 60),
+        _ => format!("{} h {} min", s / 3600, s / 60 % 60),
+    }
+}
+
+/// The plan as lines for a terminal: [`cells_line`], then [`cost_lines`].
+pub fn lines(plan: &Plan) -> Vec<String> {
+    let mut lines = vec![cells_line(plan)];
+    lines.extend(cost_lines(plan));
+    lines
+}
+
+/// `cells: 12 (4 items × 3 variants): 0 done, 2 cached, 10 to decode`,
+/// known before the model loads.
+pub fn cells_line(plan: &Plan) -> String {
+    let repeats = if plan.sampled_variants > 0 && plan.repeats > 1 {
+        format!(
+            ", {} repeats of the {} sampled variant{}",
+            plan.repeats,
+            plan.sampled_variants,
+            if plan.sampled_variants == 1 { "" } else { "s" }
+        )
+    } else {
+        String::new()
+    };
+    format!(
+        "cells: {} ({} items × {} variants{repeats}): {} done, {} cached, {} to decode",
+        plan.cells, plan.items, plan.variants, plan.done, plan.cached, plan.to_decode
+    )
+}
+
+/// The prompt tokens and the estimate, once the model is loaded (nothing
+/// when there is nothing to decode).
+pub fn cost_lines(plan: &Plan) -> Vec<String> {
+    let mut lines = Vec::new();
+    if plan.to_decode == 0 {
+        return lines;
+    }
+    if let Some(tokens) = &plan.prompt_tokens {
+        lines.push(format!(
+            "prompt tokens: {} for the {} cells to decode (each cell's whole prompt, counted with the model; prefixes cells share are evaluated once) · counted in {:.2} s",
+            thousands(tokens.total),
+            plan.to_decode,
+            tokens.seconds
+        ));
+    }
+    lines.push(match &plan.estimate {
+        Some(e) => format!(
+            "estimate: about {} at --parallel {}, from {} earlier cells on this model at --parallel {} (per sequence: prompt {:.0} tok/s, generation {:.1} tok/s; replies of {:.0} tokens assumed, the mean {})",
+            duration(e.seconds),
+            plan.parallel,
+            e.speed.cells,
+            plan.parallel,
+            e.speed.prompt_tokens_per_second(),
+            e.speed.generation_tokens_per_second(),
+            e.speed.reply_tokens,
+            if e.speed.replies_from_this_experiment {
+                "in earlier runs of this experiment"
+            } else {
+                "of those cells"
+            }
+        ),
+        None => format!(
+            "estimate: none: no earlier cells on this model at --parallel {} to measure its speed by; the progress line gives an ETA once cells finish",
+            plan.parallel
+        ),
+    });
+    lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::protocol::GenerationStats;
+    use crate::experiment::results::{RunInfo, RunLog};
+    use crate::experiment::score::CellScores;
+
+    #[test]
+    fn numbers_and_durations_read_well() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1_234_567), "1,234,567");
+        assert_eq!(duration(44.6), "45 s");
+        assert_eq!(duration(190.0), "3 min 10 s");
+        assert_eq!(duration(7_500.0), "2 h 5 min");
+    }
+
+    fn result(key: &str, stats: GenerationStats, cached: bool) -> CellResult {
+        CellResult {
+            key: key.into(),
+            item: 0,
+            line: 1,
+            variant: "v".into(),
+            repeat: 0,
+            seed: 0,
+            input: vec![],
+            output: String::new(),
+            stop_reason: None,
+            stats: Some(stats),
+            scores: CellScores::default(),
+            error: None,
+            cached,
+        }
+    }
+
+    fn run(root: &Path, id: &str, experiment: &str, sha: &str, parallel: u32) -> RunLog {
+        RunLog::create(
+            root,
+            &RunInfo {
+                id: id.into(),
+                experiment: experiment.into(),
+                file: "/e.toml".into(),
+                file_text: String::new(),
+                model: "/m.gguf".into(),
+                model_sha256: sha.into(),
+                parallel,
+                limit: None,
+                repeats: None,
+                cells: None,
+                created_unix_ms: 0,
+            },
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn the_estimate_uses_cells_on_the_same_model_at_the_same_parallelism() {
+        let root = tempfile::tempdir().unwrap();
+        let stats = |prompt_tokens, ttft_ms, generated_tokens, generation_ms| GenerationStats {
+            prompt_tokens,
+            reused_tokens: 0,
+            generated_tokens,
+            prompt_eval_ms: ttft_ms,
+            ttft_ms,
+            generation_ms,
+        };
+        // Another experiment on the model at parallel 2: 100 prompt tokens
+        // in 200 ms, 11 tokens (10 after the first) in 100 ms.
+        let mut other = run(root.path(), "other", "x", "sha", 2);
+        other
+            .append(&result("a", stats(100, 200.0, 11, 100.0), false))
+            .unwrap();
+        // Copies and other models or parallelism are left out.
+        other
+            .append(&result("b", stats(1, 1e6, 2, 1e6), true))
+            .unwrap();
+        run(root.path(), "p1", "x", "sha", 1)
+            .append(&result("c", stats(1, 1e6, 2, 1e6), false))
+            .unwrap();
+        run(root.path(), "m2", "x", "other", 2)
+            .append(&result("d", stats(1, 1e6, 2, 1e6), false))
+            .unwrap();
+        assert!(measured_speed(root.path(), "sha", 4, "e").is_none());
+
+        let speed = measured_speed(root.path(), "sha", 2, "e").unwrap();
+        assert_eq!(speed.cells, 1);
+        assert_eq!(speed.prompt_ms_per_token, 2.0);
+        assert_eq!(speed.generation_ms_per_token, 10.0);
+        assert_eq!(speed.reply_tokens, 11.0);
+        assert!(!speed.replies_from_this_experiment);
+        // Earlier runs of this experiment give the reply length.
+        run(root.path(), "mine", "e", "sha", 2)
+            .append(&result("e", stats(100, 200.0, 31, 300.0), false))
+            .unwrap();
+        let speed = measured_speed(root.path(), "sha", 2, "e").unwrap();
+        assert_eq!(speed.cells, 2);
+        assert_eq!(speed.reply_tokens, 31.0);
+        assert!(speed.replies_from_this_experiment);
+
+        // Two cells of 50 prompt tokens, replies capped at 20: each
+        // 50 × 2 ms + 19 × 10 ms = 290 ms, two at a time.
+        let cell = Cell {
+            item: 0,
+            variant: 0,
+            repeat: 0,
+            messages: vec![],
+            sampling: Default::default(),
+            max_tokens: 20,
+            stop: vec![],
+            key: "k".into(),
+        };
+        let e = estimate(&speed, &[&cell, &cell], &[50, 50], 2);
+        assert!((e.seconds - 0.29).abs() < 1e-9, "{}", e.seconds);
+        let e = estimate(&speed, &[&cell, &cell], &[50, 50], 8);
+        assert!((e.seconds - 0.29).abs() < 1e-9, "two cells fill two lanes");
+    }
+}
