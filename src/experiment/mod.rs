@@ -9,6 +9,7 @@
 //! - [`results`] — a run on disk, appended cell by cell;
 //! - [`ratings`] — people's 1–5 ratings of cells, a `rating` metric;
 //! - [`matrix`] — a run as items × variants for one score, sorted and filtered;
+//! - [`launch`] — a new run, or one to resume, set up;
 //! - [`run`](mod@run) — cells through the engine (resume, cache, crashes);
 //! - [`summary`] — per-variant statistics against the baseline;
 //! - [`export`] — a run as CSV (a row per cell) or Markdown;
@@ -21,6 +22,7 @@ pub mod cells;
 pub mod compare;
 pub mod dataset;
 pub mod export;
+pub mod launch;
 pub mod library;
 pub mod matrix;
 pub mod plan;

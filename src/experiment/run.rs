@@ -29,6 +29,8 @@ pub struct Progress {
     pub errors: usize,
     pub generated_tokens: u64,
     pub seconds: f64,
+    /// The index (in the cells given) of the cell that just finished.
+    pub last_cell: Option<usize>,
 }
 
 impl Progress {
@@ -147,6 +149,23 @@ pub async fn run_cells(
     parallel: u32,
     mut on_progress: impl FnMut(&Progress),
 ) -> Result<Vec<CellResult>, String> {
+    run_cells_reporting(engine, prepared, cells, known, log, parallel, |p, _| {
+        on_progress(p)
+    })
+    .await
+}
+
+/// [`run_cells`], telling `on_cell` each new result as it is saved (and
+/// the progress without one after the cached cells are copied).
+pub async fn run_cells_reporting(
+    engine: &mut Engine,
+    prepared: &Prepared,
+    cells: &[Cell],
+    known: Known<'_>,
+    log: &mut RunLog,
+    parallel: u32,
+    mut on_cell: impl FnMut(&Progress, Option<&CellResult>),
+) -> Result<Vec<CellResult>, String> {
     let Known { done, cache } = known;
     let started = Instant::now();
     let mut progress = Progress {
@@ -155,8 +174,12 @@ pub async fn run_cells(
         ..Progress::default()
     };
     let mut new_results = Vec::new();
-    let mut pending: Vec<&Cell> = Vec::new();
-    for cell in cells.iter().filter(|c| !done.contains(&c.key)) {
+    let mut pending: Vec<(usize, &Cell)> = Vec::new();
+    for (index, cell) in cells
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| !done.contains(&c.key))
+    {
         match cache.get(&cell.key) {
             Some(earlier) => {
                 // Scored again: this run's metrics and checks may differ.
@@ -170,15 +193,18 @@ pub async fn run_cells(
                 log.append(&result)?;
                 progress.done += 1;
                 progress.cached += 1;
+                progress.last_cell = Some(index);
+                on_cell(&progress, Some(&result));
                 new_results.push(result);
             }
-            None => pending.push(cell),
+            None => pending.push((index, cell)),
         }
     }
-    on_progress(&progress);
+    progress.last_cell = None;
+    on_cell(&progress, None);
     let mut attempts: HashMap<String, u32> = HashMap::new();
     while !pending.is_empty() {
-        let requests = pending.iter().map(|c| c.request()).collect();
+        let requests = pending.iter().map(|(_, c)| c.request()).collect();
         let mut started_cells: HashSet<usize> = HashSet::new();
         let mut finished: HashSet<usize> = HashSet::new();
         let mut save_error = None;
@@ -191,7 +217,8 @@ pub async fn run_cells(
                     started_cells.insert(index);
                 },
                 |index, outcome| {
-                    let result = cell_result(prepared, pending[index], outcome);
+                    let (cell_index, cell) = pending[index];
+                    let result = cell_result(prepared, cell, outcome);
                     if let Err(e) = log.append(&result) {
                         save_error.get_or_insert(e);
                     }
@@ -201,7 +228,8 @@ pub async fn run_cells(
                     progress.generated_tokens +=
                         u64::from(result.stats.as_ref().map_or(0, |s| s.generated_tokens));
                     progress.seconds = started.elapsed().as_secs_f64();
-                    on_progress(&progress);
+                    progress.last_cell = Some(cell_index);
+                    on_cell(&progress, Some(&result));
                     new_results.push(result);
                 },
             )
@@ -214,7 +242,7 @@ pub async fn run_cells(
             Err(error) => {
                 tracing::warn!("the worker failed during the experiment: {error}; restarting it");
                 let mut retry = Vec::new();
-                for (index, cell) in pending.iter().enumerate() {
+                for (index, &(cell_index, cell)) in pending.iter().enumerate() {
                     if finished.contains(&index) {
                         continue;
                     }
@@ -230,10 +258,11 @@ pub async fn run_cells(
                         log.append(&result)?;
                         progress.done += 1;
                         progress.errors += 1;
-                        on_progress(&progress);
+                        progress.last_cell = Some(cell_index);
+                        on_cell(&progress, Some(&result));
                         new_results.push(result);
                     } else {
-                        retry.push(*cell);
+                        retry.push((cell_index, cell));
                     }
                 }
                 pending = retry;

@@ -13,6 +13,7 @@ use ratatui::layout::Rect;
 use ratatui_textarea::TextArea;
 
 use super::chat::{update as chat, Chat, Focus};
+use super::experiments::{update as ex, Experiments, OpenRun, Running};
 use super::keymap::{Action, Context, Keymap};
 use super::picker::{Picker, PickerItem, PickerKind};
 use super::rounds::{update as rd, Rounds};
@@ -23,6 +24,11 @@ use super::workbench::{self, update as wb, Workbench};
 use crate::engine::protocol::{ChatMessage, GenerationStats, StopReason};
 use crate::engine::sampling::SamplingOverrides;
 use crate::engine::SamplingParams;
+use crate::experiment::compare::Comparison;
+use crate::experiment::library::{ExperimentFile, RunEntry};
+use crate::experiment::ratings::Ratings;
+use crate::experiment::results::CellResult;
+use crate::experiment::run::Progress;
 use crate::prompt::{Template, TemplateEntry};
 use crate::refine::RefineRun;
 use crate::store::runs::{RunOutcome, RunRecord, RunSummary};
@@ -35,6 +41,8 @@ pub enum Screen {
     Workbench,
     /// The workbench's refinement rounds.
     Rounds,
+    /// Experiments: files, runs, a run's results.
+    Experiments,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -166,6 +174,26 @@ pub enum Msg {
         id: String,
         created_unix_ms: u64,
     },
+    /// Experiment files and runs, read by the driver.
+    ExperimentsListed {
+        files: Vec<ExperimentFile>,
+        runs: Vec<RunEntry>,
+    },
+    ExperimentRunOpened(Box<OpenRun>),
+    /// A run started in the background.
+    ExperimentStarted(Box<Running>),
+    /// A cell of the run in progress finished (None: only the figures
+    /// changed).
+    ExperimentProgress {
+        id: String,
+        result: Option<Box<CellResult>>,
+        progress: Progress,
+    },
+    ExperimentFinished {
+        id: String,
+        outcome: Result<(), String>,
+    },
+    ExperimentsCompared(Result<Box<Comparison>, String>),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -241,6 +269,25 @@ pub enum Effect {
         sampling: SamplingParams,
         reply: ReplySettings,
     },
+    /// Read the experiment files and runs.
+    ListExperiments,
+    OpenExperimentRun(String),
+    /// Run the experiment file in the background (a worker of its own).
+    StartExperiment(PathBuf),
+    ResumeExperiment(String),
+    /// Stop the run in progress; its finished cells are kept.
+    StopExperiment,
+    SaveRatings {
+        dir: PathBuf,
+        ratings: Ratings,
+    },
+    /// Run A against run B, metric by metric.
+    CompareExperimentRuns {
+        a: String,
+        b: String,
+    },
+    /// Write the run as Markdown, CSV and JSON into the exports directory.
+    ExportExperimentRun(String),
 }
 
 pub struct App {
@@ -270,6 +317,7 @@ pub struct App {
     pub wb: Workbench,
     /// The refinement rounds shown (running, finished or reopened).
     pub rounds: Option<Rounds>,
+    pub exp: Experiments,
 }
 
 /// Warn when fewer tokens than this are left in the context.
@@ -305,6 +353,7 @@ impl App {
             screen: Screen::Chat,
             wb: Workbench::default(),
             rounds: None,
+            exp: Experiments::default(),
         }
     }
 
@@ -362,6 +411,9 @@ impl App {
         if self.overlay.is_none() && self.screen == Screen::Workbench {
             return self.wb.context();
         }
+        if self.overlay.is_none() && self.screen == Screen::Experiments {
+            return self.exp.context();
+        }
         if self.overlay.is_none() && self.screen == Screen::Rounds {
             return self
                 .rounds
@@ -408,6 +460,7 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
                 Some(Overlay::QuitUnsaved) => {}
                 None if app.screen == Screen::Workbench => return wb::on_paste(app, text),
                 None if app.screen == Screen::Rounds => rd::on_paste(app, &text),
+                None if app.screen == Screen::Experiments => ex::on_paste(app, &text),
                 None => chat::on_paste(app, text),
             }
             Vec::new()
@@ -613,6 +666,31 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
             Vec::new()
         }
         Msg::ChatStarted(session) => chat::on_started_from_template(app, &session),
+        Msg::ExperimentsListed { files, runs } => {
+            ex::on_listed(&mut app.exp, files, runs);
+            Vec::new()
+        }
+        Msg::ExperimentRunOpened(run) => {
+            ex::on_run_opened(app, run);
+            Vec::new()
+        }
+        Msg::ExperimentStarted(running) => {
+            ex::on_started(app, *running);
+            Vec::new()
+        }
+        Msg::ExperimentProgress {
+            id,
+            result,
+            progress,
+        } => {
+            ex::on_progress(app, &id, result.map(|r| *r), progress);
+            Vec::new()
+        }
+        Msg::ExperimentFinished { id, outcome } => ex::on_finished(app, &id, outcome),
+        Msg::ExperimentsCompared(comparison) => {
+            ex::on_compared(app, comparison);
+            Vec::new()
+        }
     }
 }
 
@@ -694,12 +772,20 @@ fn on_key(app: &mut App, key: KeyEvent) -> Vec<Effect> {
     if action == Some(Action::Workbench) && app.overlay.is_none() && app.wb.overlay.is_none() {
         return switch_screen(app);
     }
+    if action == Some(Action::Experiments)
+        && app.overlay.is_none()
+        && app.wb.overlay.is_none()
+        && app.exp.overlay.is_none()
+    {
+        return ex::toggle(app);
+    }
     match app.overlay {
         Some(Overlay::Settings(_)) => chat::on_settings_key(app, action, key),
         Some(Overlay::Picker(_)) => on_picker_key(app, action, key),
         Some(Overlay::QuitUnsaved) => quit_unsaved_key(app, key),
         None if app.screen == Screen::Workbench => on_workbench_key(app, action, key),
         None if app.screen == Screen::Rounds => rd::on_key(app, action, key),
+        None if app.screen == Screen::Experiments => ex::on_key(app, action, key),
         None => chat::on_key(app, action, key),
     }
 }
@@ -732,6 +818,7 @@ fn switch_screen(app: &mut App) -> Vec<Effect> {
         Screen::Workbench => Screen::Chat,
         // The rounds belong to the workbench.
         Screen::Rounds => Screen::Workbench,
+        Screen::Experiments => Screen::Workbench,
     };
     if app.screen == Screen::Workbench && !app.wb.listed {
         app.wb.listed = true;
@@ -769,6 +856,9 @@ fn on_mouse(app: &mut App, mouse: MouseEvent) -> Vec<Effect> {
     }
     if app.screen == Screen::Workbench {
         return wb::on_mouse(app, mouse);
+    }
+    if app.screen == Screen::Experiments {
+        return Vec::new();
     }
     if app.screen == Screen::Rounds {
         // The wheel scrolls the two columns together.

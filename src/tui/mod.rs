@@ -8,9 +8,11 @@
 pub mod app;
 pub mod chat;
 pub mod conversation;
+pub mod experiments;
 pub mod keymap;
 pub mod markdown;
 pub mod picker;
+pub mod rating;
 pub mod rounds;
 pub mod run_settings;
 pub mod sanitize;
@@ -175,6 +177,14 @@ fn start_loading(
     receiver
 }
 
+/// The next message of the experiment running in the background.
+async fn next_experiment_msg(task: &mut Option<experiments::driver::Task>) -> Option<Msg> {
+    match task.as_mut() {
+        Some(task) => task.messages.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
 async fn next_engine_event(engine: &mut Option<EngineClient>) -> Result<Event, EngineError> {
     match engine.as_mut() {
         Some(engine) => engine.next_event().await,
@@ -240,6 +250,8 @@ async fn event_loop(
     let mut dirty = true;
     let mut previews = PreviewRequests::default();
     let templates_dir = crate::paths::config_dir().ok().map(|d| d.join("prompts"));
+    // The experiment running in the background, if any.
+    let mut experiment: Option<experiments::driver::Task> = None;
 
     loop {
         let msg = tokio::select! {
@@ -283,6 +295,12 @@ async fn event_loop(
                 }
             },
             Some(fraction) = progress.recv() => Msg::LoadProgress(fraction),
+            Some(msg) = next_experiment_msg(&mut experiment) => {
+                if matches!(msg, Msg::ExperimentFinished { .. }) {
+                    experiment = None;
+                }
+                msg
+            },
             _ = preview_due(&previews), if previews.waiting.is_some() && engine.is_some() => {
                 let (revision, messages, _) = previews.waiting.take().expect("guarded");
                 if let Some(engine) = engine.as_mut() {
@@ -447,6 +465,40 @@ async fn event_loop(
                         sampling,
                         reply,
                     } => Some(start_chat(&app, &mut files, messages, sampling, reply)),
+                    Effect::ListExperiments => Some(experiments::driver::list()),
+                    Effect::OpenExperimentRun(id) => Some(experiments::driver::open(&id)),
+                    Effect::StartExperiment(file) => {
+                        match experiments::driver::start(&file, &load_request(&load, &app), &spawn)
+                        {
+                            Ok(task) => {
+                                experiment = Some(task);
+                                Some(experiments::driver::list())
+                            }
+                            Err(msg) => Some(msg),
+                        }
+                    }
+                    Effect::ResumeExperiment(id) => {
+                        match experiments::driver::resume(&id, &load_request(&load, &app), &spawn) {
+                            Ok(task) => {
+                                experiment = Some(task);
+                                None
+                            }
+                            Err(msg) => Some(msg),
+                        }
+                    }
+                    Effect::StopExperiment => {
+                        if let Some(task) = experiment.as_mut() {
+                            task.stop();
+                        }
+                        None
+                    }
+                    Effect::SaveRatings { dir, ratings } => {
+                        Some(experiments::driver::save_ratings(&dir, &ratings))
+                    }
+                    Effect::CompareExperimentRuns { a, b } => {
+                        Some(experiments::driver::compare_runs(&a, &b))
+                    }
+                    Effect::ExportExperimentRun(id) => Some(experiments::driver::export(&id)),
                     Effect::DeleteSession(name) => match files.delete(&name) {
                         Ok(moved_to) => {
                             answers.push(Msg::Notice(Notice {

@@ -33,6 +33,7 @@ pub fn render(app: &App, frame: &mut Frame) {
         Screen::Chat => super::chat::view::render(app, frame, main),
         Screen::Workbench => super::workbench::view::render(app, frame, main),
         Screen::Rounds => super::rounds::view::render(app, frame, main),
+        Screen::Experiments => super::experiments::view::render(app, frame, main),
     }
     render_status(app, frame, status);
     render_overlays(app, frame, area);
