@@ -565,3 +565,65 @@ fn tiny_and_odd_terminals_never_panic() {
         draw(&app, w, h);
     }
 }
+
+#[test]
+fn alt_e_in_the_workbench_makes_an_experiment_of_saved_against_edited() {
+    let mut app = smollm2_app();
+    common::app::open_summarize(&mut app);
+    // Unedited: only the saved version goes in.
+    alt(&mut app, KeyCode::Char('e'));
+    type_text(&mut app, "~/data.jsonl");
+    let effects = key(&mut app, KeyCode::Enter);
+    let Some(Effect::MakeExperiment {
+        saved,
+        edited,
+        dataset,
+    }) = effects.first()
+    else {
+        panic!("{effects:?}");
+    };
+    assert_eq!(saved.as_ref().unwrap().name, "summarize");
+    assert!(edited.is_none());
+    assert!(dataset.ends_with("data.jsonl") && !dataset.starts_with("~"));
+    // Edited in the editor (which has the focus once opened): both versions.
+    type_text(&mut app, " Be brief.");
+    assert!(app.wb.is_dirty(), "the typing reached the editor");
+    alt(&mut app, KeyCode::Char('e'));
+    assert!(key(&mut app, KeyCode::Enter).is_empty(), "a path first");
+    type_text(&mut app, "/tmp/data.csv");
+    let effects = key(&mut app, KeyCode::Enter);
+    let Some(Effect::MakeExperiment { saved, edited, .. }) = effects.first() else {
+        panic!("{effects:?}");
+    };
+    let edited = edited.as_ref().expect("the edited version");
+    assert_ne!(Some(edited), saved.as_ref());
+    // The driver wrote it: the screen shows it, selected.
+    let made = app.exp.files.len();
+    assert_eq!(made, 0);
+    let effects = update(
+        &mut app,
+        Msg::ExperimentMade("/cfg/experiments/summarize-experiment.toml".into()),
+    );
+    assert_eq!(effects, vec![Effect::ListExperiments]);
+    assert_eq!(app.screen, Screen::Experiments);
+    let mut files = library::list(None, library::shipped_dir().as_deref());
+    files.push(whet::experiment::library::ExperimentFile {
+        name: "summarize-experiment".into(),
+        path: "/cfg/experiments/summarize-experiment.toml".into(),
+        shipped: false,
+        replaces_shipped: false,
+        description: String::new(),
+        problem: None,
+    });
+    update(
+        &mut app,
+        Msg::ExperimentsListed {
+            files,
+            runs: vec![],
+        },
+    );
+    assert_eq!(
+        app.exp.selected_file().unwrap().name,
+        "summarize-experiment"
+    );
+}

@@ -9,6 +9,7 @@
 //! - [`results`] — a run on disk, appended cell by cell;
 //! - [`ratings`] — people's 1–5 ratings of cells, a `rating` metric;
 //! - [`matrix`] — a run as items × variants for one score, sorted and filtered;
+//! - [`from_template`] — an experiment made from a template in the workbench;
 //! - [`launch`] — a new run, or one to resume, set up;
 //! - [`run`](mod@run) — cells through the engine (resume, cache, crashes);
 //! - [`summary`] — per-variant statistics against the baseline;
@@ -22,6 +23,7 @@ pub mod cells;
 pub mod compare;
 pub mod dataset;
 pub mod export;
+pub mod from_template;
 pub mod launch;
 pub mod library;
 pub mod matrix;

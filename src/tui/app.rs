@@ -194,6 +194,8 @@ pub enum Msg {
         outcome: Result<(), String>,
     },
     ExperimentsCompared(Result<Box<Comparison>, String>),
+    /// An experiment file was written (from the workbench's template).
+    ExperimentMade(PathBuf),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -288,6 +290,12 @@ pub enum Effect {
     },
     /// Write the run as Markdown, CSV and JSON into the exports directory.
     ExportExperimentRun(String),
+    /// Write an experiment of the workbench's template over `dataset`.
+    MakeExperiment {
+        saved: Option<Box<Template>>,
+        edited: Option<Box<Template>>,
+        dataset: PathBuf,
+    },
 }
 
 pub struct App {
@@ -687,6 +695,7 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
             Vec::new()
         }
         Msg::ExperimentFinished { id, outcome } => ex::on_finished(app, &id, outcome),
+        Msg::ExperimentMade(path) => ex::on_made(app, path),
         Msg::ExperimentsCompared(comparison) => {
             ex::on_compared(app, comparison);
             Vec::new()

@@ -220,6 +220,7 @@ pub enum Action {
     NextScore,
     SortRows,
     FilterRows,
+    MakeExperiment,
 }
 
 const GLOBAL: &[Context] = &[Context::Global];
@@ -330,6 +331,7 @@ impl Action {
         Action::NextScore,
         Action::SortRows,
         Action::FilterRows,
+        Action::MakeExperiment,
     ];
 
     /// (name in `keymap.toml`, description for help, contexts it may be bound in)
@@ -449,6 +451,11 @@ impl Action {
                 "sort_rows",
                 "Sort rows: by item, by the selected variant, by disagreement",
                 EXPERIMENTS,
+            ),
+            Action::MakeExperiment => (
+                "make_experiment",
+                "Make an experiment of the template: saved vs edited, examples on vs off, over a dataset",
+                WORKBENCH,
             ),
             Action::FilterRows => (
                 "filter_rows",
@@ -644,6 +651,8 @@ const DEFAULTS: &[(Context, Action, &[&str])] = &[
     (Context::Rounds, Action::QuitNow, &["q"]),
     (Context::Rounds, Action::Help, &["?"]),
     (Context::Global, Action::Experiments, &["f10"]),
+    (Context::Workbench, Action::MakeExperiment, &["alt+e"]),
+    (Context::WorkbenchList, Action::MakeExperiment, &["alt+e"]),
     (Context::Experiments, Action::SelectPrev, &["up", "k"]),
     (Context::Experiments, Action::SelectNext, &["down", "j"]),
     (Context::Experiments, Action::ColumnPrev, &["left", "h"]),

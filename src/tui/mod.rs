@@ -499,6 +499,15 @@ async fn event_loop(
                         Some(experiments::driver::compare_runs(&a, &b))
                     }
                     Effect::ExportExperimentRun(id) => Some(experiments::driver::export(&id)),
+                    Effect::MakeExperiment {
+                        saved,
+                        edited,
+                        dataset,
+                    } => Some(experiments::driver::make_from_template(
+                        saved.as_deref(),
+                        edited.as_deref(),
+                        &dataset,
+                    )),
                     Effect::DeleteSession(name) => match files.delete(&name) {
                         Ok(moved_to) => {
                             answers.push(Msg::Notice(Notice {

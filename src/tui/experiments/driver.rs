@@ -120,6 +120,41 @@ pub fn export(id: &str) -> Msg {
     }
 }
 
+/// Writes an experiment of a workbench template into the user's
+/// experiments folder, checked as `whet experiment check` would.
+pub fn make_from_template(
+    saved: Option<&crate::prompt::Template>,
+    edited: Option<&crate::prompt::Template>,
+    dataset: &Path,
+) -> Msg {
+    let made = library::user_dir()
+        .ok_or_else(|| "no configuration directory for experiments".to_string())
+        .and_then(|dir| {
+            crate::experiment::from_template::write_experiment(
+                &dir,
+                crate::experiment::from_template::FromTemplate {
+                    saved,
+                    edited,
+                    dataset,
+                },
+            )
+        });
+    match made {
+        Ok(path) => match crate::experiment::prepare::prepare(&path, user_templates().as_deref()) {
+            Ok(_) => Msg::ExperimentMade(path),
+            Err(problems) => notice(
+                format!(
+                    "{} is written but does not check: {}",
+                    path.display(),
+                    problems.first().cloned().unwrap_or_default()
+                ),
+                true,
+            ),
+        },
+        Err(error) => notice(format!("cannot make the experiment: {error}"), true),
+    }
+}
+
 /// A run going on in the background: its messages, and a way to stop it.
 pub struct Task {
     pub id: String,

@@ -229,6 +229,8 @@ pub struct Experiments {
     pub open: Option<Box<OpenRun>>,
     pub running: Option<Running>,
     pub overlay: Option<ExpOverlay>,
+    /// A file to select once the lists arrive (one just made).
+    pub select_file: Option<PathBuf>,
 }
 
 impl Experiments {

@@ -35,11 +35,33 @@ pub fn toggle(app: &mut App) -> Vec<Effect> {
 pub fn on_listed(exp: &mut Experiments, files: Vec<ExperimentFile>, runs: Vec<RunEntry>) {
     exp.files = files;
     exp.runs = runs;
+    if let Some(path) = exp.select_file.take() {
+        if let Some(index) = exp.files.iter().position(|f| f.path == path) {
+            exp.file_selected = index;
+            exp.pane = Some(ListPane::Files);
+        }
+    }
     exp.file_selected = exp.file_selected.min(exp.files.len().saturating_sub(1));
     exp.run_selected = exp.run_selected.min(exp.runs.len().saturating_sub(1));
     if exp.pane.is_none() && exp.files.is_empty() && !exp.runs.is_empty() {
         exp.pane = Some(ListPane::Runs);
     }
+}
+
+/// An experiment was made from the workbench's template: it is shown,
+/// selected, ready to run.
+pub fn on_made(app: &mut App, path: std::path::PathBuf) -> Vec<Effect> {
+    app.screen = Screen::Experiments;
+    app.exp.open = None;
+    app.exp.listed = true;
+    app.info(format!(
+        "experiment written to {}; {} runs it",
+        path.display(),
+        app.keymap
+            .key_hint_in(crate::tui::keymap::Context::Experiments, Action::Pick)
+    ));
+    app.exp.select_file = Some(path);
+    vec![Effect::ListExperiments]
 }
 
 pub fn on_run_opened(app: &mut App, run: Box<OpenRun>) {

@@ -47,6 +47,15 @@ pub fn on_key(app: &mut App, action: Option<Action>, key: KeyEvent) -> Vec<Effec
             return Vec::new();
         }
         Some(Action::SendToChat) => return send_to_chat(app),
+        Some(Action::MakeExperiment) => {
+            if template_to_save(app).is_some() {
+                app.wb.overlay = Some(WbOverlay::Line(Box::new(LinePrompt::new(
+                    LinePurpose::ExperimentDataset,
+                    "",
+                ))));
+            }
+            return Vec::new();
+        }
         Some(Action::History) => {
             app.wb.overlay = Some(WbOverlay::History(HistoryList {
                 runs: Vec::new(),
@@ -605,7 +614,7 @@ fn line_key(
     let text = prompt.text();
     if text.is_empty() {
         let what = match prompt.purpose {
-            LinePurpose::LoadFile { .. } => "a path",
+            LinePurpose::LoadFile { .. } | LinePurpose::ExperimentDataset => "a path",
             _ => "a name",
         };
         prompt.error = Some(format!("type {what} first; Esc cancels"));
@@ -616,6 +625,17 @@ fn line_key(
             var,
             path: expand_home(&text),
         }]),
+        LinePurpose::ExperimentDataset => {
+            let edited = template_to_save(app)?;
+            let doc = app.wb.doc.as_ref()?;
+            let saved = (doc.origin != super::doc::Origin::New).then(|| doc.saved.clone());
+            let edited = (saved.as_ref() != Some(&edited)).then_some(edited);
+            Some(vec![Effect::MakeExperiment {
+                saved: saved.map(Box::new),
+                edited: edited.map(Box::new),
+                dataset: expand_home(&text),
+            }])
+        }
         LinePurpose::NewTemplate | LinePurpose::SaveAs => {
             if !is_template_name(&text) {
                 prompt.error = Some(format!(
