@@ -271,15 +271,46 @@ fn a_run_in_progress_moves_its_gauges_fills_the_open_matrix_and_stops_on_esc() {
             progress,
         },
     );
-    let running = app.exp.running.as_ref().unwrap();
-    assert_eq!(running.variants[1], ("warm".to_string(), 1, 6));
-    assert_eq!(running.done, 1);
-    assert!((running.tokens_per_second - 5.5).abs() < 1e-9);
+    let gauges = app.exp.running.as_ref().unwrap();
+    assert_eq!(gauges.variants[1], ("warm".to_string(), 1, 6));
+    assert_eq!(gauges.done, 1);
+    assert!((gauges.tokens_per_second - 5.5).abs() < 1e-9);
     assert_eq!(open(&app).results.len(), 1);
     assert_eq!(open(&app).matrix.rows[0].cells[1].value, Some(80.0));
+    // The same cell again (read from disk when the run was opened) is not
+    // counted twice in the matrix.
+    update(
+        &mut app,
+        Msg::ExperimentProgress {
+            id: RUN_ID.into(),
+            result: Some(Box::new(results().remove(1))),
+            progress,
+        },
+    );
+    assert_eq!(open(&app).results.len(), 1);
     // Esc on the matrix of the running run stops it (once).
     assert_eq!(key(&mut app, KeyCode::Esc), vec![Effect::StopExperiment]);
     assert!(key(&mut app, KeyCode::Esc).is_empty());
+    let effects = update(
+        &mut app,
+        Msg::ExperimentFinished {
+            id: RUN_ID.into(),
+            outcome: Ok(()),
+        },
+    );
+    assert_eq!(
+        effects,
+        vec![Effect::ListExperiments],
+        "the run is open already"
+    );
+    assert!(app.exp.running.is_none());
+    assert!(app.notice.as_ref().unwrap().text.contains("stopped"));
+    // Now Esc leaves the run for the lists.
+    assert_eq!(key(&mut app, KeyCode::Esc), vec![Effect::ListExperiments]);
+    assert!(app.exp.open.is_none());
+    // A run that finishes while the lists show opens; one that finishes
+    // while the chat shows does not pull the user away.
+    update(&mut app, Msg::ExperimentStarted(Box::new(running())));
     let effects = update(
         &mut app,
         Msg::ExperimentFinished {
@@ -294,11 +325,19 @@ fn a_run_in_progress_moves_its_gauges_fills_the_open_matrix_and_stops_on_esc() {
             Effect::OpenExperimentRun(RUN_ID.into())
         ]
     );
-    assert!(app.exp.running.is_none());
-    assert!(app.notice.as_ref().unwrap().text.contains("stopped"));
-    // Now Esc leaves the run for the lists.
-    assert_eq!(key(&mut app, KeyCode::Esc), vec![Effect::ListExperiments]);
-    assert!(app.exp.open.is_none());
+    key(&mut app, KeyCode::F(10));
+    assert_eq!(app.screen, Screen::Chat);
+    update(&mut app, Msg::ExperimentStarted(Box::new(running())));
+    let effects = update(
+        &mut app,
+        Msg::ExperimentFinished {
+            id: RUN_ID.into(),
+            outcome: Err("the model could not be loaded".into()),
+        },
+    );
+    assert_eq!(effects, vec![Effect::ListExperiments]);
+    assert_eq!(app.screen, Screen::Chat);
+    assert!(app.notice.as_ref().unwrap().error);
 }
 
 #[test]

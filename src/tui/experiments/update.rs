@@ -69,7 +69,6 @@ pub fn on_run_opened(app: &mut App, run: Box<OpenRun>) {
     let cells = run.results.len();
     app.exp.open = Some(run);
     app.exp.overlay = None;
-    app.screen = Screen::Experiments;
     app.info(format!("run {id}: {cells} cells"));
 }
 
@@ -100,8 +99,11 @@ pub fn on_progress(app: &mut App, id: &str, result: Option<CellResult>, progress
         gauge.1 += 1;
     }
     if let Some(open) = app.exp.open.as_mut().filter(|o| o.info.id == id) {
-        open.results.push(result);
-        open.refresh();
+        // Opened while it ran, the run may have read this cell from disk.
+        if !open.results.iter().any(|r| r.key == result.key) {
+            open.results.push(result);
+            open.refresh();
+        }
     }
 }
 
@@ -121,11 +123,14 @@ pub fn on_finished(app: &mut App, id: &str, outcome: Result<(), String>) -> Vec<
         Ok(()) => app.info(format!("run {id} finished")),
         Err(error) => app.error(format!("run {id}: {error}")),
     }
-    // The lists show the new run; the run opens (again) with every cell.
-    vec![
-        Effect::ListExperiments,
-        Effect::OpenExperimentRun(id.to_string()),
-    ]
+    // The lists show the run's count. An open view of it has followed its
+    // cells; on the lists, the finished run opens — but never over another
+    // screen or another run the user is looking at.
+    let mut effects = vec![Effect::ListExperiments];
+    if app.screen == Screen::Experiments && app.exp.open.is_none() && app.exp.overlay.is_none() {
+        effects.push(Effect::OpenExperimentRun(id.to_string()));
+    }
+    effects
 }
 
 pub fn on_compared(app: &mut App, comparison: Result<Box<Comparison>, String>) {
