@@ -267,7 +267,8 @@ fn list(json: bool) -> Result<ExitCode, String> {
             Some(problem) => format!("problem: {problem}"),
             None => e.description.clone(),
         };
-        outln!("  {:<name_width$}  {source:<7}  {about}", e.name);
+        let line = format!("  {:<name_width$}  {source:<7}  {about}", e.name);
+        outln!("{}", line.trim_end());
     }
     outln!("runs, newest first ({})", root.display());
     if runs.is_empty() {
@@ -566,15 +567,21 @@ async fn execute(
         .map_err(|e| load_error(&load, whet::engine::EngineError::Request(e)))?;
     let pending = plan::to_decode(run.cells, run.done, run.cache);
     if !pending.is_empty() {
-        let (tokens, per_cell) = plan::count_prompt_tokens(&mut engine.client, &pending).await?;
-        the_plan.prompt_tokens = Some(tokens);
-        the_plan.estimate = plan::measured_speed(
-            run.root,
-            run.model_sha256,
-            parallel,
-            &run.prepared.experiment.name,
-        )
-        .map(|speed| plan::estimate(&speed, &pending, &per_cell, parallel));
+        match plan::count_prompt_tokens(&mut engine.client, &pending).await {
+            Ok((tokens, per_cell)) => {
+                the_plan.prompt_tokens = Some(tokens);
+                the_plan.estimate = plan::measured_speed(
+                    run.root,
+                    run.model_sha256,
+                    parallel,
+                    &run.prepared.experiment.name,
+                )
+                .map(|speed| plan::estimate(&speed, &pending, &per_cell, parallel));
+            }
+            // The run restarts a worker that died; it goes on without
+            // the figures.
+            Err(message) => eprintln!("{message}"),
+        }
     }
     for line in plan::cost_lines(&the_plan) {
         eprintln!("{line}");

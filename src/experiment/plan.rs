@@ -15,7 +15,7 @@ use super::cells::Cell;
 use super::prepare::Prepared;
 use super::results::{self, CellResult};
 use crate::engine::protocol::Prompt;
-use crate::engine::EngineClient;
+use crate::engine::{EngineClient, EngineError};
 
 /// The cells that need the model: neither done in this run nor cached.
 pub fn to_decode<'a>(
@@ -88,19 +88,26 @@ pub struct PromptTokens {
     pub total: u64,
     /// Distinct prompts counted (repeats of an item share theirs).
     pub distinct_prompts: usize,
+    /// Cells the model would not count (their prompt cannot be formatted;
+    /// the run makes them error cells), and the first reason.
+    pub uncounted: usize,
+    pub uncounted_reason: Option<String>,
     /// How long counting took.
     pub seconds: f64,
 }
 
 /// Each cell's prompt tokens as the loaded model sees them (chat template
-/// applied), and their total. Each distinct prompt is counted once.
+/// applied; 0 for a cell the model would not count), and their total.
+/// Each distinct prompt is counted once. Errs only when the worker fails.
 pub async fn count_prompt_tokens(
     client: &mut EngineClient,
     cells: &[&Cell],
 ) -> Result<(PromptTokens, Vec<u32>), String> {
     let started = Instant::now();
-    let mut counted: HashMap<String, u32> = HashMap::new();
+    let mut counted: HashMap<String, Option<u32>> = HashMap::new();
     let mut per_cell = Vec::with_capacity(cells.len());
+    let mut uncounted = 0;
+    let mut uncounted_reason = None;
     for cell in cells {
         let key = serde_json::to_string(&cell.messages).map_err(|e| e.to_string())?;
         let tokens = match counted.get(&key) {
@@ -109,20 +116,27 @@ pub async fn count_prompt_tokens(
                 let prompt = Prompt::Chat {
                     messages: cell.messages.clone(),
                 };
-                let (tokens, _) = client
-                    .count_tokens(prompt)
-                    .await
-                    .map_err(|e| format!("cannot count the prompt tokens: {e}"))?;
+                let tokens = match client.count_tokens(prompt).await {
+                    Ok((tokens, _)) => Some(tokens),
+                    Err(EngineError::Request(message)) => {
+                        uncounted_reason.get_or_insert(message);
+                        None
+                    }
+                    Err(e) => return Err(format!("cannot count the prompt tokens: {e}")),
+                };
                 counted.insert(key, tokens);
                 tokens
             }
         };
-        per_cell.push(tokens);
+        uncounted += usize::from(tokens.is_none());
+        per_cell.push(tokens.unwrap_or(0));
     }
     Ok((
         PromptTokens {
             total: per_cell.iter().map(|&t| u64::from(t)).sum(),
             distinct_prompts: counted.len(),
+            uncounted,
+            uncounted_reason,
             seconds: started.elapsed().as_secs_f64(),
         },
         per_cell,
@@ -312,6 +326,12 @@ pub fn cost_lines(plan: &Plan) -> Vec<String> {
             plan.to_decode,
             tokens.seconds
         ));
+        if let Some(reason) = &tokens.uncounted_reason {
+            lines.push(format!(
+                "  {} cells could not be counted: {reason}",
+                tokens.uncounted
+            ));
+        }
     }
     lines.push(match &plan.estimate {
         Some(e) => format!(
