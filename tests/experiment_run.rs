@@ -181,7 +181,7 @@ fn a_named_experiment_says_its_plan_and_exits_by_its_checks() {
         "{err}"
     );
     assert!(
-        err.contains("\nestimate: none: no earlier cells on this model at --parallel 2"),
+        err.contains("\nestimate: none (no earlier cells on this model at --parallel 2"),
         "{err}"
     );
     assert!(err.contains("9/9 cells (0 cached, 0 errors)"), "{err}");
@@ -195,7 +195,8 @@ fn a_named_experiment_says_its_plan_and_exits_by_its_checks() {
         .sum();
     assert!(
         err.contains(&format!(
-            "\nprompt tokens: {evaluated} for the 9 cells to decode"
+            "\nprompt tokens: {} over the 9 cells to decode",
+            whet::experiment::plan::thousands(u64::from(evaluated))
         )),
         "{evaluated}: {err}"
     );
@@ -214,7 +215,9 @@ fn a_named_experiment_says_its_plan_and_exits_by_its_checks() {
     assert_eq!(second.status.code(), Some(3), "{err}");
     assert!(err.contains("\nestimate: about "), "{err}");
     assert!(
-        err.contains("from 9 earlier cells on this model at --parallel 2"),
+        err.contains(
+            "\n  from 9 earlier cells on this model at --parallel 2: per sequence, prompt "
+        ),
         "{err}"
     );
     assert!(

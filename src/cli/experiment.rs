@@ -633,6 +633,7 @@ impl ProgressView {
         let decoded = p.done.saturating_sub(p.cached);
         let eta = p
             .eta_seconds(decoded)
+            .filter(|_| p.done < p.total)
             .map_or(String::new(), |s| format!(" · ETA {}", plan::duration(s)));
         format!(
             "{} cached, {} errors · {:.1} tok/s{eta}",

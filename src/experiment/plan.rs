@@ -321,7 +321,7 @@ pub fn cost_lines(plan: &Plan) -> Vec<String> {
     }
     if let Some(tokens) = &plan.prompt_tokens {
         lines.push(format!(
-            "prompt tokens: {} for the {} cells to decode (each cell's whole prompt, counted with the model; prefixes cells share are evaluated once) · counted in {:.2} s",
+            "prompt tokens: {} over the {} cells to decode (whole prompts, counted with the model in {:.2} s; shared prefixes are evaluated once)",
             thousands(tokens.total),
             plan.to_decode,
             tokens.seconds
@@ -333,27 +333,32 @@ pub fn cost_lines(plan: &Plan) -> Vec<String> {
             ));
         }
     }
-    lines.push(match &plan.estimate {
-        Some(e) => format!(
-            "estimate: about {} at --parallel {}, from {} earlier cells on this model at --parallel {} (per sequence: prompt {:.0} tok/s, generation {:.1} tok/s; replies of {:.0} tokens assumed, the mean {})",
-            duration(e.seconds),
-            plan.parallel,
-            e.speed.cells,
-            plan.parallel,
-            e.speed.prompt_tokens_per_second(),
-            e.speed.generation_tokens_per_second(),
-            e.speed.reply_tokens,
-            if e.speed.replies_from_this_experiment {
-                "in earlier runs of this experiment"
-            } else {
-                "of those cells"
-            }
-        ),
-        None => format!(
-            "estimate: none: no earlier cells on this model at --parallel {} to measure its speed by; the progress line gives an ETA once cells finish",
+    match &plan.estimate {
+        Some(e) => {
+            lines.push(format!(
+                "estimate: about {} at --parallel {}",
+                duration(e.seconds),
+                plan.parallel
+            ));
+            lines.push(format!(
+                "  from {} earlier cells on this model at --parallel {}: per sequence, prompt {:.0} tok/s and generation {:.1} tok/s; replies of {:.0} tokens assumed (their mean {})",
+                e.speed.cells,
+                plan.parallel,
+                e.speed.prompt_tokens_per_second(),
+                e.speed.generation_tokens_per_second(),
+                e.speed.reply_tokens,
+                if e.speed.replies_from_this_experiment {
+                    "in earlier runs of this experiment"
+                } else {
+                    "in those cells"
+                }
+            ));
+        }
+        None => lines.push(format!(
+            "estimate: none (no earlier cells on this model at --parallel {} to measure its speed by; the progress ETA follows the first cells)",
             plan.parallel
-        ),
-    });
+        )),
+    }
     lines
 }
 

@@ -5,8 +5,9 @@
 //! dies is restarted; a cell in flight during two crashes becomes an error
 //! cell and the run goes on.
 
+use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::cells::Cell;
 use super::prepare::Prepared;
@@ -20,6 +21,9 @@ use crate::engine::{EngineClient, SpawnOptions};
 /// given up as an error cell.
 const ATTEMPTS: u32 = 2;
 
+/// How often streamed tokens update the progress between finished cells.
+const REPORT_EVERY: Duration = Duration::from_millis(200);
+
 /// Where the run stands, for progress displays.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Progress {
@@ -28,13 +32,16 @@ pub struct Progress {
     pub cached: usize,
     pub errors: usize,
     pub generated_tokens: u64,
+    /// Tokens received so far, cells still being decoded included.
+    pub streamed_tokens: u64,
     pub seconds: f64,
 }
 
 impl Progress {
+    /// Tokens generated per second so far (live: cells in flight count).
     pub fn tokens_per_second(&self) -> f64 {
         if self.seconds > 0.0 {
-            self.generated_tokens as f64 / self.seconds
+            self.streamed_tokens.max(self.generated_tokens) as f64 / self.seconds
         } else {
             0.0
         }
@@ -182,6 +189,9 @@ pub async fn run_cells(
         let mut started_cells: HashSet<usize> = HashSet::new();
         let mut finished: HashSet<usize> = HashSet::new();
         let mut save_error = None;
+        // Both callbacks report: tokens as they stream (at most every
+        // REPORT_EVERY), cells as they end.
+        let reporter = RefCell::new((&mut progress, &mut on_progress, Instant::now()));
         let outcome = engine
             .client
             .generate_many_each(
@@ -189,6 +199,14 @@ pub async fn run_cells(
                 parallel,
                 |index, _| {
                     started_cells.insert(index);
+                    let mut guard = reporter.borrow_mut();
+                    let (progress, on_progress, last) = &mut *guard;
+                    progress.streamed_tokens += 1;
+                    if last.elapsed() >= REPORT_EVERY {
+                        progress.seconds = started.elapsed().as_secs_f64();
+                        on_progress(progress);
+                        *last = Instant::now();
+                    }
                 },
                 |index, outcome| {
                     let result = cell_result(prepared, pending[index], outcome);
@@ -196,12 +214,15 @@ pub async fn run_cells(
                         save_error.get_or_insert(e);
                     }
                     finished.insert(index);
+                    let mut guard = reporter.borrow_mut();
+                    let (progress, on_progress, last) = &mut *guard;
                     progress.done += 1;
                     progress.errors += usize::from(result.error.is_some());
                     progress.generated_tokens +=
                         u64::from(result.stats.as_ref().map_or(0, |s| s.generated_tokens));
                     progress.seconds = started.elapsed().as_secs_f64();
-                    on_progress(&progress);
+                    on_progress(progress);
+                    *last = Instant::now();
                     new_results.push(result);
                 },
             )
