@@ -318,19 +318,19 @@ fn compare_pairs_variants_and_items_of_two_runs() {
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines[0], "A run-1 · m.gguf · 4 cells");
     assert_eq!(lines[1], "B run-2 · m.gguf · 3 cells");
-    assert_eq!(lines[3], "plain · 2 shared items (A 2, B 2)");
+    assert_eq!(lines[4], "plain · 2 shared items (A 2, B 2)");
     assert!(
-        lines[4].starts_with(
+        lines[5].starts_with(
             "  exact    A    0.500  B    1.000  Δ +0.500 [+0.000, +1.000]  1/1/0 w/t/l  p=1.000"
         ),
         "{out}"
     );
     assert!(
-        lines[5].starts_with("  check contains \"x\": A 50%  B 100%  Δ +50.0 pts"),
+        lines[6].starts_with("  check contains \"x\": A 50%  B 100%  Δ +50.0 pts"),
         "{out}"
     );
-    assert_eq!(lines[6], "only in A: variant 'with, comma'");
-    assert_eq!(lines[7], "only in B: variant 'new'");
+    assert_eq!(lines[7], "only in A: variant 'with, comma'");
+    assert_eq!(lines[8], "only in B: variant 'new'");
     let json: serde_json::Value = serde_json::from_slice(
         &whet_data(
             data.path(),
