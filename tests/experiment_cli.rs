@@ -76,8 +76,6 @@ fn problems_in_the_experiment_and_its_dataset_are_placed() {
 
 /// A finished run made by hand (no model): two variants over two items.
 fn hand_made_run(data: &std::path::Path) -> (String, std::path::PathBuf) {
-    use whet::experiment::results::{CellResult, RunInfo, RunLog};
-    use whet::experiment::score::CellScores;
     let dir = data.join("files");
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(
@@ -91,28 +89,49 @@ fn hand_made_run(data: &std::path::Path) -> (String, std::path::PathBuf) {
         "name = \"e\"\nprompt = \"Say {{text}}\"\ndataset = \"d.jsonl\"\nmetrics = [\"exact\"]\nchecks = [{ contains = \"x\" }]\n[[variants]]\nname = \"plain\"\n[[variants]]\nname = \"with, comma\"\ntemperature = 0\n",
     )
     .unwrap();
+    add_run(
+        data,
+        "run-1",
+        &file,
+        0,
+        &[
+            (0, "plain", "x", 1.0),
+            (1, "plain", "no", 0.0),
+            (0, "with, comma", "x", 1.0),
+            (1, "with, comma", "y \"quoted\"", 0.0),
+        ],
+    );
+    ("run-1".into(), file)
+}
+
+/// A run of `file` made by hand: cells as (item, variant, output, exact),
+/// checked for containing "x".
+fn add_run(
+    data: &std::path::Path,
+    id: &str,
+    file: &std::path::Path,
+    created_unix_ms: u64,
+    cells: &[(usize, &str, &str, f64)],
+) {
+    use whet::experiment::results::{CellResult, RunInfo, RunLog};
+    use whet::experiment::score::CellScores;
     let info = RunInfo {
-        id: "run-1".into(),
+        id: id.into(),
         experiment: "e".into(),
-        file: file.clone(),
-        file_text: String::new(),
+        file: file.to_path_buf(),
+        file_text: std::fs::read_to_string(file).unwrap(),
         model: "/m.gguf".into(),
         model_sha256: "00".into(),
         parallel: 1,
         limit: None,
         repeats: None,
         cells: Some(4),
-        created_unix_ms: 0,
+        created_unix_ms,
     };
     let mut log = RunLog::create(&data.join("experiments"), &info).unwrap();
-    for (item, variant, output, exact) in [
-        (0, "plain", "x", 1.0),
-        (1, "plain", "no", 0.0),
-        (0, "with, comma", "x", 1.0),
-        (1, "with, comma", "y \"quoted\"", 0.0),
-    ] {
+    for &(item, variant, output, exact) in cells {
         log.append(&CellResult {
-            key: format!("{item}{variant}"),
+            key: format!("{item}{variant}{output}"),
             item,
             line: item + 1,
             variant: variant.into(),
@@ -131,7 +150,15 @@ fn hand_made_run(data: &std::path::Path) -> (String, std::path::PathBuf) {
         })
         .unwrap();
     }
-    ("run-1".into(), file)
+}
+
+fn whet_data(data: &std::path::Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(whet_bin())
+        .args(args)
+        .env("WHET_DATA_DIR", data)
+        .env("WHET_CONFIG_DIR", data.join("config"))
+        .output()
+        .unwrap()
 }
 
 fn show(data: &std::path::Path, id: &str, format: &str) -> String {
@@ -187,4 +214,138 @@ fn a_run_shows_as_a_table_markdown_csv_and_json() {
     let json: serde_json::Value = serde_json::from_str(&show(data.path(), &id, "json")).unwrap();
     assert_eq!(json["variants"][1]["name"], "with, comma");
     assert_eq!(json["variants"][0]["checks"][0]["estimate"], 0.5);
+}
+
+#[test]
+fn list_names_experiments_and_runs_newest_first_and_a_broken_run_does_not_stop_it() {
+    let data = tempfile::tempdir().unwrap();
+    let root = env!("CARGO_MANIFEST_DIR");
+    let (_, file) = hand_made_run(data.path());
+    add_run(
+        data.path(),
+        "run-2",
+        &file,
+        1_795_876_496_042,
+        &[(0, "plain", "x", 1.0)],
+    );
+    let broken = data.path().join("experiments").join("run-3");
+    std::fs::create_dir_all(&broken).unwrap();
+    std::fs::write(broken.join("run.json"), "{ not json").unwrap();
+    // A user file replaces the shipped experiment of its name.
+    let mine = data.path().join("config").join("experiments");
+    std::fs::create_dir_all(&mine).unwrap();
+    std::fs::write(
+        mine.join("sentiment-shots.toml"),
+        "name = \"sentiment-shots\"\ndescription = \"My own.\"\nprompt = \"Say {{text}}\"\ndataset = \"d.jsonl\"\n",
+    )
+    .unwrap();
+    let output = whet_data(data.path(), &["experiment", "list"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let experiments_dir = data.path().join("experiments");
+    assert_eq!(
+        stdout(&output),
+        format!(
+            "experiments (yours: {}; shipped: {root}/prompts/experiments)\n\
+             \x20 qa-temperature   shipped  Passage questions at temperature 0 and 0.7 (3 repeats), with checks.\n\
+             \x20 sentiment-shots  yours, replacing the shipped one  My own.\n\
+             runs, newest first ({})\n\
+             \x20 run-2  e  2026-11-28 14:34 UTC  m.gguf  1/4 cells\n\
+             \x20 run-1  e  1970-01-01 00:00 UTC  m.gguf  4/4 cells\n\
+             \x20 run-3  unreadable: {}: not a run file: key must be a string at line 1 column 3\n",
+            mine.display(),
+            experiments_dir.display(),
+            broken.join("run.json").display()
+        )
+    );
+    let json: serde_json::Value =
+        serde_json::from_slice(&whet_data(data.path(), &["experiment", "list", "--json"]).stdout)
+            .unwrap();
+    assert_eq!(json["runs"][0]["id"], "run-2");
+    assert_eq!(json["runs"][1]["cells_done"], 4);
+    assert_eq!(json["experiments"][1]["replaces_shipped"], true);
+}
+
+#[test]
+fn names_resolve_through_the_library() {
+    let logs = tempfile::tempdir().unwrap();
+    let root = env!("CARGO_MANIFEST_DIR");
+    let output = check(&["sentiment-shots"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stdout(&output));
+    assert!(
+        stdout(&output).starts_with(&format!(
+            "{root}/prompts/experiments/sentiment-shots.toml: ok: 22 items"
+        )),
+        "{}",
+        stdout(&output)
+    );
+    let output = whet(&["experiment", "run", "nosuch"], logs.path());
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(
+        stderr(&output),
+        format!(
+            "error: unknown experiment 'nosuch' (available: qa-temperature, sentiment-shots; yours go in {})\n",
+            logs.path().join("config").join("experiments").display()
+        )
+    );
+    let output = whet(&["experiment", "run", "--help"], logs.path());
+    assert!(
+        stdout(&output).contains("3 with --fail-on-check, a check failed"),
+        "{}",
+        stdout(&output)
+    );
+}
+
+#[test]
+fn compare_pairs_variants_and_items_of_two_runs() {
+    let data = tempfile::tempdir().unwrap();
+    let (_, file) = hand_made_run(data.path());
+    // The second run: 'plain' gets item 1 right, 'with, comma' is gone,
+    // and a new variant appears.
+    add_run(
+        data.path(),
+        "run-2",
+        &file,
+        1,
+        &[
+            (0, "plain", "x", 1.0),
+            (1, "plain", "x", 1.0),
+            (0, "new", "x", 1.0),
+        ],
+    );
+    let output = whet_data(data.path(), &["experiment", "compare", "run-1", "run-2"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let out = stdout(&output);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "A run-1 · m.gguf · 4 cells");
+    assert_eq!(lines[1], "B run-2 · m.gguf · 3 cells");
+    assert_eq!(lines[4], "plain · 2 shared items (A 2, B 2)");
+    assert!(
+        lines[5].starts_with(
+            "  exact    A    0.500  B    1.000  Δ +0.500 [+0.000, +1.000]  1/1/0 w/t/l  p=1.000"
+        ),
+        "{out}"
+    );
+    assert!(
+        lines[6].starts_with("  check contains \"x\": A 50%  B 100%  Δ +50.0 pts"),
+        "{out}"
+    );
+    assert_eq!(lines[7], "only in A: variant 'with, comma'");
+    assert_eq!(lines[8], "only in B: variant 'new'");
+    let json: serde_json::Value = serde_json::from_slice(
+        &whet_data(
+            data.path(),
+            &["experiment", "compare", "run-1", "run-2", "--json"],
+        )
+        .stdout,
+    )
+    .unwrap();
+    assert_eq!(json["variants"][0]["metrics"][0]["difference"]["wins"], 1);
+    assert_eq!(json["variants"][0]["shared_items"], 2);
+    let output = whet_data(data.path(), &["experiment", "compare", "run-1", "nope"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).starts_with("error: no run 'nope' in "),
+        "{}",
+        stderr(&output)
+    );
 }

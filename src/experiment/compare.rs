@@ -80,9 +80,14 @@ fn check_labels(info: &RunInfo, results: &[CellResult]) -> Vec<String> {
     parsed.unwrap_or_else(|| (1..=count).map(|n| format!("check {n}")).collect())
 }
 
-/// Variant names in the order they first appear.
-fn variant_names(results: &[CellResult]) -> Vec<String> {
-    let mut names: Vec<String> = Vec::new();
+/// Variant names in the experiment's order (from the text the run
+/// started with), then any others in the order they first appear (results
+/// are saved as cells finish).
+fn variant_names(info: &RunInfo, results: &[CellResult]) -> Vec<String> {
+    let mut names: Vec<String> = spec::parse(&info.file_text, "", None)
+        .map(|e| e.variants.into_iter().map(|v| v.name).collect())
+        .unwrap_or_default();
+    names.retain(|n| results.iter().any(|r| r.variant == *n));
     for r in results {
         if !names.contains(&r.variant) {
             names.push(r.variant.clone());
@@ -150,8 +155,8 @@ pub fn compare(a: (&RunInfo, &[CellResult]), b: (&RunInfo, &[CellResult])) -> Co
     let mut only_in_a = Vec::new();
     let mut only_in_b = Vec::new();
 
-    let names_a = variant_names(results_a);
-    let names_b = variant_names(results_b);
+    let names_a = variant_names(info_a, results_a);
+    let names_b = variant_names(info_b, results_b);
     only_in_a.extend(
         names_a
             .iter()
@@ -331,8 +336,11 @@ pub fn table(comparison: &Comparison) -> Vec<String> {
         ));
     }
     lines.push(
-        "Δ = B − A over the items both runs scored (same index and dataset line), repeats averaged per item; \
-         95% paired bootstrap intervals; p: permutation test (sign test for exact and checks), * = p < 0.05"
+        "Δ = B − A over the items both runs scored (same index and dataset line; repeats averaged per item)"
+            .to_string(),
+    );
+    lines.push(
+        "95% paired bootstrap intervals; p: permutation test (sign test for exact and checks), * = p < 0.05"
             .to_string(),
     );
     for v in &comparison.variants {

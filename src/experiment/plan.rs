@@ -15,7 +15,7 @@ use super::cells::Cell;
 use super::prepare::Prepared;
 use super::results::{self, CellResult};
 use crate::engine::protocol::Prompt;
-use crate::engine::EngineClient;
+use crate::engine::{EngineClient, EngineError};
 
 /// The cells that need the model: neither done in this run nor cached.
 pub fn to_decode<'a>(
@@ -88,19 +88,26 @@ pub struct PromptTokens {
     pub total: u64,
     /// Distinct prompts counted (repeats of an item share theirs).
     pub distinct_prompts: usize,
+    /// Cells the model would not count (their prompt cannot be formatted;
+    /// the run makes them error cells), and the first reason.
+    pub uncounted: usize,
+    pub uncounted_reason: Option<String>,
     /// How long counting took.
     pub seconds: f64,
 }
 
 /// Each cell's prompt tokens as the loaded model sees them (chat template
-/// applied), and their total. Each distinct prompt is counted once.
+/// applied; 0 for a cell the model would not count), and their total.
+/// Each distinct prompt is counted once. Errs only when the worker fails.
 pub async fn count_prompt_tokens(
     client: &mut EngineClient,
     cells: &[&Cell],
 ) -> Result<(PromptTokens, Vec<u32>), String> {
     let started = Instant::now();
-    let mut counted: HashMap<String, u32> = HashMap::new();
+    let mut counted: HashMap<String, Option<u32>> = HashMap::new();
     let mut per_cell = Vec::with_capacity(cells.len());
+    let mut uncounted = 0;
+    let mut uncounted_reason = None;
     for cell in cells {
         let key = serde_json::to_string(&cell.messages).map_err(|e| e.to_string())?;
         let tokens = match counted.get(&key) {
@@ -109,20 +116,27 @@ pub async fn count_prompt_tokens(
                 let prompt = Prompt::Chat {
                     messages: cell.messages.clone(),
                 };
-                let (tokens, _) = client
-                    .count_tokens(prompt)
-                    .await
-                    .map_err(|e| format!("cannot count the prompt tokens: {e}"))?;
+                let tokens = match client.count_tokens(prompt).await {
+                    Ok((tokens, _)) => Some(tokens),
+                    Err(EngineError::Request(message)) => {
+                        uncounted_reason.get_or_insert(message);
+                        None
+                    }
+                    Err(e) => return Err(format!("cannot count the prompt tokens: {e}")),
+                };
                 counted.insert(key, tokens);
                 tokens
             }
         };
-        per_cell.push(tokens);
+        uncounted += usize::from(tokens.is_none());
+        per_cell.push(tokens.unwrap_or(0));
     }
     Ok((
         PromptTokens {
             total: per_cell.iter().map(|&t| u64::from(t)).sum(),
             distinct_prompts: counted.len(),
+            uncounted,
+            uncounted_reason,
             seconds: started.elapsed().as_secs_f64(),
         },
         per_cell,
@@ -230,7 +244,8 @@ pub struct Estimate {
 /// The time to decode `cells` (with `prompt_tokens` each) at `parallel`:
 /// each cell's prompt and its reply (the assumed length, at most its
 /// `max_tokens`) at the measured per-sequence speed, `parallel` cells at
-/// a time.
+/// a time (the throughput measured with every lane busy, even for fewer
+/// cells: with fewer sequences each one runs faster).
 pub fn estimate(speed: &Speed, cells: &[&Cell], prompt_tokens: &[u32], parallel: u32) -> Estimate {
     let busy_ms: f64 = cells
         .iter()
@@ -242,7 +257,9 @@ pub fn estimate(speed: &Speed, cells: &[&Cell], prompt_tokens: &[u32], parallel:
                 + (reply - 1.0).max(0.0) * speed.generation_ms_per_token
         })
         .sum();
-    let lanes = (parallel as usize).clamp(1, cells.len().max(1)) as f64;
+    // Fewer cells than lanes run faster each (less contention): the
+    // measured throughput of `parallel` lanes is assumed throughout.
+    let lanes = f64::from(parallel.max(1));
     Estimate {
         seconds: busy_ms / lanes / 1000.0,
         speed: speed.clone(),
@@ -307,33 +324,44 @@ pub fn cost_lines(plan: &Plan) -> Vec<String> {
     }
     if let Some(tokens) = &plan.prompt_tokens {
         lines.push(format!(
-            "prompt tokens: {} for the {} cells to decode (each cell's whole prompt, counted with the model; prefixes cells share are evaluated once) · counted in {:.2} s",
+            "prompt tokens: {} over the {} cells to decode (whole prompts, counted with the model in {:.2} s; shared prefixes are evaluated once)",
             thousands(tokens.total),
             plan.to_decode,
             tokens.seconds
         ));
+        if let Some(reason) = &tokens.uncounted_reason {
+            lines.push(format!(
+                "  {} cells could not be counted: {reason}",
+                tokens.uncounted
+            ));
+        }
     }
-    lines.push(match &plan.estimate {
-        Some(e) => format!(
-            "estimate: about {} at --parallel {}, from {} earlier cells on this model at --parallel {} (per sequence: prompt {:.0} tok/s, generation {:.1} tok/s; replies of {:.0} tokens assumed, the mean {})",
-            duration(e.seconds),
-            plan.parallel,
-            e.speed.cells,
-            plan.parallel,
-            e.speed.prompt_tokens_per_second(),
-            e.speed.generation_tokens_per_second(),
-            e.speed.reply_tokens,
-            if e.speed.replies_from_this_experiment {
-                "in earlier runs of this experiment"
-            } else {
-                "of those cells"
-            }
-        ),
-        None => format!(
-            "estimate: none: no earlier cells on this model at --parallel {} to measure its speed by; the progress line gives an ETA once cells finish",
+    match &plan.estimate {
+        Some(e) => {
+            lines.push(format!(
+                "estimate: about {} at --parallel {}",
+                duration(e.seconds),
+                plan.parallel
+            ));
+            lines.push(format!(
+                "  from {} earlier cells on this model at --parallel {}: per sequence, prompt {:.0} tok/s and generation {:.1} tok/s; replies of {:.0} tokens assumed (their mean {})",
+                e.speed.cells,
+                plan.parallel,
+                e.speed.prompt_tokens_per_second(),
+                e.speed.generation_tokens_per_second(),
+                e.speed.reply_tokens,
+                if e.speed.replies_from_this_experiment {
+                    "in earlier runs of this experiment"
+                } else {
+                    "in those cells"
+                }
+            ));
+        }
+        None => lines.push(format!(
+            "estimate: none (no earlier cells on this model at --parallel {} to measure its speed by; the progress ETA follows the first cells)",
             plan.parallel
-        ),
-    });
+        )),
+    }
     lines
 }
 
@@ -451,6 +479,6 @@ mod tests {
         let e = estimate(&speed, &[&cell, &cell], &[50, 50], 2);
         assert!((e.seconds - 0.29).abs() < 1e-9, "{}", e.seconds);
         let e = estimate(&speed, &[&cell, &cell], &[50, 50], 8);
-        assert!((e.seconds - 0.29).abs() < 1e-9, "two cells fill two lanes");
+        assert!((e.seconds - 0.29 / 4.0).abs() < 1e-9, "{}", e.seconds);
     }
 }

@@ -6,7 +6,8 @@
 //! cell and the run goes on.
 
 use std::collections::{HashMap, HashSet};
-use std::time::Instant;
+use std::cell::RefCell;
+use std::time::{Duration, Instant};
 
 use super::cells::Cell;
 use super::prepare::Prepared;
@@ -20,6 +21,9 @@ use crate::engine::{EngineClient, SpawnOptions};
 /// given up as an error cell.
 const ATTEMPTS: u32 = 2;
 
+/// How often streamed tokens update the progress between finished cells.
+const REPORT_EVERY: Duration = Duration::from_millis(200);
+
 /// Where the run stands, for progress displays.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Progress {
@@ -28,15 +32,18 @@ pub struct Progress {
     pub cached: usize,
     pub errors: usize,
     pub generated_tokens: u64,
+    /// Tokens received so far, cells still being decoded included.
+    pub streamed_tokens: u64,
     pub seconds: f64,
     /// The index (in the cells given) of the cell that just finished.
     pub last_cell: Option<usize>,
 }
 
 impl Progress {
+    /// Tokens generated per second so far (live: cells in flight count).
     pub fn tokens_per_second(&self) -> f64 {
         if self.seconds > 0.0 {
-            self.generated_tokens as f64 / self.seconds
+            self.streamed_tokens.max(self.generated_tokens) as f64 / self.seconds
         } else {
             0.0
         }
@@ -208,6 +215,9 @@ pub async fn run_cells_reporting(
         let mut started_cells: HashSet<usize> = HashSet::new();
         let mut finished: HashSet<usize> = HashSet::new();
         let mut save_error = None;
+        // Both callbacks report: tokens as they stream (at most every
+        // REPORT_EVERY), cells as they end.
+        let reporter = RefCell::new((&mut progress, &mut on_cell, Instant::now()));
         let outcome = engine
             .client
             .generate_many_each(
@@ -215,6 +225,15 @@ pub async fn run_cells_reporting(
                 parallel,
                 |index, _| {
                     started_cells.insert(index);
+                    let mut guard = reporter.borrow_mut();
+                    let (progress, on_cell, last) = &mut *guard;
+                    progress.streamed_tokens += 1;
+                    if last.elapsed() >= REPORT_EVERY {
+                        progress.seconds = started.elapsed().as_secs_f64();
+                        progress.last_cell = None;
+                        on_cell(progress, None);
+                        *last = Instant::now();
+                    }
                 },
                 |index, outcome| {
                     let (cell_index, cell) = pending[index];
@@ -223,13 +242,16 @@ pub async fn run_cells_reporting(
                         save_error.get_or_insert(e);
                     }
                     finished.insert(index);
+                    let mut guard = reporter.borrow_mut();
+                    let (progress, on_cell, last) = &mut *guard;
                     progress.done += 1;
                     progress.errors += usize::from(result.error.is_some());
                     progress.generated_tokens +=
                         u64::from(result.stats.as_ref().map_or(0, |s| s.generated_tokens));
                     progress.seconds = started.elapsed().as_secs_f64();
                     progress.last_cell = Some(cell_index);
-                    on_cell(&progress, Some(&result));
+                    on_cell(progress, Some(&result));
+                    *last = Instant::now();
                     new_results.push(result);
                 },
             )
