@@ -4,6 +4,8 @@
 //! limit, the stop strings and the repeat index): a cell whose key has a
 //! result already need not run again.
 
+use std::path::PathBuf;
+
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -29,6 +31,11 @@ pub struct Cell {
     pub max_tokens: u32,
     pub stop: Vec<String>,
     pub key: String,
+    /// The model file of a variant that names its own; None runs on the
+    /// run's model.
+    pub model: Option<PathBuf>,
+    /// The chat format that model is loaded with (None: the run's).
+    pub chat_format: Option<String>,
 }
 
 impl Cell {
@@ -59,10 +66,35 @@ struct KeyParts<'a> {
     repeat: u32,
 }
 
+/// The model a variant runs on: its file (None: the run's model) and the
+/// file's SHA-256, which is part of every cell's key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VariantModel {
+    pub path: Option<PathBuf>,
+    pub sha256: String,
+    /// The chat format to load it with (None: the model's own template).
+    pub chat_format: Option<String>,
+}
+
 /// Every cell of `prepared` for the model identified by `model` (its
 /// file's SHA-256), in item order, then variant, then repeat. A cell whose
 /// messages cannot be rendered is reported, not built.
 pub fn cells(prepared: &Prepared, model: &str) -> Result<Vec<Cell>, Vec<String>> {
+    let models: Vec<VariantModel> = prepared
+        .experiment
+        .variants
+        .iter()
+        .map(|_| VariantModel {
+            path: None,
+            sha256: model.to_string(),
+            chat_format: None,
+        })
+        .collect();
+    cells_on(prepared, &models)
+}
+
+/// [`cells`] with each variant's own model (`models`, one per variant).
+pub fn cells_on(prepared: &Prepared, models: &[VariantModel]) -> Result<Vec<Cell>, Vec<String>> {
     let experiment = &prepared.experiment;
     let mut out = Vec::new();
     let mut errors = Vec::new();
@@ -113,8 +145,11 @@ pub fn cells(prepared: &Prepared, model: &str) -> Result<Vec<Cell>, Vec<String>>
                     seed: experiment.seed.wrapping_add(repeat),
                     ..base.clone()
                 };
+                let Some(model) = models.get(variant_index) else {
+                    continue;
+                };
                 let parts = KeyParts {
-                    model,
+                    model: &model.sha256,
                     messages: &messages,
                     sampling: &sampling,
                     max_tokens,
@@ -132,6 +167,8 @@ pub fn cells(prepared: &Prepared, model: &str) -> Result<Vec<Cell>, Vec<String>>
                     max_tokens,
                     stop: stop.clone(),
                     key,
+                    model: model.path.clone(),
+                    chat_format: model.chat_format.clone(),
                 });
             }
         }

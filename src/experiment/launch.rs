@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use super::cells::{cells, Cell};
+use super::cells::{cells_on, Cell, VariantModel};
 use super::prepare::{prepare, Prepared};
 use super::results::{self, CellResult, RunInfo, RunLog};
 
@@ -44,22 +44,67 @@ pub fn prepare_run(
     Ok(prepared)
 }
 
-/// Variants on different models are read and checked but not run yet:
-/// refuse rather than run them all on one model.
-pub fn refuse_variant_models(prepared: &Prepared) -> Result<(), String> {
-    match prepared
-        .experiment
-        .variants
-        .iter()
-        .find(|v| v.model.is_some())
-    {
-        Some(v) => Err(format!(
-            "variant '{}' sets a model: running variants on different models is not built yet; \
-             remove 'model' and pick the model with --model",
-            v.name
-        )),
-        None => Ok(()),
+/// Where a variant's `model` is: a catalog model's file in the models
+/// folder, else a path relative to the experiment file.
+pub fn variant_model_path(experiment: &Path, model: &str) -> Result<PathBuf, String> {
+    let path = match crate::models::catalog::find(model) {
+        Some(entry) => crate::paths::models_dir()?.join(entry.file_name),
+        None => experiment.parent().unwrap_or(Path::new(".")).join(model),
+    };
+    if !path.is_file() {
+        return Err(match crate::models::catalog::find(model) {
+            Some(_) => format!(
+                "model {model} is not installed ({}); run `whet models fetch {model}`",
+                path.display()
+            ),
+            None => format!("model file {} does not exist", path.display()),
+        });
     }
+    Ok(path)
+}
+
+/// Each variant's model (None: the run's `model`) with its file's hash,
+/// each file hashed once.
+pub fn variant_models(
+    prepared: &Prepared,
+    model: &Path,
+    model_sha: &str,
+) -> Result<Vec<VariantModel>, String> {
+    let mut hashes: HashMap<PathBuf, String> = HashMap::new();
+    hashes.insert(model.to_path_buf(), model_sha.to_string());
+    let mut out = Vec::new();
+    for variant in &prepared.experiment.variants {
+        let Some(name) = &variant.model else {
+            out.push(VariantModel {
+                path: None,
+                sha256: model_sha.to_string(),
+                chat_format: None,
+            });
+            continue;
+        };
+        let path = variant_model_path(&prepared.path, name)
+            .map_err(|e| format!("variant '{}': {e}", variant.name))?;
+        let sha = match hashes.get(&path) {
+            Some(sha) => sha.clone(),
+            None => {
+                let sha = model_sha256(&path)?;
+                hashes.insert(path.clone(), sha.clone());
+                sha
+            }
+        };
+        // The run's own model named again is the run's model.
+        let path = (path != model || variant.chat_format.is_some()).then_some(path);
+        out.push(VariantModel {
+            path,
+            // The format is part of the input, so of the key too.
+            sha256: match &variant.chat_format {
+                Some(format) => format!("{sha}+{format}"),
+                None => sha,
+            },
+            chat_format: variant.chat_format.clone(),
+        });
+    }
+    Ok(out)
 }
 
 /// The model file's SHA-256, part of every cell's key.
@@ -104,9 +149,9 @@ pub fn new_run(root: &Path, run: NewRun<'_>) -> Result<Launch, String> {
         repeats,
         use_cache,
     } = run;
-    refuse_variant_models(&prepared)?;
     let sha = model_sha256(model)?;
-    let cells = cells(&prepared, &sha).map_err(|e| e.join("\n"))?;
+    let models = variant_models(&prepared, model, &sha)?;
+    let cells = cells_on(&prepared, &models).map_err(|e| e.join("\n"))?;
     let cache = if use_cache {
         results::cached_results(root)
     } else {
@@ -147,10 +192,10 @@ pub fn resume_run(
 ) -> Result<Launch, String> {
     let info = results::read_info(dir)?;
     let prepared = prepare_run(&info.file, info.limit, info.repeats, user_templates)?;
-    refuse_variant_models(&prepared)?;
     let model = model.unwrap_or_else(|| info.model.clone());
     let sha = model_sha256(&model)?;
-    let cells = cells(&prepared, &sha).map_err(|e| e.join("\n"))?;
+    let models = variant_models(&prepared, &model, &sha)?;
+    let cells = cells_on(&prepared, &models).map_err(|e| e.join("\n"))?;
     let earlier = results::read_results(dir)?;
     let done = earlier.iter().map(|r| r.key.clone()).collect();
     let log = RunLog::open(dir)?;

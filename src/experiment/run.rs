@@ -6,7 +6,7 @@
 //! cell and the run goes on.
 
 use std::collections::{HashMap, HashSet};
-use std::cell::RefCell;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use super::cells::Cell;
@@ -78,6 +78,29 @@ impl Engine {
 
     async fn restart(&mut self) -> Result<(), String> {
         let fresh = Engine::start(self.spawn.clone(), self.load.clone()).await?;
+        let old = std::mem::replace(self, fresh);
+        old.client.shutdown().await;
+        Ok(())
+    }
+
+    /// A worker with `model` loaded (the same settings otherwise), unless
+    /// it has it already.
+    async fn switch_to(
+        &mut self,
+        model: &std::path::Path,
+        chat_format: Option<&str>,
+    ) -> Result<(), String> {
+        if self.load.model == model && self.load.chat_format.as_deref() == chat_format {
+            return Ok(());
+        }
+        let load = LoadRequest {
+            model: model.to_path_buf(),
+            chat_format: chat_format.map(str::to_string),
+            ..self.load.clone()
+        };
+        let fresh = Engine::start(self.spawn.clone(), load)
+            .await
+            .map_err(|e| format!("cannot load {}: {e}", model.display()))?;
         let old = std::mem::replace(self, fresh);
         old.client.shutdown().await;
         Ok(())
@@ -210,86 +233,123 @@ pub async fn run_cells_reporting(
     progress.last_cell = None;
     on_cell(&progress, None);
     let mut attempts: HashMap<String, u32> = HashMap::new();
-    while !pending.is_empty() {
-        let requests = pending.iter().map(|(_, c)| c.request()).collect();
-        let mut started_cells: HashSet<usize> = HashSet::new();
-        let mut finished: HashSet<usize> = HashSet::new();
-        let mut save_error = None;
-        // Both callbacks report: tokens as they stream (at most every
-        // REPORT_EVERY), cells as they end.
-        let reporter = RefCell::new((&mut progress, &mut on_cell, Instant::now()));
-        let outcome = engine
-            .client
-            .generate_many_each(
-                requests,
-                parallel,
-                |index, _| {
-                    started_cells.insert(index);
-                    let mut guard = reporter.borrow_mut();
-                    let (progress, on_cell, last) = &mut *guard;
-                    progress.streamed_tokens += 1;
-                    if last.elapsed() >= REPORT_EVERY {
-                        progress.seconds = started.elapsed().as_secs_f64();
-                        progress.last_cell = None;
-                        on_cell(progress, None);
-                        *last = Instant::now();
-                    }
-                },
-                |index, outcome| {
-                    let (cell_index, cell) = pending[index];
-                    let result = cell_result(prepared, cell, outcome);
-                    if let Err(e) = log.append(&result) {
-                        save_error.get_or_insert(e);
-                    }
-                    finished.insert(index);
-                    let mut guard = reporter.borrow_mut();
-                    let (progress, on_cell, last) = &mut *guard;
-                    progress.done += 1;
-                    progress.errors += usize::from(result.error.is_some());
-                    progress.generated_tokens +=
-                        u64::from(result.stats.as_ref().map_or(0, |s| s.generated_tokens));
-                    progress.seconds = started.elapsed().as_secs_f64();
-                    progress.last_cell = Some(cell_index);
-                    on_cell(progress, Some(&result));
-                    *last = Instant::now();
-                    new_results.push(result);
-                },
-            )
-            .await;
-        if let Some(e) = save_error {
-            return Err(e);
+    // Cells on the run's model first, then each variant model's in turn,
+    // one worker at a time.
+    let run_model = (engine.load.model.clone(), engine.load.chat_format.clone());
+    type Group<'c> = ((std::path::PathBuf, Option<String>), Vec<(usize, &'c Cell)>);
+    let mut groups: Vec<Group> = Vec::new();
+    for (index, cell) in pending {
+        let model = match &cell.model {
+            Some(path) => (path.clone(), cell.chat_format.clone()),
+            None => run_model.clone(),
+        };
+        match groups.iter_mut().find(|(m, _)| *m == model) {
+            Some((_, group)) => group.push((index, cell)),
+            None => groups.push((model, vec![(index, cell)])),
         }
-        match outcome {
-            Ok(_) => break,
-            Err(error) => {
-                tracing::warn!("the worker failed during the experiment: {error}; restarting it");
-                let mut retry = Vec::new();
-                for (index, &(cell_index, cell)) in pending.iter().enumerate() {
-                    if finished.contains(&index) {
-                        continue;
-                    }
-                    let tries = attempts.entry(cell.key.clone()).or_insert(0);
-                    if started_cells.contains(&index) {
-                        *tries += 1;
-                    }
-                    if *tries >= ATTEMPTS {
-                        let failed = Err(format!(
-                            "the worker died while decoding this cell, twice ({error})"
-                        ));
-                        let result = cell_result(prepared, cell, &failed);
-                        log.append(&result)?;
+    }
+    groups.sort_by_key(|(model, _)| *model != run_model);
+    for ((model, chat_format), group) in groups {
+        if let Err(error) = engine.switch_to(&model, chat_format.as_deref()).await {
+            // The variant's model cannot be loaded: its cells are error
+            // cells, and the others go on.
+            for (cell_index, cell) in group {
+                let result = cell_result(prepared, cell, &Err(error.clone()));
+                log.append(&result)?;
+                progress.done += 1;
+                progress.errors += 1;
+                progress.last_cell = Some(cell_index);
+                on_cell(&progress, Some(&result));
+                new_results.push(result);
+            }
+            continue;
+        }
+        let mut pending = group;
+        while !pending.is_empty() {
+            let requests = pending.iter().map(|(_, c)| c.request()).collect();
+            let mut started_cells: HashSet<usize> = HashSet::new();
+            let mut finished: HashSet<usize> = HashSet::new();
+            let mut save_error = None;
+            // Both callbacks report: tokens as they stream (at most every
+            // REPORT_EVERY), cells as they end.
+            // A mutex rather than a RefCell: the future must stay Send (the UI
+            // runs experiments on a tokio task).
+            let reporter = Mutex::new((&mut progress, &mut on_cell, Instant::now()));
+            let outcome = engine
+                .client
+                .generate_many_each(
+                    requests,
+                    parallel,
+                    |index, _| {
+                        started_cells.insert(index);
+                        let mut guard = reporter.lock().unwrap_or_else(|p| p.into_inner());
+                        let (progress, on_cell, last) = &mut *guard;
+                        progress.streamed_tokens += 1;
+                        if last.elapsed() >= REPORT_EVERY {
+                            progress.seconds = started.elapsed().as_secs_f64();
+                            progress.last_cell = None;
+                            on_cell(progress, None);
+                            *last = Instant::now();
+                        }
+                    },
+                    |index, outcome| {
+                        let (cell_index, cell) = pending[index];
+                        let result = cell_result(prepared, cell, outcome);
+                        if let Err(e) = log.append(&result) {
+                            save_error.get_or_insert(e);
+                        }
+                        finished.insert(index);
+                        let mut guard = reporter.lock().unwrap_or_else(|p| p.into_inner());
+                        let (progress, on_cell, last) = &mut *guard;
                         progress.done += 1;
-                        progress.errors += 1;
+                        progress.errors += usize::from(result.error.is_some());
+                        progress.generated_tokens +=
+                            u64::from(result.stats.as_ref().map_or(0, |s| s.generated_tokens));
+                        progress.seconds = started.elapsed().as_secs_f64();
                         progress.last_cell = Some(cell_index);
-                        on_cell(&progress, Some(&result));
+                        on_cell(progress, Some(&result));
+                        *last = Instant::now();
                         new_results.push(result);
-                    } else {
-                        retry.push((cell_index, cell));
+                    },
+                )
+                .await;
+            if let Some(e) = save_error {
+                return Err(e);
+            }
+            match outcome {
+                Ok(_) => break,
+                Err(error) => {
+                    tracing::warn!(
+                        "the worker failed during the experiment: {error}; restarting it"
+                    );
+                    let mut retry = Vec::new();
+                    for (index, &(cell_index, cell)) in pending.iter().enumerate() {
+                        if finished.contains(&index) {
+                            continue;
+                        }
+                        let tries = attempts.entry(cell.key.clone()).or_insert(0);
+                        if started_cells.contains(&index) {
+                            *tries += 1;
+                        }
+                        if *tries >= ATTEMPTS {
+                            let failed = Err(format!(
+                                "the worker died while decoding this cell, twice ({error})"
+                            ));
+                            let result = cell_result(prepared, cell, &failed);
+                            log.append(&result)?;
+                            progress.done += 1;
+                            progress.errors += 1;
+                            progress.last_cell = Some(cell_index);
+                            on_cell(&progress, Some(&result));
+                            new_results.push(result);
+                        } else {
+                            retry.push((cell_index, cell));
+                        }
                     }
-                }
-                pending = retry;
-                if !pending.is_empty() {
-                    engine.restart().await?;
+                    pending = retry;
+                    if !pending.is_empty() {
+                        engine.restart().await?;
+                    }
                 }
             }
         }

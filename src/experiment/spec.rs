@@ -126,6 +126,9 @@ pub struct Variant {
     pub stop: Option<Vec<String>>,
     /// A catalog model id or a path.
     pub model: Option<String>,
+    /// The chat format to load that model with (for a base model without a
+    /// chat template, such as Gemma 3 270M: `gemma`).
+    pub chat_format: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -187,6 +190,7 @@ struct FileVariant {
     max_tokens: Option<u32>,
     stop: Option<Vec<String>>,
     model: Option<String>,
+    chat_format: Option<String>,
 }
 
 /// Reads and checks an experiment file; `file` names it in messages and
@@ -490,6 +494,7 @@ fn variant(file: &FileVariant) -> Result<Variant, (usize, String)> {
         max_tokens: file.max_tokens,
         stop: file.stop.clone(),
         model: file.model.clone(),
+        chat_format: file.chat_format.clone(),
     })
 }
 
@@ -558,13 +563,14 @@ fn set(variant: &mut Variant, key: &str, value: &toml::Value) -> Result<(), Stri
         "template" => variant.template = Some(text()?),
         "system" => variant.system = Some(text()?),
         "model" => variant.model = Some(text()?),
+        "chat_format" => variant.chat_format = Some(text()?),
         "examples" => {
             let spanned = Spanned::new(0..0, value.clone());
             variant.examples = Some(examples(&spanned).map_err(|(_, m)| m)?);
         }
         other => {
             return Err(format!(
-                "matrix '{other}' is not a variant setting (temperature, top_k, top_p, min_p, repeat_penalty, max_tokens, examples, template, system, model)"
+                "matrix '{other}' is not a variant setting (temperature, top_k, top_p, min_p, repeat_penalty, max_tokens, examples, template, system, model, chat_format)"
             ))
         }
     }
@@ -691,7 +697,7 @@ temperature = 0.2
         );
         assert_eq!(
             errors("name = \"x\"\ntemplate = \"t\"\ndataset = \"d.csv\"\n[matrix]\ncolour = [1]\n"),
-            ["e.toml:5:10: matrix 'colour' is not a variant setting (temperature, top_k, top_p, min_p, repeat_penalty, max_tokens, examples, template, system, model)"]
+            ["e.toml:5:10: matrix 'colour' is not a variant setting (temperature, top_k, top_p, min_p, repeat_penalty, max_tokens, examples, template, system, model, chat_format)"]
         );
         assert_eq!(
             parse(
