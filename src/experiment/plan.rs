@@ -475,6 +475,8 @@ mod tests {
             max_tokens: 20,
             stop: vec![],
             key: "k".into(),
+            model: None,
+            chat_format: None,
         };
         let e = estimate(&speed, &[&cell, &cell], &[50, 50], 2);
         assert!((e.seconds - 0.29).abs() < 1e-9, "{}", e.seconds);
