@@ -25,7 +25,7 @@ fn send(app: &mut App, text: &str) {
 /// then a reply still streaming.
 fn conversation() -> App {
     let mut app = App::new("/models/SmolLM2-135M-Instruct.Q4_1.gguf".into());
-    app.session_name = "chat-20261128-170000".into();
+    app.chat.session_name = "chat-20261128-170000".into();
     update(
         &mut app,
         Msg::EngineLoaded {
@@ -120,7 +120,7 @@ fn the_view_follows_the_end_and_scrolls_back_through_a_long_session() {
         },
     );
     for i in 0..200 {
-        app.entries.push(Entry::new(
+        app.chat.entries.push(Entry::new(
             Role::User,
             format!("message number {i}"),
             EntryStatus::Done,
@@ -129,12 +129,12 @@ fn the_view_follows_the_end_and_scrolls_back_through_a_long_session() {
     let bottom = text_of(&draw(&app, 60, 20));
     assert!(bottom.contains("message number 199"), "{bottom}");
     assert!(!bottom.contains("message number 190 "), "{bottom}");
-    app.scroll_up = 30; // ten three-line messages up
+    app.chat.scroll_up = 30; // ten three-line messages up
     let scrolled = text_of(&draw(&app, 60, 20));
     assert!(scrolled.contains("message number 189"), "{scrolled}");
     assert!(!scrolled.contains("message number 199"), "{scrolled}");
     // Scrolling past the top shows the first message and does not panic.
-    app.scroll_up = u16::MAX;
+    app.chat.scroll_up = u16::MAX;
     let top = text_of(&draw(&app, 60, 20));
     assert!(
         top.contains("message number 0\n") || top.contains("message number 0 "),
@@ -270,7 +270,7 @@ fn settings_panel_and_pickers_draw_at_small_and_large_sizes() {
 fn the_selected_message_is_brought_into_view() {
     let mut app = App::new("/models/m.gguf".into());
     for i in 0..100 {
-        app.entries.push(Entry::new(
+        app.chat.entries.push(Entry::new(
             Role::User,
             format!("message number {i}"),
             EntryStatus::Done,
@@ -294,7 +294,7 @@ fn the_selected_message_is_brought_into_view() {
     // Scrolling from there starts where the view is.
     let shown = app.drawn.get().scroll_up;
     key(&mut app, KeyCode::PageDown, KeyModifiers::NONE);
-    assert_eq!(app.scroll_up, shown - 10);
+    assert_eq!(app.chat.scroll_up, shown - 10);
 }
 
 #[test]
@@ -309,7 +309,7 @@ fn scrolled_up_the_view_stays_put_while_the_reply_grows() {
         },
     );
     for i in 0..30 {
-        app.entries.push(Entry::new(
+        app.chat.entries.push(Entry::new(
             Role::User,
             format!("message number {i}"),
             EntryStatus::Done,
@@ -365,7 +365,7 @@ fn an_unsaved_session_says_so_in_the_status_and_asks_before_quitting() {
                 .into(),
         )),
     );
-    app.rescue_hint = "/tmp/whet-rescue".into();
+    app.chat.rescue_hint = "/tmp/whet-rescue".into();
     let buffer = draw(&app, 100, 24);
     let (x, y) = common::screen::find(&buffer, "NOT SAVED").expect("NOT SAVED in the status");
     assert_eq!(y, 23, "on the status line");

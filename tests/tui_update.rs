@@ -13,9 +13,8 @@ use whet::engine::protocol::{ChatMessage, Role, StopReason};
 use whet::engine::sampling::SamplingOverrides;
 use whet::engine::SamplingParams;
 use whet::store::session::Session;
-use whet::tui::app::{
-    update, App, DrawnLayout, Effect, EngineState, Focus, Msg, Overlay, TurnFigures,
-};
+use whet::tui::app::{update, App, DrawnLayout, Effect, EngineState, Msg, Overlay, TurnFigures};
+use whet::tui::chat::Focus;
 use whet::tui::conversation::{Entry, EntryStatus};
 use whet::tui::keymap::Keymap;
 use whet::tui::picker::{PickerItem, PickerKind};
@@ -59,7 +58,7 @@ fn backspace(app: &mut App, times: usize) {
 }
 
 fn input_text(app: &App) -> String {
-    app.input.lines().join("\n")
+    app.chat.input.lines().join("\n")
 }
 
 fn notice(app: &App) -> String {
@@ -78,7 +77,7 @@ fn figures() -> TurnFigures {
 
 fn ready_app() -> App {
     let mut app = App::new(PathBuf::from("/m/model.gguf"));
-    app.session_name = "open-session".into();
+    app.chat.session_name = "open-session".into();
     update(
         &mut app,
         Msg::EngineLoaded {
@@ -119,7 +118,7 @@ fn stream_reply(app: &mut App, id: u64, text: &str, reason: StopReason) {
 
 /// Types `question` into the input, sends it and streams `reply`.
 fn turn(app: &mut App, id: u64, question: &str, reply: &str) {
-    assert_eq!(app.focus, Focus::Input);
+    assert_eq!(app.chat.focus, Focus::Input);
     type_text(app, question);
     let effects = key(app, KeyCode::Enter);
     assert!(
@@ -144,7 +143,7 @@ fn chat() -> App {
     turn(&mut app, 1, "q1", "a1");
     turn(&mut app, 2, "q2", "a2");
     assert_eq!(
-        texts(&app.entries),
+        texts(&app.chat.entries),
         [
             (Role::User, "q1"),
             (Role::Assistant, "a1"),
@@ -169,17 +168,17 @@ fn assistant(text: &str) -> ChatMessage {
 
 /// Tab to the message list and select message `index` with Up/Down.
 fn select(app: &mut App, index: usize) {
-    if app.focus == Focus::Input {
+    if app.chat.focus == Focus::Input {
         key(app, KeyCode::Tab);
     }
-    assert_eq!(app.focus, Focus::Messages);
-    while app.selected.unwrap() > index {
+    assert_eq!(app.chat.focus, Focus::Messages);
+    while app.chat.selected.unwrap() > index {
         key(app, KeyCode::Up);
     }
-    while app.selected.unwrap() < index {
+    while app.chat.selected.unwrap() < index {
         key(app, KeyCode::Down);
     }
-    assert_eq!(app.selected, Some(index));
+    assert_eq!(app.chat.selected, Some(index));
 }
 
 fn generate(messages: Vec<ChatMessage>, continue_reply: bool) -> Effect {
@@ -286,9 +285,9 @@ fn editing_an_earlier_question_keeps_the_later_turns_as_a_branch() {
     type_text(&mut app, "my draft");
     select(&mut app, 0);
     assert!(ch(&mut app, 'e').is_empty());
-    assert_eq!(app.focus, Focus::Input);
+    assert_eq!(app.chat.focus, Focus::Input);
     assert_eq!(input_text(&app), "q1");
-    assert_eq!(app.editing.as_ref().map(|(i, _)| *i), Some(0));
+    assert_eq!(app.chat.editing.as_ref().map(|(i, _)| *i), Some(0));
 
     type_text(&mut app, " again");
     let effects = key(&mut app, KeyCode::Enter);
@@ -298,14 +297,14 @@ fn editing_an_earlier_question_keeps_the_later_turns_as_a_branch() {
         vec![Effect::SaveSession, generate(vec![user("q1 again")], false)]
     );
     assert_eq!(
-        texts(&app.entries),
+        texts(&app.chat.entries),
         [(Role::User, "q1 again"), (Role::Assistant, "")]
     );
-    assert_eq!(app.entries[1].status, EntryStatus::Streaming);
+    assert_eq!(app.chat.entries[1].status, EntryStatus::Streaming);
     // The old message and everything after it are kept, unchanged.
-    assert_eq!(app.entries[0].branches.len(), 1);
+    assert_eq!(app.chat.entries[0].branches.len(), 1);
     assert_eq!(
-        texts(&app.entries[0].branches[0]),
+        texts(&app.chat.entries[0].branches[0]),
         [
             (Role::User, "q1"),
             (Role::Assistant, "a1"),
@@ -315,7 +314,7 @@ fn editing_an_earlier_question_keeps_the_later_turns_as_a_branch() {
     );
     // The draft that was in the input before editing comes back.
     assert_eq!(input_text(&app), "my draft");
-    assert!(app.editing.is_none());
+    assert!(app.chat.editing.is_none());
     stream_reply(&mut app, 3, "b1", StopReason::Eos);
     key(&mut app, KeyCode::End);
     backspace(&mut app, "my draft".len());
@@ -325,7 +324,7 @@ fn editing_an_earlier_question_keeps_the_later_turns_as_a_branch() {
     key(&mut app, KeyCode::Tab);
     assert_eq!(ch(&mut app, ']'), vec![Effect::SaveSession]);
     assert_eq!(
-        texts(&app.entries),
+        texts(&app.chat.entries),
         [
             (Role::User, "q1"),
             (Role::Assistant, "a1"),
@@ -333,18 +332,18 @@ fn editing_an_earlier_question_keeps_the_later_turns_as_a_branch() {
             (Role::Assistant, "a2")
         ]
     );
-    assert_eq!(app.selected, Some(0));
+    assert_eq!(app.chat.selected, Some(0));
     assert_eq!(
-        texts(&app.entries[0].branches[0]),
+        texts(&app.chat.entries[0].branches[0]),
         [(Role::User, "q1 again"), (Role::Assistant, "b1")]
     );
     assert_eq!(ch(&mut app, '['), vec![Effect::SaveSession]);
     assert_eq!(
-        texts(&app.entries),
+        texts(&app.chat.entries),
         [(Role::User, "q1 again"), (Role::Assistant, "b1")]
     );
     assert_eq!(ch(&mut app, ']'), vec![Effect::SaveSession]);
-    assert_eq!(app.entries.len(), 4);
+    assert_eq!(app.chat.entries.len(), 4);
 
     // The version on screen is the one the next turn continues.
     key(&mut app, KeyCode::Tab);
@@ -382,16 +381,16 @@ fn editing_a_middle_question_resends_from_there_and_keeps_the_earlier_turns() {
         ]
     );
     assert_eq!(
-        texts(&app.entries[..3]),
+        texts(&app.chat.entries[..3]),
         [
             (Role::User, "q1"),
             (Role::Assistant, "a1"),
             (Role::User, "Q2")
         ]
     );
-    assert!(app.entries[0].branches.is_empty());
+    assert!(app.chat.entries[0].branches.is_empty());
     assert_eq!(
-        texts(&app.entries[2].branches[0]),
+        texts(&app.chat.entries[2].branches[0]),
         [(Role::User, "q2"), (Role::Assistant, "a2")]
     );
 }
@@ -400,15 +399,15 @@ fn editing_a_middle_question_resends_from_there_and_keeps_the_earlier_turns() {
 fn esc_while_editing_restores_the_draft_and_changes_nothing() {
     let mut app = chat();
     type_text(&mut app, "half-written");
-    let before = app.entries.clone();
+    let before = app.chat.entries.clone();
     select(&mut app, 2);
     ch(&mut app, 'e');
     assert_eq!(input_text(&app), "q2");
     type_text(&mut app, " changed");
     assert!(key(&mut app, KeyCode::Esc).is_empty());
     assert_eq!(input_text(&app), "half-written");
-    assert!(app.editing.is_none());
-    assert_eq!(app.entries, before);
+    assert!(app.chat.editing.is_none());
+    assert_eq!(app.chat.entries, before);
     assert!(notice(&app).contains("edit cancelled"), "{}", notice(&app));
     // Enter now sends the draft as a new message, nothing is replaced.
     let effects = key(&mut app, KeyCode::Enter);
@@ -416,8 +415,8 @@ fn esc_while_editing_restores_the_draft_and_changes_nothing() {
         effects.as_slice(),
         [Effect::SaveSession, Effect::Generate { .. }]
     ));
-    assert_eq!(app.entries[..4], before[..]);
-    assert_eq!(app.entries[4].text, "half-written");
+    assert_eq!(app.chat.entries[..4], before[..]);
+    assert_eq!(app.chat.entries[4].text, "half-written");
 }
 
 #[test]
@@ -433,7 +432,7 @@ fn editing_a_reply_saves_it_in_place_with_the_old_version_as_a_branch() {
     update(&mut app, Msg::EngineStopped("killed by signal 9".into()));
     assert_eq!(key(&mut app, KeyCode::Enter), vec![Effect::SaveSession]);
     assert_eq!(
-        texts(&app.entries),
+        texts(&app.chat.entries),
         [
             (Role::User, "q1"),
             (Role::Assistant, "a1"),
@@ -441,9 +440,9 @@ fn editing_a_reply_saves_it_in_place_with_the_old_version_as_a_branch() {
             (Role::Assistant, "a better answer")
         ]
     );
-    assert_eq!(app.entries[3].status, EntryStatus::Done);
+    assert_eq!(app.chat.entries[3].status, EntryStatus::Done);
     assert_eq!(
-        app.entries[3].branches,
+        app.chat.entries[3].branches,
         vec![vec![Entry::new(Role::Assistant, "a2", EntryStatus::Done)]]
     );
     assert!(app.generating.is_none());
@@ -451,7 +450,7 @@ fn editing_a_reply_saves_it_in_place_with_the_old_version_as_a_branch() {
     // [ brings the original back.
     key(&mut app, KeyCode::Tab);
     assert_eq!(ch(&mut app, '['), vec![Effect::SaveSession]);
-    assert_eq!(app.entries[3].text, "a2");
+    assert_eq!(app.chat.entries[3].text, "a2");
 }
 
 // ------------------------------------------------------------------ delete
@@ -461,12 +460,12 @@ fn delete_needs_two_presses_and_the_selection_moves_to_the_next_message() {
     let mut app = chat();
     select(&mut app, 1);
     assert!(ch(&mut app, 'd').is_empty());
-    assert!(app.delete_armed);
-    assert_eq!(app.entries.len(), 4);
+    assert!(app.chat.delete_armed);
+    assert_eq!(app.chat.entries.len(), 4);
     assert_eq!(notice(&app), "press d again to delete this message");
     assert_eq!(ch(&mut app, 'd'), vec![Effect::SaveSession]);
     assert_eq!(
-        texts(&app.entries),
+        texts(&app.chat.entries),
         [
             (Role::User, "q1"),
             (Role::User, "q2"),
@@ -474,30 +473,30 @@ fn delete_needs_two_presses_and_the_selection_moves_to_the_next_message() {
         ]
     );
     // The selection stays at the same place, now on the message after.
-    assert_eq!(app.selected, Some(1));
-    assert!(!app.delete_armed);
+    assert_eq!(app.chat.selected, Some(1));
+    assert!(!app.chat.delete_armed);
 
     // Any other key in between disarms: d, j, d only arms again.
     ch(&mut app, 'd');
     ch(&mut app, 'j');
-    assert_eq!(app.selected, Some(2));
-    assert!(!app.delete_armed);
+    assert_eq!(app.chat.selected, Some(2));
+    assert!(!app.chat.delete_armed);
     assert!(ch(&mut app, 'd').is_empty());
-    assert_eq!(app.entries.len(), 3);
+    assert_eq!(app.chat.entries.len(), 3);
 
     // The Delete key confirms too; deleting the last selects the new last.
     assert_eq!(key(&mut app, KeyCode::Delete), vec![Effect::SaveSession]);
     assert_eq!(
-        texts(&app.entries),
+        texts(&app.chat.entries),
         [(Role::User, "q1"), (Role::User, "q2")]
     );
-    assert_eq!(app.selected, Some(1));
+    assert_eq!(app.chat.selected, Some(1));
     ch(&mut app, 'd');
     ch(&mut app, 'd');
     ch(&mut app, 'd');
     ch(&mut app, 'd');
-    assert!(app.entries.is_empty());
-    assert_eq!(app.selected, None);
+    assert!(app.chat.entries.is_empty());
+    assert_eq!(app.chat.selected, None);
     // Nothing left: nothing happens.
     assert!(ch(&mut app, 'd').is_empty());
     assert!(ch(&mut app, 'd').is_empty());
@@ -510,13 +509,13 @@ fn a_message_with_kept_versions_cannot_be_deleted() {
     ch(&mut app, 'e');
     type_text(&mut app, "!");
     key(&mut app, KeyCode::Enter);
-    assert!(!app.entries[3].branches.is_empty());
-    let before = app.entries.clone();
+    assert!(!app.chat.entries[3].branches.is_empty());
+    let before = app.chat.entries.clone();
     select(&mut app, 3);
     assert!(ch(&mut app, 'd').is_empty());
-    assert!(!app.delete_armed);
+    assert!(!app.chat.delete_armed);
     assert!(ch(&mut app, 'd').is_empty());
-    assert_eq!(app.entries, before);
+    assert_eq!(app.chat.entries, before);
     assert!(
         notice(&app).contains("has other versions"),
         "{}",
@@ -526,7 +525,7 @@ fn a_message_with_kept_versions_cannot_be_deleted() {
     select(&mut app, 2);
     ch(&mut app, 'd');
     assert_eq!(ch(&mut app, 'd'), vec![Effect::SaveSession]);
-    assert_eq!(app.entries.len(), 3);
+    assert_eq!(app.chat.entries.len(), 3);
 }
 
 #[test]
@@ -539,8 +538,8 @@ fn nothing_is_deleted_or_edited_while_a_reply_streams() {
     assert!(ch(&mut app, 'd').is_empty());
     assert!(ch(&mut app, 'd').is_empty());
     assert!(ch(&mut app, 'e').is_empty());
-    assert_eq!(app.entries.len(), 6);
-    assert!(app.editing.is_none());
+    assert_eq!(app.chat.entries.len(), 6);
+    assert!(app.chat.editing.is_none());
     assert!(notice(&app).contains("wait for the reply"));
 }
 
@@ -572,7 +571,7 @@ fn continue_goes_on_writing_a_stopped_last_reply() {
         },
     );
     assert_eq!(
-        app.entries[1].status,
+        app.chat.entries[1].status,
         EntryStatus::Stopped("stopped".into())
     );
 
@@ -581,7 +580,7 @@ fn continue_goes_on_writing_a_stopped_last_reply() {
     assert!(ch(&mut app, 'c').is_empty());
     assert_eq!(notice(&app), "only a stopped last reply can be continued");
     assert_eq!(
-        app.entries[1].status,
+        app.chat.entries[1].status,
         EntryStatus::Stopped("stopped".into())
     );
 
@@ -593,8 +592,8 @@ fn continue_goes_on_writing_a_stopped_last_reply() {
             generate(vec![user("Tell a story"), assistant("Once upon")], true)
         ]
     );
-    assert_eq!(app.entries.len(), 2);
-    assert_eq!(app.entries[1].status, EntryStatus::Streaming);
+    assert_eq!(app.chat.entries.len(), 2);
+    assert_eq!(app.chat.entries[1].status, EntryStatus::Streaming);
     assert_eq!(app.engine, EngineState::Generating);
 
     // The new tokens go on the same message; the token limit stops it again.
@@ -617,10 +616,10 @@ fn continue_goes_on_writing_a_stopped_last_reply() {
             stats: None,
         },
     );
-    assert_eq!(app.entries.len(), 2);
-    assert_eq!(app.entries[1].text, "Once upon a time");
+    assert_eq!(app.chat.entries.len(), 2);
+    assert_eq!(app.chat.entries[1].text, "Once upon a time");
     assert_eq!(
-        app.entries[1].status,
+        app.chat.entries[1].status,
         EntryStatus::Stopped("max tokens".into())
     );
 
@@ -636,13 +635,13 @@ fn continue_goes_on_writing_a_stopped_last_reply() {
         ]
     );
     stream_reply(&mut app, 3, ", there was", StopReason::Eos);
-    assert_eq!(app.entries[1].text, "Once upon a time, there was");
-    assert_eq!(app.entries[1].status, EntryStatus::Done);
+    assert_eq!(app.chat.entries[1].text, "Once upon a time, there was");
+    assert_eq!(app.chat.entries[1].status, EntryStatus::Done);
 
     // A finished reply cannot be continued.
     assert!(ch(&mut app, 'c').is_empty());
     assert_eq!(notice(&app), "only a stopped last reply can be continued");
-    assert_eq!(app.entries[1].status, EntryStatus::Done);
+    assert_eq!(app.chat.entries[1].status, EntryStatus::Done);
 }
 
 #[test]
@@ -652,14 +651,14 @@ fn a_stopped_reply_that_is_no_longer_last_cannot_be_continued() {
     key(&mut app, KeyCode::Enter);
     stream_reply(&mut app, 1, "partial", StopReason::ContextFull);
     assert_eq!(
-        app.entries[1].status,
+        app.chat.entries[1].status,
         EntryStatus::Stopped("context full".into())
     );
     turn(&mut app, 2, "q2", "a2");
     select(&mut app, 1);
     assert!(ch(&mut app, 'c').is_empty());
-    assert_eq!(app.entries.len(), 4);
-    assert_eq!(app.entries[3].status, EntryStatus::Done);
+    assert_eq!(app.chat.entries.len(), 4);
+    assert_eq!(app.chat.entries[3].status, EntryStatus::Done);
 }
 
 // -------------------------------------------------------------------- copy
@@ -670,7 +669,7 @@ const CODE_REPLY: &str = "Build it:\n\n```rust\nfn main() {\n    println!(\"hi\"
 fn y_copies_the_selected_message_and_shift_y_its_last_code_block() {
     let mut app = ready_app();
     turn(&mut app, 1, "How?", CODE_REPLY);
-    assert_eq!(app.entries[1].text, CODE_REPLY);
+    assert_eq!(app.chat.entries[1].text, CODE_REPLY);
     select(&mut app, 1);
     assert_eq!(
         ch(&mut app, 'y'),
@@ -693,7 +692,7 @@ fn shift_y_copies_the_code_exactly() {
     turn(&mut app, 1, "Python?", "x");
     // Tabs, blank lines and trailing spaces inside the block are kept.
     let code = "def f():\n\treturn 1  \n\n\n# end";
-    app.entries[1].text = format!("Here:\n~~~python\n{code}\n~~~\n");
+    app.chat.entries[1].text = format!("Here:\n~~~python\n{code}\n~~~\n");
     select(&mut app, 1);
     assert_eq!(ch(&mut app, 'Y'), vec![Effect::Copy(code.to_string())]);
 }
@@ -703,7 +702,7 @@ fn shift_y_copies_the_code_exactly() {
 #[test]
 fn settings_typed_into_the_panel_apply_with_ctrl_s() {
     let mut app = ready_app();
-    let before = app.settings.clone();
+    let before = app.chat.settings.clone();
     assert!(key(&mut app, KeyCode::F(2)).is_empty());
     assert_eq!(form(&app).focused_field(), Field::SystemPrompt);
     // Plain letters (even ones bound in other contexts: q, j, k, ?, d) type.
@@ -723,7 +722,7 @@ fn settings_typed_into_the_panel_apply_with_ctrl_s() {
 
     assert_eq!(ctrl(&mut app, 's'), vec![Effect::SaveSession]);
     assert!(app.overlay.is_none());
-    let s = &app.settings;
+    let s = &app.chat.settings;
     assert_eq!(
         s.system_prompt.as_deref(),
         Some("Be brief?\nSay yes or no; quick!")
@@ -787,7 +786,7 @@ fn tab_shift_tab_enter_and_arrows_move_between_settings_fields() {
 #[test]
 fn an_invalid_setting_keeps_the_panel_open_and_names_the_field() {
     let mut app = ready_app();
-    let before = app.settings.clone();
+    let before = app.chat.settings.clone();
     key(&mut app, KeyCode::F(2));
     set_field(&mut app, Field::TopK, "12");
     set_field(&mut app, Field::Temperature, "hot");
@@ -796,7 +795,7 @@ fn an_invalid_setting_keeps_the_panel_open_and_names_the_field() {
         form(&app).error.as_deref(),
         Some("Temperature: 'hot' is not a valid number")
     );
-    assert_eq!(app.settings, before);
+    assert_eq!(app.chat.settings, before);
     // What was typed is still there to fix.
     assert_eq!(field_text(&app, Field::TopK), "12");
 
@@ -807,13 +806,13 @@ fn an_invalid_setting_keeps_the_panel_open_and_names_the_field() {
         form(&app).error.as_deref(),
         Some("Context size: 10 is outside 64–1048576")
     );
-    assert_eq!(app.settings, before);
+    assert_eq!(app.chat.settings, before);
 
     set_field(&mut app, Field::Context, "default");
     assert_eq!(ctrl(&mut app, 's'), vec![Effect::SaveSession]);
     assert!(app.overlay.is_none());
-    assert_eq!(app.settings.sampling.temperature, 0.5);
-    assert_eq!(app.settings.sampling.top_k, 12);
+    assert_eq!(app.chat.settings.sampling.temperature, 0.5);
+    assert_eq!(app.chat.settings.sampling.top_k, 12);
 }
 
 #[test]
@@ -826,7 +825,7 @@ fn a_new_context_size_reloads_the_model() {
         ctrl(&mut app, 's'),
         vec![Effect::SaveSession, Effect::RestartEngine]
     );
-    assert_eq!(app.settings.reply.n_ctx, Some(2048));
+    assert_eq!(app.chat.settings.reply.n_ctx, Some(2048));
     assert_eq!(app.engine, EngineState::Loading);
 
     // The same size again: no reload.
@@ -849,7 +848,7 @@ fn a_new_context_size_reloads_the_model() {
     key(&mut app, KeyCode::F(2));
     set_field(&mut app, Field::Context, "1024");
     assert_eq!(ctrl(&mut app, 's'), vec![Effect::SaveSession]);
-    assert_eq!(app.settings.reply.n_ctx, Some(1024));
+    assert_eq!(app.chat.settings.reply.n_ctx, Some(1024));
     assert_eq!(app.engine, EngineState::Generating);
     assert!(notice(&app).contains("stop the reply first"));
 }
@@ -860,7 +859,7 @@ const SMOLLM2: &str = "/m/SmolLM2-135M-Instruct.Q4_1.gguf";
 #[test]
 fn a_new_chat_on_a_catalog_model_starts_from_its_recommended_sampling() {
     let app = App::new(PathBuf::from(SMOLLM2));
-    let s = &app.settings;
+    let s = &app.chat.settings;
     assert_eq!((s.sampling.temperature, s.sampling.top_p), (0.2, 0.9));
     assert!(
         s.sampling_set.is_empty(),
@@ -875,7 +874,7 @@ fn a_new_chat_on_a_catalog_model_starts_from_its_recommended_sampling() {
 
     // A model the catalog does not know samples with llama.cpp's defaults.
     let other = App::new(PathBuf::from("/m/mine.gguf"));
-    assert_eq!(other.settings.sampling, SamplingParams::default());
+    assert_eq!(other.chat.settings.sampling, SamplingParams::default());
 }
 
 #[test]
@@ -885,14 +884,14 @@ fn the_users_defaults_beat_the_models_and_the_sessions_beat_both() {
         temperature: Some(0.7),
         ..SamplingOverrides::default()
     });
-    assert_eq!(app.settings.sampling.temperature, 0.7);
-    assert_eq!(app.settings.sampling.top_p, 0.9);
+    assert_eq!(app.chat.settings.sampling.temperature, 0.7);
+    assert_eq!(app.chat.settings.sampling.top_p, 0.9);
     key(&mut app, KeyCode::F(2));
     set_field(&mut app, Field::TopP, "0.5");
     ctrl(&mut app, 's');
-    assert_eq!(app.settings.sampling.top_p, 0.5);
+    assert_eq!(app.chat.settings.sampling.top_p, 0.5);
     assert_eq!(
-        app.settings.sampling_set,
+        app.chat.settings.sampling_set,
         SamplingOverrides {
             top_p: Some(0.5),
             ..SamplingOverrides::default()
@@ -914,7 +913,7 @@ fn another_model_brings_its_own_defaults_but_not_over_what_the_session_chose() {
             n_ctx: 4096,
         },
     );
-    let s = &app.settings.sampling;
+    let s = &app.chat.settings.sampling;
     // Gemma's card recommends nothing: llama.cpp's values come back…
     assert_eq!((s.temperature, s.top_p), (0.8, 0.95));
     // …and the session's own choice stays.
@@ -941,11 +940,11 @@ fn a_session_saved_before_sampling_had_sources_keeps_all_of_its_settings() {
     };
     let app = App::with_session(&old, PathBuf::from(SMOLLM2));
     assert_eq!(
-        app.settings.sampling.temperature, 0.8,
+        app.chat.settings.sampling.temperature, 0.8,
         "not the model's 0.2"
     );
     assert_eq!(
-        app.settings.sampling_set,
+        app.chat.settings.sampling_set,
         SamplingOverrides::all_of(&old.sampling)
     );
 }
@@ -953,14 +952,14 @@ fn a_session_saved_before_sampling_had_sources_keeps_all_of_its_settings() {
 #[test]
 fn esc_discards_the_settings_panel() {
     let mut app = ready_app();
-    let before = app.settings.clone();
+    let before = app.chat.settings.clone();
     key(&mut app, KeyCode::F(2));
     type_text(&mut app, "You are a pirate.");
     set_field(&mut app, Field::Temperature, "0");
     set_field(&mut app, Field::Context, "512");
     assert!(key(&mut app, KeyCode::Esc).is_empty());
     assert!(app.overlay.is_none());
-    assert_eq!(app.settings, before);
+    assert_eq!(app.chat.settings, before);
     assert_eq!(app.engine, EngineState::Ready);
     assert_eq!(notice(&app), "settings unchanged");
     // Reopened, the panel shows the settings in force, not the discarded text.
@@ -1072,7 +1071,7 @@ fn sessions_picker_opens_renames_and_deletes() {
             to: "kept-draft-jr".into(),
         },
     );
-    assert_eq!(app.session_name, "open-session");
+    assert_eq!(app.chat.session_name, "open-session");
     assert_eq!(notice(&app), "renamed session older to kept-draft-jr");
 
     // Esc while renaming cancels only the rename.
@@ -1126,7 +1125,7 @@ fn renaming_the_open_session_renames_it_in_the_ui() {
             to: "open-chat".into(),
         },
     );
-    assert_eq!(app.session_name, "open-chat");
+    assert_eq!(app.chat.session_name, "open-chat");
     // An unchanged or empty name renames nothing.
     ch(&mut app, 'r');
     assert!(key(&mut app, KeyCode::Enter).is_empty());
@@ -1181,7 +1180,7 @@ fn f1_shows_the_help_and_any_key_closes_it() {
     // The closing key does nothing else: Enter does not send.
     assert!(key(&mut app, KeyCode::Enter).is_empty());
     assert!(!app.show_help);
-    assert_eq!(app.entries.len(), 4);
+    assert_eq!(app.chat.entries.len(), 4);
     assert_eq!(input_text(&app), "draft");
     key(&mut app, KeyCode::F(1));
     ch(&mut app, 'x');
@@ -1196,12 +1195,12 @@ fn question_mark_types_in_the_input_and_opens_help_in_the_message_list() {
     assert!(!app.show_help);
     assert_eq!(input_text(&app), "?");
     key(&mut app, KeyCode::Tab);
-    let selected = app.selected;
+    let selected = app.chat.selected;
     ch(&mut app, '?');
     assert!(app.show_help);
     key(&mut app, KeyCode::Up);
     assert!(!app.show_help);
-    assert_eq!(app.selected, selected);
+    assert_eq!(app.chat.selected, selected);
 }
 
 #[test]
@@ -1221,17 +1220,17 @@ fn help_opens_over_the_settings_panel_and_closing_it_keeps_the_panel() {
 #[test]
 fn the_mouse_wheel_scrolls_the_conversation() {
     let mut app = chat();
-    assert_eq!(app.scroll_up, 0);
+    assert_eq!(app.chat.scroll_up, 0);
     assert!(mouse(&mut app, MouseEventKind::ScrollUp, 5, 5).is_empty());
-    assert_eq!(app.scroll_up, 3);
+    assert_eq!(app.chat.scroll_up, 3);
     mouse(&mut app, MouseEventKind::ScrollUp, 5, 5);
-    assert_eq!(app.scroll_up, 6);
+    assert_eq!(app.chat.scroll_up, 6);
     mouse(&mut app, MouseEventKind::ScrollDown, 5, 5);
-    assert_eq!(app.scroll_up, 3);
+    assert_eq!(app.chat.scroll_up, 3);
     for _ in 0..5 {
         mouse(&mut app, MouseEventKind::ScrollDown, 5, 5);
     }
-    assert_eq!(app.scroll_up, 0);
+    assert_eq!(app.chat.scroll_up, 0);
 
     // While the view follows the selection, scrolling starts from what is
     // on screen.
@@ -1240,10 +1239,10 @@ fn the_mouse_wheel_scrolls_the_conversation() {
         ..DrawnLayout::default()
     });
     select(&mut app, 1);
-    assert!(app.follow_selection);
+    assert!(app.chat.follow_selection);
     mouse(&mut app, MouseEventKind::ScrollUp, 5, 5);
-    assert_eq!(app.scroll_up, 23);
-    assert!(!app.follow_selection);
+    assert_eq!(app.chat.scroll_up, 23);
+    assert!(!app.chat.follow_selection);
 }
 
 #[test]
@@ -1254,21 +1253,21 @@ fn a_click_moves_the_focus_to_the_pane_clicked() {
         input: Rect::new(0, 21, 80, 4),
         ..DrawnLayout::default()
     });
-    assert_eq!(app.focus, Focus::Input);
+    assert_eq!(app.chat.focus, Focus::Input);
     let left = MouseEventKind::Down(MouseButton::Left);
     assert!(mouse(&mut app, left, 10, 5).is_empty());
-    assert_eq!(app.focus, Focus::Messages);
+    assert_eq!(app.chat.focus, Focus::Messages);
     // Focusing the list selects the last message.
-    assert_eq!(app.selected, Some(3));
+    assert_eq!(app.chat.selected, Some(3));
     mouse(&mut app, left, 79, 24);
-    assert_eq!(app.focus, Focus::Input);
+    assert_eq!(app.chat.focus, Focus::Input);
     // Outside both (the status line), and other buttons: no change.
     mouse(&mut app, left, 10, 0);
-    assert_eq!(app.focus, Focus::Input);
+    assert_eq!(app.chat.focus, Focus::Input);
     mouse(&mut app, MouseEventKind::Down(MouseButton::Right), 10, 5);
-    assert_eq!(app.focus, Focus::Input);
+    assert_eq!(app.chat.focus, Focus::Input);
     mouse(&mut app, left, 0, 1);
-    assert_eq!(app.focus, Focus::Messages);
+    assert_eq!(app.chat.focus, Focus::Messages);
 }
 
 #[test]
@@ -1282,8 +1281,8 @@ fn the_mouse_does_nothing_under_an_overlay() {
     key(&mut app, KeyCode::F(2));
     mouse(&mut app, MouseEventKind::ScrollUp, 5, 5);
     mouse(&mut app, MouseEventKind::Down(MouseButton::Left), 10, 5);
-    assert_eq!(app.scroll_up, 0);
-    assert_eq!(app.focus, Focus::Input);
+    assert_eq!(app.chat.scroll_up, 0);
+    assert_eq!(app.chat.focus, Focus::Input);
 }
 
 // ------------------------------------------------------------------ keymap
@@ -1296,10 +1295,10 @@ fn a_user_keymap_moves_regenerate_to_ctrl_n() {
     let mut app = ready_app();
     app.keymap = keymap;
     turn(&mut app, 1, "Hi", "first");
-    let before = app.entries.clone();
+    let before = app.chat.entries.clone();
 
     assert!(ctrl(&mut app, 'g').is_empty());
-    assert_eq!(app.entries, before);
+    assert_eq!(app.chat.entries, before);
     assert_eq!(app.engine, EngineState::Ready);
 
     assert_eq!(
@@ -1307,10 +1306,10 @@ fn a_user_keymap_moves_regenerate_to_ctrl_n() {
         vec![Effect::SaveSession, generate(vec![user("Hi")], false)]
     );
     assert_eq!(
-        texts(&app.entries),
+        texts(&app.chat.entries),
         [(Role::User, "Hi"), (Role::Assistant, "")]
     );
-    assert_eq!(app.entries[1].status, EntryStatus::Streaming);
+    assert_eq!(app.chat.entries[1].status, EntryStatus::Streaming);
 }
 
 #[test]
@@ -1322,12 +1321,12 @@ fn a_user_keymap_rebinds_delete_in_the_message_list() {
     app.keymap = keymap;
     select(&mut app, 3);
     assert!(ch(&mut app, 'd').is_empty());
-    assert!(!app.delete_armed);
+    assert!(!app.chat.delete_armed);
     assert!(ch(&mut app, 'x').is_empty());
     // The hint names the key in force.
     assert_eq!(notice(&app), "press x again to delete this message");
     assert_eq!(ch(&mut app, 'x'), vec![Effect::SaveSession]);
-    assert_eq!(app.entries.len(), 3);
+    assert_eq!(app.chat.entries.len(), 3);
 }
 
 // -------------------------------------------------------------------- quit
@@ -1389,7 +1388,7 @@ fn a_second_edit_keeps_the_original_draft() {
     select(&mut app, 2);
     ch(&mut app, 'e');
     assert_eq!(input_text(&app), "q2");
-    assert_eq!(app.editing.as_ref().map(|(i, _)| *i), Some(2));
+    assert_eq!(app.chat.editing.as_ref().map(|(i, _)| *i), Some(2));
     key(&mut app, KeyCode::Esc);
     // The user's own draft, not the text of the first edited message.
     assert_eq!(input_text(&app), "my draft");
@@ -1406,15 +1405,16 @@ fn deleting_the_message_being_edited_does_not_save_the_edit_over_another() {
     ch(&mut app, 'd');
     ch(&mut app, 'd');
     key(&mut app, KeyCode::Tab);
-    assert_eq!(app.focus, Focus::Input);
+    assert_eq!(app.chat.focus, Focus::Input);
     key(&mut app, KeyCode::Enter);
     // Whatever happens, the user's question never becomes the model's reply.
     assert!(
-        !app.entries
+        !app.chat
+            .entries
             .iter()
             .any(|e| e.role == Role::Assistant && e.text == "q2 edited"),
         "{:?}",
-        texts(&app.entries)
+        texts(&app.chat.entries)
     );
 }
 
@@ -1435,25 +1435,25 @@ fn switching_branches_while_editing_does_not_save_the_edit_into_the_other_branch
     key(&mut app, KeyCode::Tab);
     key(&mut app, KeyCode::Enter);
     // The fixed reply may only ever follow its own question.
-    for (i, entry) in app.entries.iter().enumerate() {
+    for (i, entry) in app.chat.entries.iter().enumerate() {
         if entry.text == "b1 fixed" {
             assert_eq!(
-                app.entries[i - 1].text,
+                app.chat.entries[i - 1].text,
                 "q1 again",
                 "{:?}",
-                texts(&app.entries)
+                texts(&app.chat.entries)
             );
         }
     }
     assert!(
-        app.entries.iter().any(|e| e.text == "a1")
-            || app.entries[0]
+        app.chat.entries.iter().any(|e| e.text == "a1")
+            || app.chat.entries[0]
                 .branches
                 .iter()
                 .flatten()
                 .any(|e| e.text == "a1"),
         "a1 is gone: {:?}",
-        texts(&app.entries)
+        texts(&app.chat.entries)
     );
 }
 
@@ -1491,12 +1491,13 @@ fn regenerating_waits_for_an_edit_in_progress_so_no_stream_is_buried() {
         },
     );
     let buried = app
+        .chat
         .entries
         .iter()
         .flat_map(|e| e.branches.iter().flatten())
         .any(|e| e.status == EntryStatus::Streaming);
-    assert!(!buried, "{:?}", app.entries);
-    assert_eq!(app.entries.last().unwrap().text, "streamed");
+    assert!(!buried, "{:?}", app.chat.entries);
+    assert_eq!(app.chat.entries.last().unwrap().text, "streamed");
 }
 
 #[test]
@@ -1522,12 +1523,12 @@ fn a_restored_draft_goes_on_where_it_ended() {
 #[test]
 fn applying_the_settings_panel_unchanged_changes_nothing() {
     let mut app = ready_app();
-    app.settings.reply.stop = vec!["User:".into(), "\n\n".into(), "\t".into()];
-    app.settings.system_prompt = Some("Be brief.".into());
-    let before = app.settings.clone();
+    app.chat.settings.reply.stop = vec!["User:".into(), "\n\n".into(), "\t".into()];
+    app.chat.settings.system_prompt = Some("Be brief.".into());
+    let before = app.chat.settings.clone();
     key(&mut app, KeyCode::F(2));
     assert_eq!(ctrl(&mut app, 's'), vec![Effect::SaveSession]);
-    assert_eq!(app.settings, before);
+    assert_eq!(app.chat.settings, before);
 }
 
 // ------------------------------------------------ nothing lost on quitting
@@ -1542,11 +1543,16 @@ fn a_failed_save_stays_in_view_and_quitting_asks_first() {
                 .into(),
         )),
     );
-    assert!(app.unsaved.as_deref().unwrap().contains("No space left"));
+    assert!(app
+        .chat
+        .unsaved
+        .as_deref()
+        .unwrap()
+        .contains("No space left"));
     assert!(notice(&app).starts_with("not saved: "), "{}", notice(&app));
     // Other keys clear a passing notice, never the unsaved state.
     type_text(&mut app, "more");
-    assert!(app.unsaved.is_some());
+    assert!(app.chat.unsaved.is_some());
 
     // Ctrl+C asks (no arming, no quitting); Esc keeps working.
     assert!(ctrl(&mut app, 'c').is_empty());
@@ -1573,7 +1579,7 @@ fn a_save_that_works_again_clears_the_warning_and_quitting_is_normal() {
     let mut app = chat();
     update(&mut app, Msg::SessionSaved(Err("disk full".into())));
     update(&mut app, Msg::SessionSaved(Ok(())));
-    assert_eq!(app.unsaved, None);
+    assert_eq!(app.chat.unsaved, None);
     assert_eq!(notice(&app), "the session is saved again");
     assert!(ctrl(&mut app, 'c').is_empty());
     assert!(app.overlay.is_none());
@@ -1620,7 +1626,7 @@ fn a_message_sent_while_the_reply_stops_waits_for_it_and_goes_out_alone() {
         },
     );
     assert_eq!(key(&mut app, KeyCode::Esc), vec![Effect::Cancel { id: 3 }]);
-    assert!(app.stopping);
+    assert!(app.chat.stopping);
     type_text(&mut app, "next question");
     assert!(key(&mut app, KeyCode::Enter).is_empty());
     assert_eq!(input_text(&app), "", "the message left the input");
@@ -1636,15 +1642,15 @@ fn a_message_sent_while_the_reply_stops_waits_for_it_and_goes_out_alone() {
     assert!(notice(&app).contains("already waiting"), "{}", notice(&app));
 
     let effects = stopped(&mut app, 3);
-    assert!(!app.stopping);
-    assert_eq!(app.queued, None);
-    let n = app.entries.len();
+    assert!(!app.chat.stopping);
+    assert_eq!(app.chat.queued, None);
+    let n = app.chat.entries.len();
     assert_eq!(
-        app.entries[n - 3].status,
+        app.chat.entries[n - 3].status,
         EntryStatus::Stopped("stopped".into())
     );
-    assert_eq!(app.entries[n - 2].text, "next question");
-    assert_eq!(app.entries[n - 1].status, EntryStatus::Streaming);
+    assert_eq!(app.chat.entries[n - 2].text, "next question");
+    assert_eq!(app.chat.entries[n - 1].status, EntryStatus::Streaming);
     assert!(
         matches!(
             effects.as_slice(),
@@ -1674,7 +1680,7 @@ fn esc_takes_back_a_waiting_message() {
     // what was typed since.
     type_text(&mut app, "more");
     assert!(key(&mut app, KeyCode::Esc).is_empty());
-    assert_eq!(app.queued, None);
+    assert_eq!(app.chat.queued, None);
     assert_eq!(input_text(&app), "wait\nmore");
     let effects = stopped(&mut app, 3);
     assert_eq!(effects, vec![Effect::SaveSession], "nothing is sent");
@@ -1702,7 +1708,7 @@ fn a_conversation_too_long_for_the_context_says_to_delete_a_message() {
     assert!(hint.contains("d twice"), "{hint}");
     assert!(hint.contains("F2"), "{hint}");
     assert_eq!(
-        app.entries.last().unwrap().status,
+        app.chat.entries.last().unwrap().status,
         EntryStatus::Failed(
             "the conversation (5000 tokens) does not fit the context (4096)".into()
         )

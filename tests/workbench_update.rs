@@ -1203,7 +1203,7 @@ fn a_run_streams_into_the_output_and_is_saved_with_its_stats() {
         !effects.iter().any(|e| matches!(e, Effect::Generate { .. })),
         "{effects:?}"
     );
-    assert!(app.entries.is_empty());
+    assert!(app.chat.entries.is_empty());
     key(&mut app, KeyCode::F(5));
     assert_eq!(app.screen, Screen::Workbench);
 
@@ -1222,7 +1222,10 @@ fn a_run_streams_into_the_output_and_is_saved_with_its_stats() {
     let run = app.wb.run.as_ref().unwrap();
     assert_eq!(run.record.output, reply);
     assert_eq!(run.generation, Some(7));
-    assert!(app.entries.is_empty(), "the run's tokens went to the chat");
+    assert!(
+        app.chat.entries.is_empty(),
+        "the run's tokens went to the chat"
+    );
 
     let effects = update(
         &mut app,
@@ -1572,12 +1575,13 @@ fn send_to_chat_starts_a_session_with_the_rendered_messages_and_asks_for_the_rep
         .collect();
     let effects = update(&mut app, Msg::ChatStarted(Box::new(session)));
     assert_eq!(app.screen, Screen::Chat);
-    assert_eq!(app.session_name, "chat-20250102-090000");
+    assert_eq!(app.chat.session_name, "chat-20250102-090000");
     assert_eq!(
-        app.settings.system_prompt.as_deref(),
+        app.chat.settings.system_prompt.as_deref(),
         Some(messages[0].content.as_str())
     );
     let texts: Vec<(Role, String)> = app
+        .chat
         .entries
         .iter()
         .map(|e| (e.role, e.text.clone()))

@@ -57,12 +57,13 @@ pub fn measure(
         session_bytes = bytes;
     }
 
-    app.entries.push(Entry::new(
+    app.chat.entries.push(Entry::new(
         Role::User,
         "Tell me a long story.",
         EntryStatus::Done,
     ));
-    app.entries
+    app.chat
+        .entries
         .push(Entry::new(Role::Assistant, "", EntryStatus::Streaming));
     let mut saves = StreamSaves::default();
     let start = Instant::now();
@@ -76,13 +77,13 @@ pub fn measure(
     let (mut count, mut bytes_written, mut saving) = (0, 0, Duration::ZERO);
     while arrived < reply_tokens {
         while arrived < reply_tokens && next_token <= clock {
-            if let Some(reply) = app.entries.last_mut() {
+            if let Some(reply) = app.chat.entries.last_mut() {
                 reply.text.push_str(" word");
             }
             arrived += 1;
             next_token += per_token;
         }
-        let len = app.entries.last().map_or(0, |e| e.text.len());
+        let len = app.chat.entries.last().map_or(0, |e| e.text.len());
         if saves.due(clock, len) {
             let (cost, bytes) = save(&app)?;
             saves.saved(clock, cost, len);

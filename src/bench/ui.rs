@@ -25,7 +25,7 @@ pub struct UiReport {
 /// included), for the UI and session-save benchmarks.
 pub fn sample_app(messages: usize) -> App {
     let mut app = App::new("SmolLM2-135M-Instruct.Q4_1.gguf".into());
-    app.session_name = "bench".into();
+    app.chat.session_name = "bench".into();
     for i in 0..messages {
         let (role, text) = if i % 2 == 0 {
             (
@@ -42,7 +42,9 @@ pub fn sample_app(messages: usize) -> App {
                 ),
             )
         };
-        app.entries.push(Entry::new(role, text, EntryStatus::Done));
+        app.chat
+            .entries
+            .push(Entry::new(role, text, EntryStatus::Done));
     }
     app
 }
@@ -54,7 +56,7 @@ pub fn measure(messages: usize, frames: usize) -> Result<UiReport, String> {
     let mut samples = Vec::with_capacity(frames);
     for frame in 0..frames {
         // A token arrives between frames, as while streaming.
-        if let Some(last) = app.entries.last_mut() {
+        if let Some(last) = app.chat.entries.last_mut() {
             last.text
                 .push_str(if frame % 2 == 0 { " tok" } else { "en" });
         }

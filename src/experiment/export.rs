@@ -23,7 +23,8 @@ pub fn csv(prepared: &Prepared, results: &[CellResult]) -> Result<String, String
     .iter()
     .map(|s| s.to_string())
     .collect();
-    header.extend(experiment.metrics.iter().cloned());
+    let metrics = super::summary::metric_names(prepared, results);
+    header.extend(metrics.iter().cloned());
     header.extend(experiment.checks.iter().map(|c| c.label()));
     writer.write_record(&header).map_err(|e| e.to_string())?;
     for r in results {
@@ -39,7 +40,7 @@ pub fn csv(prepared: &Prepared, results: &[CellResult]) -> Result<String, String
             r.error.clone().unwrap_or_default(),
             r.output.clone(),
         ];
-        for metric in &experiment.metrics {
+        for metric in &metrics {
             row.push(
                 r.scores
                     .metrics

@@ -81,7 +81,12 @@ pub fn prepare(path: &Path, user_templates: Option<&Path>) -> Result<Prepared, V
         let base = match (&variant.template, &experiment.prompt) {
             (Some(name), _) | (None, PromptSource::Template(name)) => {
                 if !loaded.contains_key(name) {
-                    match library::find(name, user_templates).and_then(|entry| {
+                    let entry = if name.ends_with(".toml") {
+                        template_file(path, name)
+                    } else {
+                        library::find(name, user_templates)
+                    };
+                    match entry.and_then(|entry| {
                         library::load(&entry).map_err(|errors| {
                             errors
                                 .iter()
@@ -216,6 +221,24 @@ pub fn prepare(path: &Path, user_templates: Option<&Path>) -> Result<Prepared, V
         items_in_file,
         templates,
         warnings,
+    })
+}
+
+/// A template named by its file (`template = "edits/summarize.toml"`),
+/// relative to the experiment file: how an experiment made in the
+/// workbench keeps the edited version of a template beside it.
+fn template_file(experiment: &Path, relative: &str) -> Result<library::TemplateEntry, String> {
+    let path = experiment.parent().unwrap_or(Path::new(".")).join(relative);
+    let text = library::read_template_file(&path)
+        .map_err(|e| format!("template file {}: {e}", path.display()))?;
+    let name = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    Ok(library::TemplateEntry {
+        name,
+        source: crate::prompt::Source::User(path),
+        text,
     })
 }
 

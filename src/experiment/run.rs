@@ -5,8 +5,8 @@
 //! dies is restarted; a cell in flight during two crashes becomes an error
 //! cell and the run goes on.
 
-use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use super::cells::Cell;
@@ -35,6 +35,8 @@ pub struct Progress {
     /// Tokens received so far, cells still being decoded included.
     pub streamed_tokens: u64,
     pub seconds: f64,
+    /// The index (in the cells given) of the cell that just finished.
+    pub last_cell: Option<usize>,
 }
 
 impl Progress {
@@ -144,7 +146,8 @@ pub struct Known<'a> {
 }
 
 /// Runs every cell not yet `known.done`, appending results to `log`;
-/// returns this call's new results. `on_progress` is told after each cell.
+/// returns this call's new results. `on_progress` is told after each cell,
+/// and every 200 ms or so while tokens stream.
 pub async fn run_cells(
     engine: &mut Engine,
     prepared: &Prepared,
@@ -154,6 +157,24 @@ pub async fn run_cells(
     parallel: u32,
     mut on_progress: impl FnMut(&Progress),
 ) -> Result<Vec<CellResult>, String> {
+    run_cells_reporting(engine, prepared, cells, known, log, parallel, |p, _| {
+        on_progress(p)
+    })
+    .await
+}
+
+/// [`run_cells`], telling `on_cell` each new result as it is saved (and
+/// the progress without one after the cached cells are copied, and while
+/// tokens stream).
+pub async fn run_cells_reporting(
+    engine: &mut Engine,
+    prepared: &Prepared,
+    cells: &[Cell],
+    known: Known<'_>,
+    log: &mut RunLog,
+    parallel: u32,
+    mut on_cell: impl FnMut(&Progress, Option<&CellResult>),
+) -> Result<Vec<CellResult>, String> {
     let Known { done, cache } = known;
     let started = Instant::now();
     let mut progress = Progress {
@@ -162,8 +183,12 @@ pub async fn run_cells(
         ..Progress::default()
     };
     let mut new_results = Vec::new();
-    let mut pending: Vec<&Cell> = Vec::new();
-    for cell in cells.iter().filter(|c| !done.contains(&c.key)) {
+    let mut pending: Vec<(usize, &Cell)> = Vec::new();
+    for (index, cell) in cells
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| !done.contains(&c.key))
+    {
         match cache.get(&cell.key) {
             Some(earlier) => {
                 // Scored again: this run's metrics and checks may differ.
@@ -177,21 +202,25 @@ pub async fn run_cells(
                 log.append(&result)?;
                 progress.done += 1;
                 progress.cached += 1;
+                progress.last_cell = Some(index);
+                on_cell(&progress, Some(&result));
                 new_results.push(result);
             }
-            None => pending.push(cell),
+            None => pending.push((index, cell)),
         }
     }
-    on_progress(&progress);
+    progress.last_cell = None;
+    on_cell(&progress, None);
     let mut attempts: HashMap<String, u32> = HashMap::new();
     while !pending.is_empty() {
-        let requests = pending.iter().map(|c| c.request()).collect();
+        let requests = pending.iter().map(|(_, c)| c.request()).collect();
         let mut started_cells: HashSet<usize> = HashSet::new();
         let mut finished: HashSet<usize> = HashSet::new();
         let mut save_error = None;
         // Both callbacks report: tokens as they stream (at most every
-        // REPORT_EVERY), cells as they end.
-        let reporter = RefCell::new((&mut progress, &mut on_progress, Instant::now()));
+        // REPORT_EVERY), cells as they end. (A Mutex, not a RefCell: the
+        // future must stay Send for a task of its own.)
+        let reporter = Mutex::new((&mut progress, &mut on_cell, Instant::now()));
         let outcome = engine
             .client
             .generate_many_each(
@@ -199,29 +228,32 @@ pub async fn run_cells(
                 parallel,
                 |index, _| {
                     started_cells.insert(index);
-                    let mut guard = reporter.borrow_mut();
-                    let (progress, on_progress, last) = &mut *guard;
+                    let mut guard = reporter.lock().unwrap_or_else(|e| e.into_inner());
+                    let (progress, on_cell, last) = &mut *guard;
                     progress.streamed_tokens += 1;
                     if last.elapsed() >= REPORT_EVERY {
                         progress.seconds = started.elapsed().as_secs_f64();
-                        on_progress(progress);
+                        progress.last_cell = None;
+                        on_cell(progress, None);
                         *last = Instant::now();
                     }
                 },
                 |index, outcome| {
-                    let result = cell_result(prepared, pending[index], outcome);
+                    let (cell_index, cell) = pending[index];
+                    let result = cell_result(prepared, cell, outcome);
                     if let Err(e) = log.append(&result) {
                         save_error.get_or_insert(e);
                     }
                     finished.insert(index);
-                    let mut guard = reporter.borrow_mut();
-                    let (progress, on_progress, last) = &mut *guard;
+                    let mut guard = reporter.lock().unwrap_or_else(|e| e.into_inner());
+                    let (progress, on_cell, last) = &mut *guard;
                     progress.done += 1;
                     progress.errors += usize::from(result.error.is_some());
                     progress.generated_tokens +=
                         u64::from(result.stats.as_ref().map_or(0, |s| s.generated_tokens));
                     progress.seconds = started.elapsed().as_secs_f64();
-                    on_progress(progress);
+                    progress.last_cell = Some(cell_index);
+                    on_cell(progress, Some(&result));
                     *last = Instant::now();
                     new_results.push(result);
                 },
@@ -235,7 +267,7 @@ pub async fn run_cells(
             Err(error) => {
                 tracing::warn!("the worker failed during the experiment: {error}; restarting it");
                 let mut retry = Vec::new();
-                for (index, cell) in pending.iter().enumerate() {
+                for (index, &(cell_index, cell)) in pending.iter().enumerate() {
                     if finished.contains(&index) {
                         continue;
                     }
@@ -251,10 +283,11 @@ pub async fn run_cells(
                         log.append(&result)?;
                         progress.done += 1;
                         progress.errors += 1;
-                        on_progress(&progress);
+                        progress.last_cell = Some(cell_index);
+                        on_cell(&progress, Some(&result));
                         new_results.push(result);
                     } else {
-                        retry.push(*cell);
+                        retry.push((cell_index, cell));
                     }
                 }
                 pending = retry;

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::prepare::Prepared;
+use super::ratings::RATING_METRIC;
 use super::results::CellResult;
 use crate::statistics::paired::{compare, PairedComparison, ScoreKind};
 use crate::statistics::{bootstrap, proportion, Interval, LEVEL, RESAMPLES, SEED};
@@ -170,6 +171,18 @@ fn paired(a: &BTreeMap<usize, f64>, b: &BTreeMap<usize, f64>) -> (Vec<f64>, Vec<
         .unzip()
 }
 
+/// The experiment's metrics, and `rating` when some cell is rated.
+pub fn metric_names(prepared: &Prepared, results: &[CellResult]) -> Vec<String> {
+    let mut names = prepared.experiment.metrics.clone();
+    if results
+        .iter()
+        .any(|r| r.scores.metrics.contains_key(RATING_METRIC))
+    {
+        names.push(RATING_METRIC.to_string());
+    }
+    names
+}
+
 pub fn summarise(prepared: &Prepared, results: &[CellResult]) -> Summary {
     let experiment = &prepared.experiment;
     let metric_of = |name: &str| {
@@ -185,6 +198,7 @@ pub fn summarise(prepared: &Prepared, results: &[CellResult]) -> Summary {
         }
     };
     let baseline = &experiment.baseline;
+    let metrics = metric_names(prepared, results);
     let mut variants = Vec::new();
     for variant in &experiment.variants {
         let mine: Vec<&CellResult> = results
@@ -202,7 +216,7 @@ pub fn summarise(prepared: &Prepared, results: &[CellResult]) -> Summary {
             corpus: corpus(prepared, &mine),
             agreement: agreement(&mine, experiment.checks.len()),
         };
-        for metric in &experiment.metrics {
+        for metric in &metrics {
             let values = per_item(results, &variant.name, metric_of(metric));
             let list: Vec<f64> = values.values().copied().collect();
             if let Some(interval) = bootstrap::mean_interval(&list, LEVEL, RESAMPLES, SEED) {

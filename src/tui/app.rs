@@ -1,29 +1,36 @@
-//! The chat screen's state and the only place it changes: `update` takes a
-//! message (a key, a paste, a mouse event, an engine event, the result of
-//! some IO) and returns the effects for the driver to run. No terminal, no
-//! IO, no clock: tests drive it directly.
+//! The shell of the UI: the state every screen shares (the engine, the
+//! model, popups, notices, the screen shown) and the only place state
+//! changes: `update` takes a message (a key, a paste, a mouse event, an
+//! engine event, the result of some IO), routes it to the screen it is for
+//! and returns the effects for the driver to run. No terminal, no IO, no
+//! clock: tests drive it directly.
 
 use std::cell::Cell;
 use std::path::PathBuf;
 
-use crossterm::event::{KeyCode, KeyEvent, MouseButton, MouseEvent, MouseEventKind};
-use ratatui::layout::{Position, Rect};
+use crossterm::event::{KeyCode, KeyEvent, MouseEvent, MouseEventKind};
+use ratatui::layout::Rect;
 use ratatui_textarea::TextArea;
 
-use super::conversation::{self, chat_messages, Entry, EntryStatus};
+use super::chat::{update as chat, Chat, Focus};
+use super::experiments::{update as ex, Experiments, OpenRun, Running};
 use super::keymap::{Action, Context, Keymap};
 use super::picker::{Picker, PickerItem, PickerKind};
 use super::rounds::{update as rd, Rounds};
 use super::sanitize::sanitize;
-use super::settings::{ChatSettings, SettingsForm};
+use super::settings::SettingsForm;
 use super::theme::Theme;
 use super::workbench::{self, update as wb, Workbench};
-use crate::engine::protocol::{prompt_too_long, ChatMessage, GenerationStats, Role, StopReason};
+use crate::engine::protocol::{ChatMessage, GenerationStats, StopReason};
 use crate::engine::sampling::SamplingOverrides;
 use crate::engine::SamplingParams;
+use crate::experiment::compare::Comparison;
+use crate::experiment::library::{ExperimentFile, RunEntry};
+use crate::experiment::ratings::Ratings;
+use crate::experiment::results::CellResult;
+use crate::experiment::run::Progress;
 use crate::prompt::{Template, TemplateEntry};
 use crate::refine::RefineRun;
-use crate::sampling_defaults::SamplingDefaults;
 use crate::store::runs::{RunOutcome, RunRecord, RunSummary};
 use crate::store::session::{ReplySettings, Session};
 
@@ -34,6 +41,8 @@ pub enum Screen {
     Workbench,
     /// The workbench's refinement rounds.
     Rounds,
+    /// Experiments: files, runs, a run's results.
+    Experiments,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,12 +54,6 @@ pub enum EngineState {
     Failed(String),
     /// The worker died; the message says how.
     Crashed(String),
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Focus {
-    Input,
-    Messages,
 }
 
 /// Figures of the last finished turn, for the status line.
@@ -171,6 +174,28 @@ pub enum Msg {
         id: String,
         created_unix_ms: u64,
     },
+    /// Experiment files and runs, read by the driver.
+    ExperimentsListed {
+        files: Vec<ExperimentFile>,
+        runs: Vec<RunEntry>,
+    },
+    ExperimentRunOpened(Box<OpenRun>),
+    /// A run started in the background.
+    ExperimentStarted(Box<Running>),
+    /// A cell of the run in progress finished (None: only the figures
+    /// changed).
+    ExperimentProgress {
+        id: String,
+        result: Option<Box<CellResult>>,
+        progress: Progress,
+    },
+    ExperimentFinished {
+        id: String,
+        outcome: Result<(), String>,
+    },
+    ExperimentsCompared(Result<Box<Comparison>, String>),
+    /// An experiment file was written (from the workbench's template).
+    ExperimentMade(PathBuf),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -246,19 +271,39 @@ pub enum Effect {
         sampling: SamplingParams,
         reply: ReplySettings,
     },
+    /// Read the experiment files and runs.
+    ListExperiments,
+    OpenExperimentRun(String),
+    /// Run the experiment file in the background (a worker of its own).
+    StartExperiment(PathBuf),
+    ResumeExperiment(String),
+    /// Stop the run in progress; its finished cells are kept.
+    StopExperiment,
+    SaveRatings {
+        dir: PathBuf,
+        ratings: Ratings,
+    },
+    /// Run A against run B, metric by metric.
+    CompareExperimentRuns {
+        a: String,
+        b: String,
+    },
+    /// Write the run as Markdown, CSV and JSON into the exports directory.
+    ExportExperimentRun(String),
+    /// Write an experiment of the workbench's template over `dataset`.
+    MakeExperiment {
+        saved: Option<Box<Template>>,
+        edited: Option<Box<Template>>,
+        dataset: PathBuf,
+    },
 }
 
 pub struct App {
-    pub session_name: String,
-    pub settings: ChatSettings,
-    /// What the sampler settings the session leaves alone follow: the
-    /// user's defaults and the model's recommendation.
-    pub sampling_defaults: SamplingDefaults,
+    /// The chat screen's conversation, input and settings.
+    pub chat: Chat,
     pub model_name: String,
     /// The model file loaded (or to load); a picked model replaces it.
     pub model_path: PathBuf,
-    pub entries: Vec<Entry>,
-    pub input: TextArea<'static>,
     pub engine: EngineState,
     /// How much of the model file is read, while loading.
     pub load_progress: Option<f32>,
@@ -267,36 +312,11 @@ pub struct App {
     pub n_ctx: u32,
     pub context_used: u32,
     pub last_turn: Option<TurnFigures>,
-    pub focus: Focus,
-    /// The message acted on in the message list.
-    pub selected: Option<usize>,
-    /// Keep the selected message in view (until the user scrolls).
-    pub follow_selection: bool,
-    /// Lines scrolled up from the bottom; 0 follows the stream.
-    pub scroll_up: u16,
-    /// The newest message's height when the user scrolled up: what it grows
-    /// by while streaming is added to `scroll_up`, so the view stays put.
-    pub scroll_base_tail: Option<usize>,
-    /// The message being edited in the input, and the draft it replaced.
-    pub editing: Option<(usize, Vec<String>)>,
     pub overlay: Option<Overlay>,
     pub show_help: bool,
     /// The first Ctrl+C arms quitting, the second quits.
     pub quit_armed: bool,
-    /// The first delete press arms, the second deletes.
-    pub delete_armed: bool,
     pub notice: Option<Notice>,
-    /// Why the conversation on screen is not in the session file (the last
-    /// save failed); None once a save succeeds.
-    pub unsaved: Option<String>,
-    /// Where a rescue copy goes when quitting with unsaved turns (said in
-    /// the question before quitting).
-    pub rescue_hint: String,
-    /// Esc was pressed and the reply is winding down.
-    pub stopping: bool,
-    /// A message sent while the reply was stopping: it goes out as soon as
-    /// the reply has stopped.
-    pub queued: Option<String>,
     pub should_quit: bool,
     pub keymap: Keymap,
     pub theme: Theme,
@@ -305,44 +325,11 @@ pub struct App {
     pub wb: Workbench,
     /// The refinement rounds shown (running, finished or reopened).
     pub rounds: Option<Rounds>,
+    pub exp: Experiments,
 }
 
 /// Warn when fewer tokens than this are left in the context.
 pub const CONTEXT_WARNING_MARGIN: u32 = 256;
-const INPUT_PLACEHOLDER: &str = "Type a message; Enter sends, Alt+Enter or Ctrl+J adds a line";
-const WHEEL_LINES: i32 = 3;
-
-fn empty_input() -> TextArea<'static> {
-    let mut input = TextArea::default();
-    input.set_placeholder_text(INPUT_PLACEHOLDER);
-    input
-}
-
-/// The input holding `lines`, with the cursor at the end, ready to go on.
-fn input_with(lines: Vec<String>) -> TextArea<'static> {
-    if lines.iter().all(|l| l.is_empty()) {
-        return empty_input();
-    }
-    let mut input = TextArea::new(lines);
-    input.set_placeholder_text(INPUT_PLACEHOLDER);
-    input.move_cursor(ratatui_textarea::CursorMove::Bottom);
-    input.move_cursor(ratatui_textarea::CursorMove::End);
-    input
-}
-
-/// Actions that change which messages exist wait until an edit is sent or
-/// cancelled: the edit is tied to its message's place in the conversation.
-fn blocked_by_edit(app: &mut App) -> bool {
-    if app.editing.is_some() {
-        app.info(format!(
-            "finish the edit ({} sends) or cancel it ({}) first",
-            app.keymap.key_hint(Action::Send),
-            app.keymap.key_hint(Action::Stop)
-        ));
-        return true;
-    }
-    false
-}
 
 /// What a model is called until it has loaded and named itself.
 fn model_name_of(path: &std::path::Path) -> String {
@@ -353,44 +340,20 @@ fn model_name_of(path: &std::path::Path) -> String {
 
 impl App {
     pub fn new(model_path: PathBuf) -> Self {
-        let model_name = model_name_of(&model_path);
-        let sampling_defaults =
-            SamplingDefaults::for_model(&model_path, SamplingOverrides::default());
-        let sampling_set = SamplingOverrides::default();
         Self {
-            session_name: String::new(),
-            settings: ChatSettings {
-                system_prompt: None,
-                sampling: sampling_defaults.resolve(&sampling_set, &SamplingParams::default()),
-                sampling_set,
-                reply: ReplySettings::default(),
-            },
-            sampling_defaults,
-            model_name,
+            chat: Chat::new(&model_path),
+            model_name: model_name_of(&model_path),
             model_path,
-            entries: Vec::new(),
-            input: empty_input(),
             engine: EngineState::Loading,
             load_progress: None,
             generating: None,
             n_ctx: 0,
             context_used: 0,
             last_turn: None,
-            focus: Focus::Input,
-            selected: None,
-            follow_selection: false,
-            scroll_up: 0,
-            scroll_base_tail: None,
-            editing: None,
             overlay: None,
             show_help: false,
             quit_armed: false,
-            delete_armed: false,
             notice: None,
-            unsaved: None,
-            rescue_hint: String::new(),
-            stopping: false,
-            queued: None,
             should_quit: false,
             keymap: Keymap::defaults(),
             theme: Theme::fallback(),
@@ -398,6 +361,7 @@ impl App {
             screen: Screen::Chat,
             wb: Workbench::default(),
             rounds: None,
+            exp: Experiments::default(),
         }
     }
 
@@ -408,68 +372,32 @@ impl App {
         app
     }
 
-    fn load_session(&mut self, session: &Session) {
-        self.session_name = session.name.clone();
-        // A session from before version 3 chose all of its settings.
-        let sampling_set = session
-            .sampling_set
-            .unwrap_or_else(|| SamplingOverrides::all_of(&session.sampling));
-        self.settings = ChatSettings {
-            system_prompt: session.system_prompt.clone(),
-            sampling: self
-                .sampling_defaults
-                .resolve(&sampling_set, &session.sampling),
-            sampling_set,
-            reply: session.reply.clone(),
-        };
-        self.entries = session.messages.iter().map(Entry::from_stored).collect();
-        self.selected = None;
-        // An edit belongs to the conversation it was started in.
-        if let Some((_, draft)) = self.editing.take() {
-            self.input = input_with(draft);
-        }
-        self.scroll_up = 0;
+    pub(crate) fn load_session(&mut self, session: &Session) {
+        self.chat.load_session(session);
         self.context_used = 0;
     }
 
     /// The session as it should be saved; a reply still streaming is saved
     /// with what has arrived so far.
     pub fn to_session(&self) -> Session {
-        let mut session = Session::new(self.session_name.clone());
-        session.model = Some(self.model_path.clone());
-        session.system_prompt = self.settings.system_prompt.clone();
-        session.sampling = self.settings.sampling.clone();
-        session.sampling_set = Some(self.settings.sampling_set);
-        session.reply = self.settings.reply.clone();
-        session.messages = self.entries.iter().map(Entry::to_stored).collect();
-        session
+        self.chat.to_session(&self.model_path)
     }
 
     /// The user's sampling defaults (read from their file at start).
     pub fn set_user_sampling(&mut self, user: SamplingOverrides) {
-        self.sampling_defaults.user = user;
-        self.follow_sampling_defaults();
+        self.chat.set_user_sampling(user);
     }
 
-    /// Another model: the settings the session leaves alone follow its
-    /// recommendation.
+    /// Another model: the chat's settings the session leaves alone follow
+    /// its recommendation.
     pub fn set_model_path(&mut self, path: PathBuf) {
-        self.sampling_defaults = SamplingDefaults::for_model(&path, self.sampling_defaults.user);
+        self.chat.set_model_path(&path);
         self.model_path = path;
-        self.follow_sampling_defaults();
     }
 
-    fn follow_sampling_defaults(&mut self) {
-        let settings = &mut self.settings;
-        settings.sampling = self
-            .sampling_defaults
-            .resolve(&settings.sampling_set, &settings.sampling);
-    }
-
+    /// Whether a chat reply is streaming.
     pub fn is_busy(&self) -> bool {
-        self.entries
-            .last()
-            .is_some_and(|e| e.status == EntryStatus::Streaming)
+        self.chat.is_busy()
     }
 
     /// Whether a model is loaded and answering (or about to).
@@ -481,9 +409,9 @@ impl App {
         self.n_ctx > 0 && self.context_used + CONTEXT_WARNING_MARGIN >= self.n_ctx
     }
 
-    /// The conversation as the model should see it.
+    /// The chat's conversation as the model should see it.
     pub fn conversation(&self) -> Vec<ChatMessage> {
-        chat_messages(self.settings.system_prompt.as_deref(), &self.entries)
+        self.chat.conversation()
     }
 
     /// The keymap context of what has the keyboard now.
@@ -491,13 +419,16 @@ impl App {
         if self.overlay.is_none() && self.screen == Screen::Workbench {
             return self.wb.context();
         }
+        if self.overlay.is_none() && self.screen == Screen::Experiments {
+            return self.exp.context();
+        }
         if self.overlay.is_none() && self.screen == Screen::Rounds {
             return self
                 .rounds
                 .as_ref()
                 .map_or(Context::Rounds, Rounds::context);
         }
-        match (&self.overlay, self.focus) {
+        match (&self.overlay, self.chat.focus) {
             (Some(Overlay::Settings(_)), _) => Context::Settings,
             (Some(Overlay::Picker(_)), _) | (Some(Overlay::QuitUnsaved), _) => Context::Picker,
             (None, Focus::Input) => Context::Input,
@@ -518,20 +449,6 @@ impl App {
             error: true,
         });
     }
-
-    fn streaming_entry(&mut self) -> Option<&mut Entry> {
-        self.entries
-            .last_mut()
-            .filter(|e| e.status == EntryStatus::Streaming)
-    }
-
-    /// The message actions apply to: the selected one, else the last.
-    fn target(&self) -> Option<usize> {
-        match self.selected {
-            Some(i) if i < self.entries.len() => Some(i),
-            _ => self.entries.len().checked_sub(1),
-        }
-    }
 }
 
 pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
@@ -551,10 +468,8 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
                 Some(Overlay::QuitUnsaved) => {}
                 None if app.screen == Screen::Workbench => return wb::on_paste(app, text),
                 None if app.screen == Screen::Rounds => rd::on_paste(app, &text),
-                None => {
-                    app.focus = Focus::Input;
-                    app.input.insert_str(text);
-                }
+                None if app.screen == Screen::Experiments => ex::on_paste(app, &text),
+                None => chat::on_paste(app, text),
             }
             Vec::new()
         }
@@ -606,9 +521,7 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
                 // Kept as the model wrote it: it goes into the next prompt.
                 rd::on_token(app, &text);
             } else if app.generating == Some(id) {
-                if let Some(entry) = app.streaming_entry() {
-                    entry.text.push_str(&sanitize(&text));
-                }
+                chat::on_token(app, &sanitize(&text));
             }
             Vec::new()
         }
@@ -636,21 +549,11 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
                 app.last_turn = Some(figures);
                 return rd::on_done(app, reason, stats.unwrap_or_default());
             }
-            if let Some(entry) = app.streaming_entry() {
-                entry.status = match reason {
-                    StopReason::Cancelled => EntryStatus::Stopped("stopped".into()),
-                    StopReason::ContextFull => EntryStatus::Stopped("context full".into()),
-                    StopReason::MaxTokens => EntryStatus::Stopped("max tokens".into()),
-                    _ => EntryStatus::Done,
-                };
-            }
             app.generating = None;
             app.engine = EngineState::Ready;
             app.context_used = context_used;
             app.last_turn = Some(figures);
-            let mut effects = vec![Effect::SaveSession];
-            effects.extend(reply_ended(app));
-            effects
+            chat::on_done(app, reason)
         }
         Msg::GenerationFailed { id, message } => {
             if id.is_some() && app.generating != id {
@@ -672,40 +575,15 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
                 app.error(message.clone());
                 return rd::on_failed(app, message);
             }
-            let (status, message) = match prompt_too_long(&message) {
-                Some((tokens, n_ctx)) => (
-                    format!("the conversation ({tokens} tokens) does not fit the context ({n_ctx})"),
-                    format!(
-                        "the conversation is {tokens} tokens, more than the context holds ({n_ctx}): delete a long message ({} then {} twice) or raise the context size ({})",
-                        app.keymap.key_hint(Action::FocusNext),
-                        app.keymap.key_hint_in(Context::Messages, Action::DeleteMessage),
-                        app.keymap.key_hint(Action::Settings)
-                    ),
-                ),
-                None => (message.clone(), message),
-            };
-            if let Some(entry) = app.streaming_entry() {
-                entry.status = EntryStatus::Failed(status);
-            }
             app.generating = None;
             if app.engine == EngineState::Generating {
                 app.engine = EngineState::Ready;
             }
-            app.error(message);
-            let mut effects = vec![Effect::SaveSession];
-            effects.extend(reply_ended(app));
-            effects
+            chat::on_failed(app, message)
         }
         Msg::EngineStopped(message) => {
-            // The conversation stays; only the reply in flight is marked.
-            if let Some(entry) = app.streaming_entry() {
-                entry.status = EntryStatus::Failed("the engine stopped".into());
-            }
             app.generating = None;
-            app.stopping = false;
-            if let Some(text) = app.queued.take() {
-                restore_queued(app, &text);
-            }
+            chat::on_engine_stopped(app);
             let mut effects = vec![Effect::SaveSession];
             if app.wb.is_running() {
                 effects.extend(wb::on_finished(
@@ -736,8 +614,8 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
             Vec::new()
         }
         Msg::SessionRenamed { from, to } => {
-            if app.session_name == from {
-                app.session_name = to.clone();
+            if app.chat.session_name == from {
+                app.chat.session_name = to.clone();
             }
             app.info(format!("renamed session {from} to {to}"));
             Vec::new()
@@ -747,14 +625,14 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
             Vec::new()
         }
         Msg::SessionSaved(Ok(())) => {
-            if app.unsaved.take().is_some() {
+            if app.chat.unsaved.take().is_some() {
                 app.info("the session is saved again");
             }
             Vec::new()
         }
         Msg::SessionSaved(Err(error)) => {
             app.error(format!("not saved: {error}"));
-            app.unsaved = Some(error);
+            app.chat.unsaved = Some(error);
             Vec::new()
         }
         Msg::Templates(entries) => wb::on_templates(app, entries),
@@ -795,15 +673,32 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
             rd::on_saved(app, id, created_unix_ms);
             Vec::new()
         }
-        Msg::ChatStarted(session) => {
-            app.load_session(&session);
-            app.screen = Screen::Chat;
-            app.focus = Focus::Input;
-            app.info(format!(
-                "chat {} started from the template; the reply follows",
-                session.name
-            ));
-            start_reply_checked(app)
+        Msg::ChatStarted(session) => chat::on_started_from_template(app, &session),
+        Msg::ExperimentsListed { files, runs } => {
+            ex::on_listed(&mut app.exp, files, runs);
+            Vec::new()
+        }
+        Msg::ExperimentRunOpened(run) => {
+            ex::on_run_opened(app, run);
+            Vec::new()
+        }
+        Msg::ExperimentStarted(running) => {
+            ex::on_started(app, *running);
+            Vec::new()
+        }
+        Msg::ExperimentProgress {
+            id,
+            result,
+            progress,
+        } => {
+            ex::on_progress(app, &id, result.map(|r| *r), progress);
+            Vec::new()
+        }
+        Msg::ExperimentFinished { id, outcome } => ex::on_finished(app, &id, outcome),
+        Msg::ExperimentMade(path) => ex::on_made(app, path),
+        Msg::ExperimentsCompared(comparison) => {
+            ex::on_compared(app, comparison);
+            Vec::new()
         }
     }
 }
@@ -845,7 +740,7 @@ fn on_key(app: &mut App, key: KeyEvent) -> Vec<Effect> {
     }
     let quits_chat = action == Some(Action::Quit)
         || (action == Some(Action::QuitNow) && context == Context::Messages);
-    if (quits || quits_chat) && app.unsaved.is_some() {
+    if (quits || quits_chat) && app.chat.unsaved.is_some() {
         // The turns on screen are not on disk: ask, never just go.
         app.quit_armed = false;
         app.overlay = Some(Overlay::QuitUnsaved);
@@ -886,13 +781,21 @@ fn on_key(app: &mut App, key: KeyEvent) -> Vec<Effect> {
     if action == Some(Action::Workbench) && app.overlay.is_none() && app.wb.overlay.is_none() {
         return switch_screen(app);
     }
+    if action == Some(Action::Experiments)
+        && app.overlay.is_none()
+        && app.wb.overlay.is_none()
+        && app.exp.overlay.is_none()
+    {
+        return ex::toggle(app);
+    }
     match app.overlay {
-        Some(Overlay::Settings(_)) => on_settings_key(app, action, key),
+        Some(Overlay::Settings(_)) => chat::on_settings_key(app, action, key),
         Some(Overlay::Picker(_)) => on_picker_key(app, action, key),
         Some(Overlay::QuitUnsaved) => quit_unsaved_key(app, key),
         None if app.screen == Screen::Workbench => on_workbench_key(app, action, key),
         None if app.screen == Screen::Rounds => rd::on_key(app, action, key),
-        None => on_chat_key(app, action, key),
+        None if app.screen == Screen::Experiments => ex::on_key(app, action, key),
+        None => chat::on_key(app, action, key),
     }
 }
 
@@ -924,6 +827,7 @@ fn switch_screen(app: &mut App) -> Vec<Effect> {
         Screen::Workbench => Screen::Chat,
         // The rounds belong to the workbench.
         Screen::Rounds => Screen::Workbench,
+        Screen::Experiments => Screen::Workbench,
     };
     if app.screen == Screen::Workbench && !app.wb.listed {
         app.wb.listed = true;
@@ -955,131 +859,6 @@ fn on_workbench_key(app: &mut App, action: Option<Action>, key: KeyEvent) -> Vec
     }
 }
 
-fn on_chat_key(app: &mut App, action: Option<Action>, key: KeyEvent) -> Vec<Effect> {
-    if action != Some(Action::DeleteMessage) {
-        app.delete_armed = false;
-    }
-    let Some(action) = action else {
-        if app.focus == Focus::Input {
-            app.input.input(key);
-        }
-        return Vec::new();
-    };
-    match action {
-        Action::Stop => stop(app),
-        Action::Suspend => vec![Effect::Suspend],
-        Action::RestartEngine => restart(app),
-        Action::Regenerate => regenerate(app),
-        Action::FocusNext => {
-            set_focus(
-                app,
-                match app.focus {
-                    Focus::Input => Focus::Messages,
-                    Focus::Messages => Focus::Input,
-                },
-            );
-            Vec::new()
-        }
-        Action::PageUp => scroll(app, 10),
-        Action::PageDown => scroll(app, -10),
-        Action::Settings => {
-            app.overlay = Some(Overlay::Settings(SettingsForm::new(
-                &app.settings,
-                &app.sampling_defaults,
-            )));
-            Vec::new()
-        }
-        Action::Models => {
-            app.overlay = Some(Overlay::Picker(Box::new(Picker::new(PickerKind::Models))));
-            vec![Effect::ListModels]
-        }
-        Action::Sessions => {
-            app.overlay = Some(Overlay::Picker(Box::new(Picker::new(PickerKind::Sessions))));
-            vec![Effect::ListSessions]
-        }
-        Action::Export => vec![Effect::Export],
-        Action::Send => send(app),
-        Action::Newline => {
-            app.input.insert_newline();
-            Vec::new()
-        }
-        Action::QuitNow => {
-            app.should_quit = true;
-            vec![Effect::Quit]
-        }
-        Action::SelectPrev => select(app, -1),
-        Action::SelectNext => select(app, 1),
-        Action::SelectLast => {
-            app.selected = app.entries.len().checked_sub(1);
-            app.follow_selection = false;
-            app.scroll_up = 0;
-            Vec::new()
-        }
-        Action::EditMessage => edit(app),
-        Action::DeleteMessage => delete(app),
-        Action::ContinueReply => continue_reply(app),
-        Action::CopyMessage => copy_message(app),
-        Action::CopyCode => copy_code(app),
-        Action::BranchNext => switch_branch(app, true),
-        Action::BranchPrev => switch_branch(app, false),
-        // Keys of other contexts never come back for this one.
-        _ => Vec::new(),
-    }
-}
-
-fn set_focus(app: &mut App, focus: Focus) {
-    app.focus = focus;
-    if focus == Focus::Messages && app.selected.is_none() {
-        app.selected = app.entries.len().checked_sub(1);
-        app.follow_selection = true;
-    }
-}
-
-fn stop(app: &mut App) -> Vec<Effect> {
-    if let Some(text) = app.queued.take() {
-        // Esc again takes back a message waiting for the stop.
-        restore_queued(app, &text);
-        app.info("the waiting message is back in the input");
-        return Vec::new();
-    }
-    if let Some(id) = app.generating {
-        app.stopping = true;
-        return vec![Effect::Cancel { id }];
-    }
-    if let Some((_, draft)) = app.editing.take() {
-        app.input = input_with(draft);
-        app.info("edit cancelled; the message is unchanged");
-    }
-    Vec::new()
-}
-
-fn scroll(app: &mut App, lines: i32) -> Vec<Effect> {
-    // From what is on screen, which may be following the selection.
-    let drawn = app.drawn.get();
-    let from = if app.follow_selection {
-        drawn.scroll_up
-    } else {
-        app.scroll_up
-    };
-    if app.follow_selection || app.scroll_up == 0 {
-        app.scroll_base_tail = Some(drawn.last_entry_height);
-    }
-    app.follow_selection = false;
-    let up = i32::from(from) + lines;
-    app.scroll_up = u16::try_from(up.max(0)).unwrap_or(u16::MAX);
-    Vec::new()
-}
-
-fn select(app: &mut App, step: isize) -> Vec<Effect> {
-    let Some(last) = app.entries.len().checked_sub(1) else {
-        return Vec::new();
-    };
-    let current = app.selected.unwrap_or(last);
-    app.selected = Some(current.saturating_add_signed(step).min(last));
-    app.follow_selection = true;
-    Vec::new()
-}
-
 fn on_mouse(app: &mut App, mouse: MouseEvent) -> Vec<Effect> {
     if app.overlay.is_some() || app.show_help {
         return Vec::new();
@@ -1087,13 +866,16 @@ fn on_mouse(app: &mut App, mouse: MouseEvent) -> Vec<Effect> {
     if app.screen == Screen::Workbench {
         return wb::on_mouse(app, mouse);
     }
+    if app.screen == Screen::Experiments {
+        return Vec::new();
+    }
     if app.screen == Screen::Rounds {
         // The wheel scrolls the two columns together.
         if let Some(rounds) = &mut app.rounds {
             let max = i32::from(rounds.max_scroll.get());
             let lines = match mouse.kind {
-                MouseEventKind::ScrollUp => -WHEEL_LINES,
-                MouseEventKind::ScrollDown => WHEEL_LINES,
+                MouseEventKind::ScrollUp => -chat::WHEEL_LINES,
+                MouseEventKind::ScrollDown => chat::WHEEL_LINES,
                 _ => return Vec::new(),
             };
             let target = (i32::from(rounds.scroll) + lines).clamp(0, max);
@@ -1101,21 +883,7 @@ fn on_mouse(app: &mut App, mouse: MouseEvent) -> Vec<Effect> {
         }
         return Vec::new();
     }
-    let drawn = app.drawn.get();
-    let at = Position::new(mouse.column, mouse.row);
-    match mouse.kind {
-        MouseEventKind::ScrollUp => scroll(app, WHEEL_LINES),
-        MouseEventKind::ScrollDown => scroll(app, -WHEEL_LINES),
-        MouseEventKind::Down(MouseButton::Left) => {
-            if drawn.input.contains(at) {
-                set_focus(app, Focus::Input);
-            } else if drawn.messages.contains(at) {
-                set_focus(app, Focus::Messages);
-            }
-            Vec::new()
-        }
-        _ => Vec::new(),
-    }
+    chat::on_mouse(app, mouse)
 }
 
 pub(crate) fn restart(app: &mut App) -> Vec<Effect> {
@@ -1143,364 +911,8 @@ pub(crate) fn engine_ready(app: &mut App) -> bool {
     false
 }
 
-/// Replace the last reply with a new one for the same conversation.
-fn regenerate(app: &mut App) -> Vec<Effect> {
-    if blocked_by_edit(app) || !engine_ready(app) {
-        return Vec::new();
-    }
-    let Some(last) = app.entries.iter().rposition(|e| e.role == Role::Assistant) else {
-        app.info("there is no reply to regenerate");
-        return Vec::new();
-    };
-    // Only the latest exchange can be regenerated; later user text would be lost.
-    if app.entries[last + 1..].iter().any(|e| e.role == Role::User) {
-        app.info("only the last reply can be regenerated");
-        return Vec::new();
-    }
-    app.entries.truncate(last);
-    start_reply(app)
-}
-
-/// Appends an empty reply that the next tokens stream into.
-fn start_reply(app: &mut App) -> Vec<Effect> {
-    let messages = app.conversation();
-    app.entries
-        .push(Entry::new(Role::Assistant, "", EntryStatus::Streaming));
-    follow_stream(app);
-    vec![
-        Effect::SaveSession,
-        Effect::Generate {
-            messages,
-            continue_reply: false,
-        },
-    ]
-}
-
-fn follow_stream(app: &mut App) {
-    app.scroll_up = 0;
-    app.follow_selection = false;
-    app.selected = None;
-    app.notice = None;
-    app.engine = EngineState::Generating;
-}
-
-fn send(app: &mut App) -> Vec<Effect> {
-    let lines = app.input.lines().to_vec();
-    let text = lines.join("\n");
-    if text.trim().is_empty() {
-        return Vec::new();
-    }
-    let editing = app.editing.as_ref().map(|(index, _)| *index);
-    // An edited reply needs no model; everything else does.
-    let edits_reply = editing.is_some_and(|i| {
-        app.entries
-            .get(i)
-            .is_some_and(|e| e.role == Role::Assistant)
-    });
-    if edits_reply && app.generating.is_some() {
-        app.info("wait for the reply, or press Esc to stop it");
-        return Vec::new();
-    }
-    if app.stopping && editing.is_none() {
-        // The reply is winding down after Esc: the message waits for it
-        // rather than staying in the input to be glued to the next one.
-        if app.queued.is_some() {
-            app.info("a message is already waiting for the reply to stop");
-        } else {
-            app.queued = Some(text);
-            app.input = empty_input();
-            app.info(format!(
-                "your message goes out as soon as the reply has stopped ({} takes it back)",
-                app.keymap.key_hint(Action::Stop)
-            ));
-        }
-        return Vec::new();
-    }
-    if !edits_reply && !engine_ready(app) {
-        return Vec::new();
-    }
-    app.input = input_with(
-        app.editing
-            .take()
-            .map(|(_, draft)| draft)
-            .unwrap_or_default(),
-    );
-    match editing {
-        Some(index) if index < app.entries.len() => {
-            conversation::replace_with_branch(&mut app.entries, index, text);
-            if edits_reply {
-                app.info("reply edited; the old version is kept ([ and ] switch)");
-                return vec![Effect::SaveSession];
-            }
-        }
-        _ => app
-            .entries
-            .push(Entry::new(Role::User, text, EntryStatus::Done)),
-    }
-    start_reply(app)
-}
-
-/// Puts a message that waited for a stop back into the input, before
-/// anything typed since, which is kept.
-fn restore_queued(app: &mut App, text: &str) {
-    let mut lines: Vec<String> = text.split('\n').map(str::to_string).collect();
-    let typed = app.input.lines();
-    if typed.iter().any(|l| !l.is_empty()) {
-        lines.extend(typed.iter().cloned());
-    }
-    app.input = input_with(lines);
-}
-
-/// A chat reply has ended (done, stopped or failed): a message that waited
-/// for it goes out now.
-fn reply_ended(app: &mut App) -> Vec<Effect> {
-    app.stopping = false;
-    let Some(text) = app.queued.take() else {
-        return Vec::new();
-    };
-    if app.engine != EngineState::Ready || app.editing.is_some() {
-        restore_queued(app, &text);
-        return Vec::new();
-    }
-    app.entries
-        .push(Entry::new(Role::User, text, EntryStatus::Done));
-    start_reply(app)
-}
-
-/// Puts the selected message into the input; sending it replaces the
-/// message and everything after it, which is kept as a branch.
-fn edit(app: &mut App) -> Vec<Effect> {
-    let Some(index) = app.target() else {
-        return Vec::new();
-    };
-    if app.generating.is_some() {
-        app.info("wait for the reply, or press Esc to stop it");
-        return Vec::new();
-    }
-    // A second edit keeps the draft the first one put aside.
-    let draft = match app.editing.take() {
-        Some((_, draft)) => draft,
-        None => app.input.lines().to_vec(),
-    };
-    let entry = &app.entries[index];
-    let lines: Vec<String> = entry.text.split('\n').map(str::to_string).collect();
-    let what = match entry.role {
-        Role::Assistant => "reply; Enter saves it",
-        _ => "message; Enter resends from here",
-    };
-    app.input = input_with(lines);
-    app.editing = Some((index, draft));
-    app.focus = Focus::Input;
-    app.info(format!(
-        "editing the {what}; the old version is kept; Esc cancels"
-    ));
-    Vec::new()
-}
-
-fn delete(app: &mut App) -> Vec<Effect> {
-    let Some(index) = app.target() else {
-        return Vec::new();
-    };
-    if blocked_by_edit(app) {
-        return Vec::new();
-    }
-    if app.generating.is_some() {
-        app.info("wait for the reply, or press Esc to stop it");
-        return Vec::new();
-    }
-    if !app.entries[index].branches.is_empty() {
-        app.info("this message has other versions; switch with [ and ] (only messages without versions can be deleted)");
-        return Vec::new();
-    }
-    if !app.delete_armed {
-        app.delete_armed = true;
-        app.info(format!(
-            "press {} again to delete this message",
-            app.keymap.key_hint(Action::DeleteMessage)
-        ));
-        return Vec::new();
-    }
-    app.delete_armed = false;
-    app.entries.remove(index);
-    app.selected = match app.entries.len() {
-        0 => None,
-        n => Some(index.min(n - 1)),
-    };
-    app.info("message deleted");
-    vec![Effect::SaveSession]
-}
-
-fn continue_reply(app: &mut App) -> Vec<Effect> {
-    let Some(last) = app.entries.len().checked_sub(1) else {
-        return Vec::new();
-    };
-    if blocked_by_edit(app) {
-        return Vec::new();
-    }
-    let entry = &app.entries[last];
-    let stopped = matches!(entry.status, EntryStatus::Stopped(_)) && entry.role == Role::Assistant;
-    if !stopped || app.target() != Some(last) {
-        app.info("only a stopped last reply can be continued");
-        return Vec::new();
-    }
-    if entry.text.trim().is_empty() {
-        app.entries.pop();
-        return start_reply_checked(app);
-    }
-    if !engine_ready(app) {
-        return Vec::new();
-    }
-    app.entries[last].status = EntryStatus::Done;
-    let messages = app.conversation();
-    app.entries[last].status = EntryStatus::Streaming;
-    follow_stream(app);
-    vec![
-        Effect::SaveSession,
-        Effect::Generate {
-            messages,
-            continue_reply: true,
-        },
-    ]
-}
-
-fn start_reply_checked(app: &mut App) -> Vec<Effect> {
-    if engine_ready(app) {
-        start_reply(app)
-    } else {
-        Vec::new()
-    }
-}
-
-fn copy_message(app: &mut App) -> Vec<Effect> {
-    let Some(index) = app.target() else {
-        return Vec::new();
-    };
-    let text = app.entries[index].text.clone();
-    app.info(format!(
-        "copied the message ({} characters)",
-        text.chars().count()
-    ));
-    vec![Effect::Copy(text)]
-}
-
-fn copy_code(app: &mut App) -> Vec<Effect> {
-    let Some(index) = app.target() else {
-        return Vec::new();
-    };
-    let rendered = super::markdown::render(&app.entries[index].text, &Default::default());
-    match rendered.code_blocks.last() {
-        Some(code) => {
-            let code = code.clone();
-            app.info(format!(
-                "copied the code block ({} lines)",
-                code.lines().count()
-            ));
-            vec![Effect::Copy(code)]
-        }
-        None => {
-            app.info("this message has no code block");
-            Vec::new()
-        }
-    }
-}
-
-fn switch_branch(app: &mut App, forward: bool) -> Vec<Effect> {
-    if blocked_by_edit(app) {
-        return Vec::new();
-    }
-    if app.generating.is_some() {
-        app.info("wait for the reply, or press Esc to stop it");
-        return Vec::new();
-    }
-    // The nearest message at or above the selection that has versions.
-    let from = app.target().unwrap_or(0);
-    let Some(index) = (0..=from)
-        .rev()
-        .find(|&i| app.entries.get(i).is_some_and(|e| !e.branches.is_empty()))
-    else {
-        app.info("no other versions here; editing a message keeps its old version");
-        return Vec::new();
-    };
-    conversation::switch_branch(&mut app.entries, index, forward);
-    app.selected = Some(index);
-    app.follow_selection = true;
-    app.context_used = 0;
-    vec![Effect::SaveSession]
-}
-
-fn on_settings_key(app: &mut App, action: Option<Action>, key: KeyEvent) -> Vec<Effect> {
-    let Some(Overlay::Settings(form)) = &mut app.overlay else {
-        return Vec::new();
-    };
-    let multi_line = form.focused_field() == super::settings::Field::SystemPrompt;
-    match action {
-        Some(Action::Close) | Some(Action::Stop) => {
-            app.overlay = None;
-            app.info("settings unchanged");
-            Vec::new()
-        }
-        Some(Action::Apply) => apply_settings(app),
-        Some(Action::FieldNext) | Some(Action::FocusNext) => {
-            form.move_focus(true);
-            Vec::new()
-        }
-        Some(Action::FieldPrev) => {
-            form.move_focus(false);
-            Vec::new()
-        }
-        _ if key.code == KeyCode::BackTab => {
-            form.move_focus(false);
-            Vec::new()
-        }
-        _ if key.code == KeyCode::Enter && !multi_line => {
-            form.move_focus(true);
-            Vec::new()
-        }
-        _ if !multi_line && matches!(key.code, KeyCode::Up | KeyCode::Down) => {
-            form.move_focus(key.code == KeyCode::Down);
-            Vec::new()
-        }
-        _ => {
-            if key.code == KeyCode::Enter && key.modifiers.is_empty() {
-                form.focused_area().insert_newline();
-            } else {
-                form.focused_area().input(key);
-            }
-            Vec::new()
-        }
-    }
-}
-
-fn apply_settings(app: &mut App) -> Vec<Effect> {
-    let Some(Overlay::Settings(form)) = &mut app.overlay else {
-        return Vec::new();
-    };
-    let next = match form.parse(&app.settings, &app.sampling_defaults) {
-        Ok(next) => next,
-        Err(error) => {
-            form.error = Some(error);
-            return Vec::new();
-        }
-    };
-    let reload = next.reply.n_ctx != app.settings.reply.n_ctx;
-    app.settings = next;
-    app.overlay = None;
-    let mut effects = vec![Effect::SaveSession];
-    if reload && app.generating.is_none() {
-        app.engine = EngineState::Loading;
-        app.load_progress = Some(0.0);
-        effects.push(Effect::RestartEngine);
-        app.info("settings applied; reloading the model with the new context size");
-    } else if reload {
-        app.info("settings applied; the new context size needs a reload: stop the reply first, then reopen settings");
-    } else {
-        app.info("settings applied to the next turn");
-    }
-    effects
-}
-
 fn on_picker_key(app: &mut App, action: Option<Action>, key: KeyEvent) -> Vec<Effect> {
-    let current_session = app.session_name.clone();
+    let current_session = app.chat.session_name.clone();
     let Some(Overlay::Picker(picker)) = &mut app.overlay else {
         return Vec::new();
     };
@@ -1612,336 +1024,4 @@ fn pick_model(app: &mut App, path: PathBuf) -> Vec<Effect> {
     app.context_used = 0;
     app.last_turn = None;
     vec![Effect::SaveSession, Effect::RestartEngine]
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crossterm::event::KeyModifiers;
-
-    fn key(code: KeyCode) -> Msg {
-        Msg::Key(KeyEvent::new(code, KeyModifiers::NONE))
-    }
-
-    fn ctrl(c: char) -> Msg {
-        Msg::Key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::CONTROL))
-    }
-
-    fn type_text(app: &mut App, text: &str) {
-        for c in text.chars() {
-            update(app, key(KeyCode::Char(c)));
-        }
-    }
-
-    fn ready_app() -> App {
-        let mut app = App::new(PathBuf::from("/m/model.gguf"));
-        update(
-            &mut app,
-            Msg::EngineLoaded {
-                model_name: "SmolLM2".into(),
-                model_path: PathBuf::from("/m/model.gguf"),
-                n_ctx: 4096,
-            },
-        );
-        app
-    }
-
-    fn finish(app: &mut App, id: u64, reason: StopReason, context_used: u32) {
-        update(
-            app,
-            Msg::GenerationDone {
-                id,
-                reason,
-                context_used,
-                figures: figures(),
-                stats: None,
-            },
-        );
-    }
-
-    fn figures() -> TurnFigures {
-        TurnFigures {
-            ttft_ms: 100.0,
-            tokens_per_sec: 120.0,
-        }
-    }
-
-    #[test]
-    fn typing_while_loading_is_kept_and_sending_waits_for_the_model() {
-        let mut app = App::new(PathBuf::from("/m/model.gguf"));
-        type_text(&mut app, "hello");
-        assert!(update(&mut app, key(KeyCode::Enter)).is_empty());
-        assert_eq!(app.input.lines(), ["hello"]);
-        assert!(app.notice.as_ref().unwrap().text.contains("still loading"));
-        update(
-            &mut app,
-            Msg::EngineLoaded {
-                model_name: "m".into(),
-                model_path: PathBuf::from("/m/model.gguf"),
-                n_ctx: 2048,
-            },
-        );
-        let effects = update(&mut app, key(KeyCode::Enter));
-        assert_eq!(
-            effects,
-            vec![
-                Effect::SaveSession,
-                Effect::Generate {
-                    messages: vec![ChatMessage::new(Role::User, "hello")],
-                    continue_reply: false,
-                }
-            ]
-        );
-        assert!(app.input.is_empty());
-    }
-
-    #[test]
-    fn a_turn_streams_into_the_reply_and_finishes() {
-        let mut app = ready_app();
-        type_text(&mut app, "Hi");
-        update(&mut app, key(KeyCode::Enter));
-        update(&mut app, Msg::GenerationStarted { id: 7 });
-        assert_eq!(app.engine, EngineState::Generating);
-        update(
-            &mut app,
-            Msg::Token {
-                context_used: 0,
-                id: 7,
-                text: "Hel".into(),
-            },
-        );
-        update(
-            &mut app,
-            Msg::Token {
-                context_used: 0,
-                id: 99,
-                text: "stale".into(),
-            },
-        );
-        update(
-            &mut app,
-            Msg::Token {
-                context_used: 0,
-                id: 7,
-                text: "lo\x1b[2J".into(),
-            },
-        );
-        let reply = app.entries.last().unwrap();
-        assert_eq!(reply.text, "Hello␛[2J");
-        assert_eq!(reply.status, EntryStatus::Streaming);
-        finish(&mut app, 7, StopReason::Eos, 40);
-        assert_eq!(app.entries.last().unwrap().status, EntryStatus::Done);
-        assert_eq!(app.engine, EngineState::Ready);
-        assert_eq!(app.context_used, 40);
-
-        // The next turn sends the whole conversation.
-        type_text(&mut app, "More");
-        let effects = update(&mut app, key(KeyCode::Enter));
-        assert_eq!(
-            effects,
-            vec![
-                Effect::SaveSession,
-                Effect::Generate {
-                    messages: vec![
-                        ChatMessage::new(Role::User, "Hi"),
-                        ChatMessage::new(Role::Assistant, "Hello␛[2J"),
-                        ChatMessage::new(Role::User, "More"),
-                    ],
-                    continue_reply: false,
-                }
-            ]
-        );
-    }
-
-    #[test]
-    fn esc_cancels_and_the_partial_reply_is_kept_as_stopped() {
-        let mut app = ready_app();
-        type_text(&mut app, "Hi");
-        update(&mut app, key(KeyCode::Enter));
-        update(&mut app, Msg::GenerationStarted { id: 3 });
-        update(
-            &mut app,
-            Msg::Token {
-                context_used: 0,
-                id: 3,
-                text: "partial".into(),
-            },
-        );
-        assert_eq!(
-            update(&mut app, key(KeyCode::Esc)),
-            vec![Effect::Cancel { id: 3 }]
-        );
-        finish(&mut app, 3, StopReason::Cancelled, 10);
-        let reply = app.entries.last().unwrap();
-        assert_eq!(reply.text, "partial");
-        assert_eq!(reply.status, EntryStatus::Stopped("stopped".into()));
-    }
-
-    #[test]
-    fn newline_keys_and_paste_edit_the_input() {
-        let mut app = ready_app();
-        type_text(&mut app, "a");
-        update(&mut app, ctrl('j'));
-        type_text(&mut app, "b");
-        update(
-            &mut app,
-            Msg::Key(KeyEvent::new(KeyCode::Enter, KeyModifiers::ALT)),
-        );
-        update(&mut app, Msg::Paste("line1\r\nline2 日本 👩‍👩‍👧".into()));
-        assert_eq!(app.input.lines(), ["a", "b", "line1", "line2 日本 👩‍👩‍👧"]);
-        // Backspace removes a whole grapheme's last char, never panics.
-        for _ in 0..20 {
-            update(&mut app, key(KeyCode::Backspace));
-        }
-    }
-
-    #[test]
-    fn ctrl_c_twice_quits_and_another_key_disarms() {
-        let mut app = ready_app();
-        assert!(update(&mut app, ctrl('c')).is_empty());
-        assert!(app.quit_armed);
-        update(&mut app, key(KeyCode::Char('x')));
-        assert!(!app.quit_armed);
-        update(&mut app, ctrl('c'));
-        assert_eq!(update(&mut app, ctrl('c')), vec![Effect::Quit]);
-        assert!(app.should_quit);
-    }
-
-    #[test]
-    fn q_quits_only_outside_the_editor() {
-        let mut app = ready_app();
-        assert!(update(&mut app, key(KeyCode::Char('q'))).is_empty());
-        assert_eq!(app.input.lines(), ["q"]);
-        update(&mut app, key(KeyCode::Tab));
-        assert_eq!(
-            update(&mut app, key(KeyCode::Char('q'))),
-            vec![Effect::Quit]
-        );
-    }
-
-    #[test]
-    fn a_dead_engine_keeps_the_conversation_and_offers_a_restart() {
-        let mut app = ready_app();
-        type_text(&mut app, "Hi");
-        update(&mut app, key(KeyCode::Enter));
-        update(&mut app, Msg::GenerationStarted { id: 1 });
-        update(
-            &mut app,
-            Msg::Token {
-                context_used: 0,
-                id: 1,
-                text: "par".into(),
-            },
-        );
-        update(
-            &mut app,
-            Msg::EngineStopped("the engine stopped: killed by signal 9".into()),
-        );
-        assert_eq!(app.entries.len(), 2);
-        assert_eq!(app.entries[0].text, "Hi");
-        assert_eq!(app.entries[1].text, "par");
-        assert!(matches!(app.engine, EngineState::Crashed(_)));
-        type_text(&mut app, "again");
-        assert!(update(&mut app, key(KeyCode::Enter)).is_empty());
-        assert_eq!(update(&mut app, ctrl('r')), vec![Effect::RestartEngine]);
-        assert_eq!(app.engine, EngineState::Loading);
-        // The failed reply is not sent back to the model.
-        update(
-            &mut app,
-            Msg::EngineLoaded {
-                model_name: "m".into(),
-                model_path: PathBuf::from("/m/model.gguf"),
-                n_ctx: 2048,
-            },
-        );
-        let effects = update(&mut app, key(KeyCode::Enter));
-        assert_eq!(
-            effects,
-            vec![
-                Effect::SaveSession,
-                Effect::Generate {
-                    messages: vec![
-                        ChatMessage::new(Role::User, "Hi"),
-                        ChatMessage::new(Role::User, "again"),
-                    ],
-                    continue_reply: false,
-                }
-            ]
-        );
-    }
-
-    #[test]
-    fn the_session_round_trips_through_the_ui_state() {
-        let mut app = ready_app();
-        app.session_name = "s1".into();
-        app.settings.system_prompt = Some("Be brief.".into());
-        type_text(&mut app, "Hi");
-        update(&mut app, key(KeyCode::Enter));
-        update(&mut app, Msg::GenerationStarted { id: 1 });
-        update(
-            &mut app,
-            Msg::Token {
-                context_used: 0,
-                id: 1,
-                text: "Hel".into(),
-            },
-        );
-        finish(&mut app, 1, StopReason::Cancelled, 9);
-        let session = app.to_session();
-        assert_eq!(session.name, "s1");
-        assert_eq!(session.messages[1].note.as_deref(), Some("stopped"));
-        let reopened = App::with_session(&session, PathBuf::from("/m/model.gguf"));
-        assert_eq!(reopened.entries, app.entries);
-        assert_eq!(
-            reopened.settings.system_prompt.as_deref(),
-            Some("Be brief.")
-        );
-        // The system prompt leads the conversation sent to the model.
-        assert_eq!(
-            reopened.conversation()[0],
-            ChatMessage::new(Role::System, "Be brief.")
-        );
-    }
-
-    #[test]
-    fn ctrl_g_regenerates_the_last_reply_only() {
-        let mut app = ready_app();
-        type_text(&mut app, "Hi");
-        update(&mut app, key(KeyCode::Enter));
-        // Not while the reply is still coming.
-        assert!(update(&mut app, ctrl('g')).is_empty());
-        update(&mut app, Msg::GenerationStarted { id: 1 });
-        update(
-            &mut app,
-            Msg::Token {
-                context_used: 0,
-                id: 1,
-                text: "first".into(),
-            },
-        );
-        finish(&mut app, 1, StopReason::Eos, 9);
-        let effects = update(&mut app, ctrl('g'));
-        assert_eq!(
-            effects,
-            vec![
-                Effect::SaveSession,
-                Effect::Generate {
-                    messages: vec![ChatMessage::new(Role::User, "Hi")],
-                    continue_reply: false,
-                }
-            ]
-        );
-        assert_eq!(app.entries.len(), 2);
-        assert_eq!(app.entries[1].text, "");
-        assert_eq!(app.entries[1].status, EntryStatus::Streaming);
-    }
-
-    #[test]
-    fn context_warning_before_it_fills() {
-        let mut app = ready_app();
-        app.context_used = 4096 - CONTEXT_WARNING_MARGIN - 1;
-        assert!(!app.context_nearly_full());
-        app.context_used += 1;
-        assert!(app.context_nearly_full());
-    }
 }

@@ -27,7 +27,7 @@
 //! is about is ignored, so that action keeps its default keys:
 //!
 //! - `FILE:LINE:COL: <toml message>` — a syntax error; the whole file is ignored.
-//! - `FILE:LINE:COL: unknown section 'foo' (sections: global, input, messages, settings, picker, workbench, workbench_list, workbench_form, rounds)`
+//! - `FILE:LINE:COL: unknown section 'foo' (sections: global, input, messages, settings, picker, workbench, workbench_list, workbench_form, rounds, experiments)`
 //! - `FILE:LINE:COL: 'foo' is outside a section (sections: …)` — a key before any `[section]`.
 //! - `FILE:LINE:COL: 'global' must be a table [global], found string`
 //! - `FILE:LINE:COL: unknown action 'frobnicate'`
@@ -84,6 +84,8 @@ pub enum Context {
     WorkbenchForm,
     /// The refinement rounds: passes, their diff, ratings.
     Rounds,
+    /// The experiments screen: files, runs, a run's matrix and cells.
+    Experiments,
 }
 
 impl Context {
@@ -97,6 +99,7 @@ impl Context {
         Context::WorkbenchList,
         Context::WorkbenchForm,
         Context::Rounds,
+        Context::Experiments,
     ];
 
     /// The section name in `keymap.toml`.
@@ -111,6 +114,7 @@ impl Context {
             Context::WorkbenchList => "workbench_list",
             Context::WorkbenchForm => "workbench_form",
             Context::Rounds => "rounds",
+            Context::Experiments => "experiments",
         }
     }
 
@@ -209,6 +213,14 @@ pub enum Action {
     Rate,
     MarkBest,
     CompareRuns,
+    // Experiments
+    Experiments,
+    ColumnPrev,
+    ColumnNext,
+    NextScore,
+    SortRows,
+    FilterRows,
+    MakeExperiment,
 }
 
 const GLOBAL: &[Context] = &[Context::Global];
@@ -220,17 +232,34 @@ const LISTS: &[Context] = &[
     Context::Picker,
     Context::WorkbenchList,
     Context::Rounds,
+    Context::Experiments,
 ];
-const ROUNDS: &[Context] = &[Context::Rounds];
-const COPY: &[Context] = &[Context::Messages, Context::Rounds];
+const ROUNDS: &[Context] = &[Context::Rounds, Context::Experiments];
+const EXPERIMENTS: &[Context] = &[Context::Experiments];
+const COPY: &[Context] = &[Context::Messages, Context::Rounds, Context::Experiments];
+const BRANCHES: &[Context] = &[Context::Messages, Context::Experiments];
 const POPUPS: &[Context] = &[Context::Settings, Context::Picker, Context::WorkbenchForm];
 const INPUTS: &[Context] = &[Context::Input, Context::Workbench, Context::WorkbenchForm];
-const PICKERS: &[Context] = &[Context::Picker, Context::WorkbenchList];
+const PICKERS: &[Context] = &[
+    Context::Picker,
+    Context::WorkbenchList,
+    Context::Experiments,
+];
 const WORKBENCH: &[Context] = &[Context::Workbench, Context::WorkbenchList];
+const RUNS: &[Context] = &[
+    Context::Workbench,
+    Context::WorkbenchList,
+    Context::Experiments,
+];
 const WORKBENCH_TEXT: &[Context] = &[Context::Workbench, Context::WorkbenchForm];
 const WORKBENCH_LIST: &[Context] = &[Context::WorkbenchList];
 const HISTORY: &[Context] = &[Context::Workbench, Context::WorkbenchList, Context::Rounds];
-const QUIT_NOW: &[Context] = &[Context::Messages, Context::WorkbenchList, Context::Rounds];
+const QUIT_NOW: &[Context] = &[
+    Context::Messages,
+    Context::WorkbenchList,
+    Context::Rounds,
+    Context::Experiments,
+];
 const FORMS: &[Context] = &[Context::Settings, Context::WorkbenchForm];
 
 impl Action {
@@ -296,6 +325,13 @@ impl Action {
         Action::Rate,
         Action::MarkBest,
         Action::CompareRuns,
+        Action::Experiments,
+        Action::ColumnPrev,
+        Action::ColumnNext,
+        Action::NextScore,
+        Action::SortRows,
+        Action::FilterRows,
+        Action::MakeExperiment,
     ];
 
     /// (name in `keymap.toml`, description for help, contexts it may be bound in)
@@ -333,8 +369,16 @@ impl Action {
                 "Copy the selected message's last code block",
                 MESSAGES,
             ),
-            Action::BranchNext => ("branch_next", "Show the next kept branch", MESSAGES),
-            Action::BranchPrev => ("branch_prev", "Show the previous kept branch", MESSAGES),
+            Action::BranchNext => (
+                "branch_next",
+                "Show the next kept branch (or the next repeat of a cell)",
+                BRANCHES,
+            ),
+            Action::BranchPrev => (
+                "branch_prev",
+                "Show the previous kept branch (or repeat)",
+                BRANCHES,
+            ),
             Action::Apply => ("apply", "Apply the settings or the form", FORMS),
             Action::Close => ("close", "Close", POPUPS),
             Action::FieldNext => ("field_next", "Next field", FORMS),
@@ -348,7 +392,11 @@ impl Action {
                 GLOBAL,
             ),
             Action::FocusPrev => ("focus_prev", "Move focus to the previous pane", WORKBENCH),
-            Action::Run => ("run", "Run the template; output streams below", WORKBENCH),
+            Action::Run => (
+                "run",
+                "Run the template (or the experiment, or resume the run)",
+                RUNS,
+            ),
             Action::Save => (
                 "save",
                 "Save the template (a shipped one as your copy)",
@@ -374,14 +422,45 @@ impl Action {
             ),
             Action::Rate => (
                 "rate",
-                "Rate the selected pass (1-5) and add a note",
+                "Rate the selected pass or cell (1-5) and add a note",
                 ROUNDS,
             ),
             Action::MarkBest => ("mark_best", "Mark the selected pass as the best", ROUNDS),
             Action::CompareRuns => (
                 "compare_runs",
-                "Compare with another refinement run, pass by pass",
+                "Compare with another run (pass by pass, or metric by metric)",
                 ROUNDS,
+            ),
+            Action::Experiments => (
+                "experiments",
+                "Switch to the experiments screen and back",
+                GLOBAL,
+            ),
+            Action::ColumnPrev => ("column_prev", "Select the variant to the left", EXPERIMENTS),
+            Action::ColumnNext => (
+                "column_next",
+                "Select the variant to the right",
+                EXPERIMENTS,
+            ),
+            Action::NextScore => (
+                "next_score",
+                "Show the next metric or check in the matrix",
+                EXPERIMENTS,
+            ),
+            Action::SortRows => (
+                "sort_rows",
+                "Sort rows: by item, by the selected variant, by disagreement",
+                EXPERIMENTS,
+            ),
+            Action::MakeExperiment => (
+                "make_experiment",
+                "Make an experiment of the template: saved vs edited, examples on vs off, over a dataset",
+                WORKBENCH,
+            ),
+            Action::FilterRows => (
+                "filter_rows",
+                "Show all rows, rows where variants differ, rows where a check fails",
+                EXPERIMENTS,
             ),
             Action::NextText => (
                 "next_text",
@@ -571,6 +650,27 @@ const DEFAULTS: &[(Context, Action, &[&str])] = &[
     (Context::Rounds, Action::History, &["f6"]),
     (Context::Rounds, Action::QuitNow, &["q"]),
     (Context::Rounds, Action::Help, &["?"]),
+    (Context::Global, Action::Experiments, &["f10"]),
+    (Context::Workbench, Action::MakeExperiment, &["alt+e"]),
+    (Context::WorkbenchList, Action::MakeExperiment, &["alt+e"]),
+    (Context::Experiments, Action::SelectPrev, &["up", "k"]),
+    (Context::Experiments, Action::SelectNext, &["down", "j"]),
+    (Context::Experiments, Action::ColumnPrev, &["left", "h"]),
+    (Context::Experiments, Action::ColumnNext, &["right", "l"]),
+    (Context::Experiments, Action::Pick, &["enter"]),
+    (Context::Experiments, Action::Run, &["ctrl+g"]),
+    (Context::Experiments, Action::NextScore, &["m"]),
+    (Context::Experiments, Action::SortRows, &["s"]),
+    (Context::Experiments, Action::FilterRows, &["f"]),
+    (Context::Experiments, Action::CompareLeft, &["a"]),
+    (Context::Experiments, Action::CompareRight, &["b"]),
+    (Context::Experiments, Action::Rate, &["r"]),
+    (Context::Experiments, Action::CompareRuns, &["o"]),
+    (Context::Experiments, Action::CopyMessage, &["y"]),
+    (Context::Experiments, Action::BranchNext, &["]"]),
+    (Context::Experiments, Action::BranchPrev, &["["]),
+    (Context::Experiments, Action::QuitNow, &["q"]),
+    (Context::Experiments, Action::Help, &["?"]),
 ];
 
 /// A key as bound: a code and the modifiers that matter, normalised so a
@@ -1320,7 +1420,8 @@ mod tests {
         // The only context keys that hide a Global action: Esc closes the
         // popups rather than stopping the reply; in the workbench Ctrl+G
         // runs the template (it generates, as it regenerates in the chat),
-        // Ctrl+R redoes in its editors, and Tab moves between form fields.
+        // and on the experiments screen runs or resumes; Ctrl+R redoes in
+        // the workbench's editors, and Tab moves between form fields.
         let esc = parse_key("esc").unwrap();
         let ctrl_g = parse_key("ctrl+g").unwrap();
         let ctrl_r = parse_key("ctrl+r").unwrap();
@@ -1330,6 +1431,12 @@ mod tests {
             (Context::Picker, esc, Action::Close, Action::Stop),
             (Context::WorkbenchForm, esc, Action::Close, Action::Stop),
             (Context::Workbench, ctrl_g, Action::Run, Action::Regenerate),
+            (
+                Context::Experiments,
+                ctrl_g,
+                Action::Run,
+                Action::Regenerate,
+            ),
             (
                 Context::WorkbenchList,
                 ctrl_g,
@@ -1611,11 +1718,11 @@ mod tests {
     fn unknown_sections_and_actions() {
         assert_eq!(
             report("[global]\nregenerate = \"f11\"\n\n[foo]\nx = \"y\"\n"),
-            ["F:4:2: unknown section 'foo' (sections: global, input, messages, settings, picker, workbench, workbench_list, workbench_form, rounds)"]
+            ["F:4:2: unknown section 'foo' (sections: global, input, messages, settings, picker, workbench, workbench_list, workbench_form, rounds, experiments)"]
         );
         assert_eq!(
             report("regenerate = \"f11\"\n"),
-            ["F:1:1: 'regenerate' is outside a section (sections: global, input, messages, settings, picker, workbench, workbench_list, workbench_form, rounds)"]
+            ["F:1:1: 'regenerate' is outside a section (sections: global, input, messages, settings, picker, workbench, workbench_list, workbench_form, rounds, experiments)"]
         );
         assert_eq!(
             report("global = \"f11\"\n"),

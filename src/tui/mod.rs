@@ -6,11 +6,15 @@
 //! only here), and redraws on a frame tick rather than once per token.
 
 pub mod app;
+pub mod chat;
 pub mod conversation;
+pub mod experiments;
 pub mod keymap;
 pub mod markdown;
 pub mod picker;
+pub mod rating;
 pub mod rounds;
+pub mod run_settings;
 pub mod sanitize;
 pub mod sessions;
 pub mod settings;
@@ -18,6 +22,7 @@ pub mod side_by_side;
 pub mod terminal;
 pub mod theme;
 pub mod view;
+pub mod widgets;
 pub mod workbench;
 
 use std::path::{Path, PathBuf};
@@ -172,6 +177,14 @@ fn start_loading(
     receiver
 }
 
+/// The next message of the experiment running in the background.
+async fn next_experiment_msg(task: &mut Option<experiments::driver::Task>) -> Option<Msg> {
+    match task.as_mut() {
+        Some(task) => task.messages.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
 async fn next_engine_event(engine: &mut Option<EngineClient>) -> Result<Event, EngineError> {
     match engine.as_mut() {
         Some(engine) => engine.next_event().await,
@@ -183,7 +196,7 @@ async fn next_engine_event(engine: &mut Option<EngineClient>) -> Result<Event, E
 fn load_request(base: &LoadRequest, app: &App) -> LoadRequest {
     LoadRequest {
         model: app.model_path.clone(),
-        n_ctx: app.settings.reply.n_ctx.unwrap_or(base.n_ctx),
+        n_ctx: app.chat.settings.reply.n_ctx.unwrap_or(base.n_ctx),
         ..base.clone()
     }
 }
@@ -197,7 +210,7 @@ async fn event_loop(
 ) -> Result<Farewell, String> {
     let mut app = App::with_session(&target.session, load.model.clone());
     let rescue_places = rescue::candidates();
-    app.rescue_hint = rescue::first_place(&rescue_places);
+    app.chat.rescue_hint = rescue::first_place(&rescue_places);
     app.theme = config.theme;
     app.keymap = config.keymap;
     app.set_user_sampling(config.sampling);
@@ -237,6 +250,8 @@ async fn event_loop(
     let mut dirty = true;
     let mut previews = PreviewRequests::default();
     let templates_dir = crate::paths::config_dir().ok().map(|d| d.join("prompts"));
+    // The experiment running in the background, if any.
+    let mut experiment: Option<experiments::driver::Task> = None;
 
     loop {
         let msg = tokio::select! {
@@ -280,6 +295,12 @@ async fn event_loop(
                 }
             },
             Some(fraction) = progress.recv() => Msg::LoadProgress(fraction),
+            Some(msg) = next_experiment_msg(&mut experiment) => {
+                if matches!(msg, Msg::ExperimentFinished { .. }) {
+                    experiment = None;
+                }
+                msg
+            },
             _ = preview_due(&previews), if previews.waiting.is_some() && engine.is_some() => {
                 let (revision, messages, _) = previews.waiting.take().expect("guarded");
                 if let Some(engine) = engine.as_mut() {
@@ -362,19 +383,19 @@ async fn event_loop(
                     )),
                     Effect::ListSessions => Some(Msg::PickerItems(
                         PickerKind::Sessions,
-                        session_items(&sessions_dir, &app.session_name),
+                        session_items(&sessions_dir, &app.chat.session_name),
                     )),
                     Effect::OpenSession(name) => Some(match files.open(&app.to_session(), &name) {
                         Ok(session) => Msg::SessionOpened(Box::new(session)),
                         Err(error) => error_notice(error),
                     }),
                     Effect::RenameSession { from, to } => {
-                        match files.rename(&app.session_name, &from, &to) {
+                        match files.rename(&app.chat.session_name, &from, &to) {
                             Ok(_) => {
                                 answers.push(Msg::SessionRenamed { from, to });
                                 Some(Msg::PickerItems(
                                     PickerKind::Sessions,
-                                    session_items(&sessions_dir, &app.session_name),
+                                    session_items(&sessions_dir, &app.chat.session_name),
                                 ))
                             }
                             Err(error) => Some(error_notice(error)),
@@ -444,6 +465,49 @@ async fn event_loop(
                         sampling,
                         reply,
                     } => Some(start_chat(&app, &mut files, messages, sampling, reply)),
+                    Effect::ListExperiments => Some(experiments::driver::list()),
+                    Effect::OpenExperimentRun(id) => Some(experiments::driver::open(&id)),
+                    Effect::StartExperiment(file) => {
+                        match experiments::driver::start(&file, &load_request(&load, &app), &spawn)
+                        {
+                            Ok(task) => {
+                                experiment = Some(task);
+                                Some(experiments::driver::list())
+                            }
+                            Err(msg) => Some(msg),
+                        }
+                    }
+                    Effect::ResumeExperiment(id) => {
+                        match experiments::driver::resume(&id, &load_request(&load, &app), &spawn) {
+                            Ok(task) => {
+                                experiment = Some(task);
+                                None
+                            }
+                            Err(msg) => Some(msg),
+                        }
+                    }
+                    Effect::StopExperiment => {
+                        if let Some(task) = experiment.as_mut() {
+                            task.stop();
+                        }
+                        None
+                    }
+                    Effect::SaveRatings { dir, ratings } => {
+                        Some(experiments::driver::save_ratings(&dir, &ratings))
+                    }
+                    Effect::CompareExperimentRuns { a, b } => {
+                        Some(experiments::driver::compare_runs(&a, &b))
+                    }
+                    Effect::ExportExperimentRun(id) => Some(experiments::driver::export(&id)),
+                    Effect::MakeExperiment {
+                        saved,
+                        edited,
+                        dataset,
+                    } => Some(experiments::driver::make_from_template(
+                        saved.as_deref(),
+                        edited.as_deref(),
+                        &dataset,
+                    )),
                     Effect::DeleteSession(name) => match files.delete(&name) {
                         Ok(moved_to) => {
                             answers.push(Msg::Notice(Notice {
@@ -452,7 +516,7 @@ async fn event_loop(
                             }));
                             Some(Msg::PickerItems(
                                 PickerKind::Sessions,
-                                session_items(&sessions_dir, &app.session_name),
+                                session_items(&sessions_dir, &app.chat.session_name),
                             ))
                         }
                         Err(error) => Some(error_notice(error)),
@@ -478,7 +542,7 @@ async fn event_loop(
     }
     // Whatever arrived of a reply in flight is kept, and a save that
     // failed is tried once more; if it fails again, a copy goes elsewhere.
-    if app.is_busy() || app.unsaved.is_some() {
+    if app.is_busy() || app.chat.unsaved.is_some() {
         keep_session(&app, &files, &rescue_places, &mut farewell);
     }
     if let Some(run) = app.wb.run.as_ref().filter(|r| r.is_streaming()) {
@@ -500,7 +564,7 @@ async fn event_loop(
 
 /// The length of the reply streaming in, to tell whether it grew.
 fn streamed_len(app: &App) -> usize {
-    app.entries.last().map_or(0, |e| e.text.len())
+    app.chat.entries.last().map_or(0, |e| e.text.len())
 }
 
 /// Writes the session file, timing it so that saves while streaming stay
@@ -550,7 +614,7 @@ fn start_generation(
     messages: Vec<crate::engine::protocol::ChatMessage>,
     continue_reply: bool,
 ) -> Msg {
-    let settings = &app.settings;
+    let settings = &app.chat.settings;
     let request = GenerateRequest {
         id: 0,
         prompt: if continue_reply {

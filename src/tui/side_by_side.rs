@@ -20,7 +20,7 @@ use unicode_width::UnicodeWidthStr;
 
 use super::sanitize::sanitize;
 use super::theme::{Slot, Theme};
-use super::view::pane;
+use super::widgets::pane;
 use crate::diff::{Change, Piece, Row, WordDiff};
 
 /// The widget: draw it with `frame.render_widget(side_by_side, area)`.

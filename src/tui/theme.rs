@@ -127,6 +127,13 @@ pub enum Slot {
     DiffDelete,
     /// `{{var}}` placeholders in prompts.
     Variable,
+    /// The heat scale of a results matrix, from the lowest fifth of a
+    /// score's range to the highest (usually a background).
+    HeatWorst,
+    HeatBad,
+    HeatMiddle,
+    HeatGood,
+    HeatBest,
 }
 
 impl Slot {
@@ -159,6 +166,11 @@ impl Slot {
         Slot::DiffInsert,
         Slot::DiffDelete,
         Slot::Variable,
+        Slot::HeatWorst,
+        Slot::HeatBad,
+        Slot::HeatMiddle,
+        Slot::HeatGood,
+        Slot::HeatBest,
     ];
 
     /// The name in theme files (snake_case).
@@ -191,11 +203,29 @@ impl Slot {
             Slot::DiffInsert => "diff_insert",
             Slot::DiffDelete => "diff_delete",
             Slot::Variable => "variable",
+            Slot::HeatWorst => "heat_worst",
+            Slot::HeatBad => "heat_bad",
+            Slot::HeatMiddle => "heat_middle",
+            Slot::HeatGood => "heat_good",
+            Slot::HeatBest => "heat_best",
         }
     }
 
     pub fn from_name(name: &str) -> Option<Slot> {
         Slot::ALL.iter().copied().find(|slot| slot.name() == name)
+    }
+
+    /// The heat slot of a value placed on its scale (0 worst, 1 best).
+    pub fn heat(position: f64) -> Slot {
+        const SCALE: [Slot; 5] = [
+            Slot::HeatWorst,
+            Slot::HeatBad,
+            Slot::HeatMiddle,
+            Slot::HeatGood,
+            Slot::HeatBest,
+        ];
+        let index = (position.clamp(0.0, 1.0) * 5.0).floor() as usize;
+        SCALE[index.min(4)]
     }
 }
 

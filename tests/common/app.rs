@@ -12,7 +12,7 @@ use super::keys::{ch, key, type_text};
 /// A chat whose model has loaded (4096 tokens of context).
 pub fn ready_app() -> App {
     let mut app = App::new(PathBuf::from("/m/model.gguf"));
-    app.session_name = "open-session".into();
+    app.chat.session_name = "open-session".into();
     update(
         &mut app,
         Msg::EngineLoaded {

@@ -11,7 +11,8 @@ use crate::refine::{Generated, LoopConfig, RefineLoop, RefineRun, RefineSetup, D
 use crate::store::runs::RunSummary;
 use crate::tui::app::{engine_ready, App, Effect, EngineState, Screen};
 use crate::tui::keymap::Action;
-use crate::tui::workbench::update::run_settings;
+use crate::tui::rating::{parse_rating, rating_text};
+use crate::tui::run_settings::run_settings;
 use crate::tui::workbench::{AfterConfirm, WbOverlay};
 
 /// Starts refinement rounds on the workbench's template and values.
@@ -296,10 +297,7 @@ pub fn on_key(app: &mut App, action: Option<Action>, key: KeyEvent) -> Vec<Effec
             let Some(pass) = rounds.run().passes.get(rounds.selected) else {
                 return Vec::new();
             };
-            let current = match pass.rating {
-                Some(rating) => format!("{rating} {}", pass.note).trim_end().to_string(),
-                None => String::new(),
-            };
+            let current = rating_text(pass.rating, &pass.note);
             let mut area = TextArea::new(vec![current]);
             area.move_cursor(ratatui_textarea::CursorMove::End);
             rounds.overlay = Some(RoundsOverlay::Rate(Box::new(area)));
@@ -432,30 +430,23 @@ fn apply_rating(app: &mut App, area: &TextArea<'static>) -> Vec<Effect> {
     let Some(rounds) = &mut app.rounds else {
         return Vec::new();
     };
-    let text = area.lines().join(" ");
-    let text = text.trim();
-    let (number, note) = text.split_once(' ').unwrap_or((text, ""));
-    let rating = match number {
-        "" | "0" => None,
-        n => match n.parse::<u8>() {
-            Ok(r) if (1..=5).contains(&r) => Some(r),
-            _ => {
-                let mut area = area.clone();
-                area.set_placeholder_text("a rating 1-5, then a note");
-                rounds.overlay = Some(RoundsOverlay::Rate(Box::new(area)));
-                app.error(format!(
-                    "'{n}' is not a rating: start with 1 to 5 (0 or nothing clears it)"
-                ));
-                return Vec::new();
-            }
-        },
+    let (rating, note) = match parse_rating(&area.lines().join(" ")) {
+        Ok(Some((rating, note))) => (Some(rating), note),
+        Ok(None) => (None, String::new()),
+        Err(problem) => {
+            let mut area = area.clone();
+            area.set_placeholder_text("a rating 1-5, then a note");
+            rounds.overlay = Some(RoundsOverlay::Rate(Box::new(area)));
+            app.error(problem);
+            return Vec::new();
+        }
     };
     let selected = rounds.selected;
     let Some(pass) = rounds.lp.run_mut().passes.get_mut(selected) else {
         return Vec::new();
     };
     pass.rating = rating;
-    pass.note = note.trim().to_string();
+    pass.note = note;
     let effect = save(rounds.run());
     app.info(match rating {
         Some(r) => format!("{} rated {r}/5", super::pass_name(selected)),

@@ -17,8 +17,8 @@ use crate::tui::keymap::Action;
 use crate::tui::sanitize::sanitize;
 use crate::tui::side_by_side::{self, SideBySide};
 use crate::tui::theme::{Slot, Theme};
-use crate::tui::view::{pane, popup};
-use crate::tui::workbench::view::run_lines;
+use crate::tui::widgets::run_lines;
+use crate::tui::widgets::{pane, popup};
 
 pub const MIN_WIDTH: u16 = 50;
 pub const MIN_HEIGHT: u16 = 12;

@@ -74,6 +74,8 @@ pub enum LinePurpose {
     SaveAs,
     /// The name of a new, empty template.
     NewTemplate,
+    /// The dataset of an experiment made from the template.
+    ExperimentDataset,
 }
 
 pub struct LinePrompt {
@@ -102,6 +104,10 @@ impl LinePrompt {
             LinePurpose::LoadFile { var } => format!("Load {{{{{var}}}}} from file (path)"),
             LinePurpose::SaveAs => "Save the template as (name)".into(),
             LinePurpose::NewTemplate => "New template (name)".into(),
+            LinePurpose::ExperimentDataset => {
+                "Experiment: saved vs edited, examples on vs off, over the dataset (JSONL or CSV path)"
+                    .into()
+            }
         }
     }
 }

@@ -19,21 +19,7 @@ use crate::prompt::{Source, Template, TemplateEntry};
 use crate::store::runs::{RunOutcome, RunRecord, RunSummary, RUN_FORMAT_VERSION};
 use crate::tui::app::{engine_ready, App, Effect};
 use crate::tui::keymap::Action;
-
-/// A run stops after this many tokens unless the template says otherwise:
-/// small models can go on until the context is full.
-pub const DEFAULT_MAX_TOKENS: u32 = 512;
-
-/// How the UI generates for a template (a run, or refinement rounds): its
-/// sampling settings over the defaults (a fixed seed, so that prompt changes
-/// compare fairly), its token limit or [`DEFAULT_MAX_TOKENS`], its stops.
-pub fn run_settings(template: &Template) -> (SamplingParams, u32, Vec<String>) {
-    let mut sampling = SamplingParams::default();
-    template.sampling.apply(&mut sampling);
-    let max_tokens = template.sampling.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS);
-    let stop = template.sampling.stop.clone().unwrap_or_default();
-    (sampling, max_tokens, stop)
-}
+use crate::tui::run_settings::run_settings;
 
 /// Keys while the workbench has the screen (and no app popup is open).
 pub fn on_key(app: &mut App, action: Option<Action>, key: KeyEvent) -> Vec<Effect> {
@@ -61,6 +47,15 @@ pub fn on_key(app: &mut App, action: Option<Action>, key: KeyEvent) -> Vec<Effec
             return Vec::new();
         }
         Some(Action::SendToChat) => return send_to_chat(app),
+        Some(Action::MakeExperiment) => {
+            if template_to_save(app).is_some() {
+                app.wb.overlay = Some(WbOverlay::Line(Box::new(LinePrompt::new(
+                    LinePurpose::ExperimentDataset,
+                    "",
+                ))));
+            }
+            return Vec::new();
+        }
         Some(Action::History) => {
             app.wb.overlay = Some(WbOverlay::History(HistoryList {
                 runs: Vec::new(),
@@ -277,7 +272,7 @@ fn go_ahead(app: &mut App, next: AfterConfirm) -> Vec<Effect> {
             refresh(app)
         }
         AfterConfirm::OpenRun(id) => vec![Effect::OpenRun(id)],
-        AfterConfirm::Quit if app.unsaved.is_some() => {
+        AfterConfirm::Quit if app.chat.unsaved.is_some() => {
             // The chat's turns are not on disk either: that question next.
             app.overlay = Some(crate::tui::app::Overlay::QuitUnsaved);
             Vec::new()
@@ -619,7 +614,7 @@ fn line_key(
     let text = prompt.text();
     if text.is_empty() {
         let what = match prompt.purpose {
-            LinePurpose::LoadFile { .. } => "a path",
+            LinePurpose::LoadFile { .. } | LinePurpose::ExperimentDataset => "a path",
             _ => "a name",
         };
         prompt.error = Some(format!("type {what} first; Esc cancels"));
@@ -630,6 +625,17 @@ fn line_key(
             var,
             path: expand_home(&text),
         }]),
+        LinePurpose::ExperimentDataset => {
+            let edited = template_to_save(app)?;
+            let doc = app.wb.doc.as_ref()?;
+            let saved = (doc.origin != super::doc::Origin::New).then(|| doc.saved.clone());
+            let edited = (saved.as_ref() != Some(&edited)).then_some(edited);
+            Some(vec![Effect::MakeExperiment {
+                saved: saved.map(Box::new),
+                edited: edited.map(Box::new),
+                dataset: expand_home(&text),
+            }])
+        }
         LinePurpose::NewTemplate | LinePurpose::SaveAs => {
             if !is_template_name(&text) {
                 prompt.error = Some(format!(
@@ -778,7 +784,7 @@ fn send_to_chat(app: &mut App) -> Vec<Effect> {
             // The chat goes on with the template's settings: its sampler,
             // and its length and stop strings for every reply.
             let mut sampling = SamplingParams::default();
-            let mut reply = app.settings.reply.clone();
+            let mut reply = app.chat.settings.reply.clone();
             if let Ok(template) = doc.to_template() {
                 let (template_sampling, _, stop) = run_settings(&template);
                 sampling = template_sampling;

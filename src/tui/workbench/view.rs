@@ -18,7 +18,7 @@ use crate::tui::app::App;
 use crate::tui::keymap::{Action, Context};
 use crate::tui::sanitize::sanitize;
 use crate::tui::theme::{Slot, Theme};
-use crate::tui::view::{pane, popup};
+use crate::tui::widgets::{pane, popup, run_lines, window};
 
 /// Below this the workbench's six panes cannot show anything useful.
 pub const MIN_WIDTH: u16 = 60;
@@ -146,15 +146,6 @@ fn styled_area(theme: &Theme, area: &TextArea<'static>, focused: bool) -> TextAr
         area.set_cursor_style(theme.style(Slot::Text));
     }
     area
-}
-
-/// The first `rows` lines from `first` so that `selected` is on screen.
-fn window(selected: usize, count: usize, rows: usize) -> std::ops::Range<usize> {
-    let rows = rows.max(1);
-    let first = selected
-        .saturating_sub(rows - 1)
-        .min(count.saturating_sub(rows));
-    first..(first + rows).min(count)
 }
 
 fn render_list(app: &App, frame: &mut Frame, area: Rect, focused: bool) {
@@ -507,10 +498,10 @@ fn render_preview(app: &App, frame: &mut Frame, area: Rect, focused: bool) {
         .doc
         .as_ref()
         .and_then(|d| d.to_template().ok())
-        .map_or(super::update::DEFAULT_MAX_TOKENS, |t| {
+        .map_or(crate::tui::run_settings::DEFAULT_MAX_TOKENS, |t| {
             t.sampling
                 .max_tokens
-                .unwrap_or(super::update::DEFAULT_MAX_TOKENS)
+                .unwrap_or(crate::tui::run_settings::DEFAULT_MAX_TOKENS)
         });
     let (count, count_slot) = match (&preview.exact, &preview.rendered) {
         (Some((_, tokens)), _) if app.n_ctx > 0 => {
@@ -758,38 +749,4 @@ fn render_history(app: &App, list: &HistoryList, frame: &mut Frame, area: Rect) 
         )),
         footer,
     );
-}
-
-/// Saved runs, a line each (id, preview, and the problem of a file that
-/// cannot be read), the selected one highlighted and kept in view.
-pub(crate) fn run_lines(
-    theme: &Theme,
-    runs: &[crate::store::runs::RunSummary],
-    selected: usize,
-    height: u16,
-) -> Vec<Line<'static>> {
-    window(selected, runs.len(), usize::from(height))
-        .map(|i| {
-            let run = &runs[i];
-            let mut spans = vec![
-                Span::styled(sanitize(&run.id), theme.style(Slot::Text)),
-                Span::styled(
-                    format!("  {}", sanitize(&run.output_preview)),
-                    theme.style(Slot::Muted),
-                ),
-            ];
-            if let Some(problem) = &run.problem {
-                spans.push(Span::styled(
-                    format!("  {}", sanitize(problem)),
-                    theme.style(Slot::StatusError),
-                ));
-            }
-            let line = Line::from(spans);
-            if i == selected {
-                line.patch_style(theme.style(Slot::Selection))
-            } else {
-                line
-            }
-        })
-        .collect()
 }
