@@ -1,27 +1,20 @@
 //! `whet experiment`: prompt experiments over datasets.
 
-use std::collections::{HashMap, HashSet};
-use std::io::{IsTerminal, Read};
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use sha2::{Digest, Sha256};
-use whet::experiment::cells::{cells, Cell};
+use whet::experiment::launch::{self, Launch, NewRun};
 use whet::experiment::prepare::{prepare, Prepared};
-use whet::experiment::results::{self, CellResult, RunInfo, RunLog};
+use whet::experiment::results::{self, CellResult};
 use whet::experiment::run::{run_cells, Engine, Known, Progress};
 use whet::experiment::summary::{cells_failing_checks, summarise, table};
 use whet::experiment::{compare, export, library, plan};
 use whet::outln;
 
 use super::{load_error, spawn_options, ModelArgs};
-
-/// Parallel sequences when not asked: the fastest measured on a 2-core
-/// machine (`whet bench --parallel 1,2,4,8`: 1.69× one at a time at 8,
-/// 1.47× at 4).
-const DEFAULT_PARALLEL: u32 = 8;
 
 /// The exit code of a run whose checks failed under `--fail-on-check`.
 pub const EXIT_CHECKS_FAILED: u8 = 3;
@@ -51,7 +44,7 @@ pub enum ExperimentCommand {
         #[arg(value_name = "NAME|FILE")]
         experiment: String,
         /// Sequences decoded together (1-8).
-        #[arg(long, default_value_t = DEFAULT_PARALLEL)]
+        #[arg(long, default_value_t = launch::DEFAULT_PARALLEL)]
         parallel: u32,
         /// Only the first K items.
         #[arg(long)]
@@ -77,7 +70,7 @@ pub enum ExperimentCommand {
     #[command(after_help = EXIT_CODES)]
     Resume {
         id: String,
-        #[arg(long, default_value_t = DEFAULT_PARALLEL)]
+        #[arg(long, default_value_t = launch::DEFAULT_PARALLEL)]
         parallel: u32,
         #[arg(long)]
         json: bool,
@@ -226,10 +219,12 @@ fn prepare_run(
     limit: Option<usize>,
     repeats: Option<u32>,
 ) -> Result<Prepared, String> {
-    let mut prepared = prepare(file, super::templates::user_dir().as_deref())
-        .map_err(|problems| problems.join("\n"))?;
-    prepared.apply(limit, repeats);
-    Ok(prepared)
+    launch::prepare_run(
+        file,
+        limit,
+        repeats,
+        super::templates::user_dir().as_deref(),
+    )
 }
 
 fn list(json: bool) -> Result<ExitCode, String> {
@@ -384,46 +379,6 @@ fn summary_line(prepared: &Prepared) -> String {
     )
 }
 
-/// Variants on different models are read and checked but not run yet:
-/// refuse rather than run them all on one model.
-fn refuse_variant_models(prepared: &Prepared) -> Result<(), String> {
-    match prepared
-        .experiment
-        .variants
-        .iter()
-        .find(|v| v.model.is_some())
-    {
-        Some(v) => Err(format!(
-            "variant '{}' sets a model: running variants on different models is not built yet; \
-             remove 'model' and pick the model with --model",
-            v.name
-        )),
-        None => Ok(()),
-    }
-}
-
-/// The model file's SHA-256, part of every cell's key.
-fn model_sha256(path: &Path) -> Result<String, String> {
-    let mut file =
-        std::fs::File::open(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let mut hasher = Sha256::new();
-    let mut buffer = vec![0u8; 1 << 20];
-    loop {
-        let n = file
-            .read(&mut buffer)
-            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buffer[..n]);
-    }
-    Ok(hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect())
-}
-
 /// How a run goes, from the command line.
 struct RunOptions {
     parallel: u32,
@@ -446,74 +401,44 @@ async fn start(
             whet::engine::parallel::MAX_PARALLEL
         ));
     }
-    refuse_variant_models(&prepared)?;
     let load = model.load_request()?;
-    let sha = model_sha256(&load.model)?;
-    let cells = cells(&prepared, &sha).map_err(|e| e.join("\n"))?;
     let root = results::experiments_dir()?;
-    let cache = if use_cache {
-        results::cached_results(&root)
-    } else {
-        Default::default()
-    };
-    let created = whet::store::dates::now_unix_ms();
-    let info = RunInfo {
-        id: whet::store::runs::new_id(created, &prepared.experiment.name),
-        experiment: prepared.experiment.name.clone(),
-        file: std::fs::canonicalize(&prepared.path).unwrap_or(prepared.path.clone()),
-        file_text: std::fs::read_to_string(&prepared.path).unwrap_or_default(),
-        model: load.model.clone(),
-        model_sha256: sha,
-        parallel,
-        limit,
-        repeats,
-        cells: Some(cells.len()),
-        created_unix_ms: created,
-    };
-    let mut log = RunLog::create(&root, &info)?;
-    eprintln!("run {} into {}", info.id, log.dir.display());
-    let run = RunState {
-        prepared: &prepared,
-        cells: &cells,
-        done: &HashSet::new(),
-        cache: &cache,
-        root: &root,
-        model_sha256: &info.model_sha256,
-    };
-    let results = execute(&run, &mut log, load, parallel).await?;
-    print_summary(&prepared, &results, options.json)?;
-    eprintln!("show it again with: whet experiment show {}", info.id);
+    let mut launch = launch::new_run(
+        &root,
+        NewRun {
+            prepared,
+            model: &load.model,
+            parallel,
+            limit,
+            repeats,
+            use_cache,
+        },
+    )?;
+    eprintln!("run {} into {}", launch.info.id, launch.log.dir.display());
+    let results = execute(&mut launch, &root, load, parallel).await?;
+    print_summary(&launch.prepared, &results, options.json)?;
+    eprintln!(
+        "show it again with: whet experiment show {}",
+        launch.info.id
+    );
     Ok(exit_code(&results, options.fail_on_check))
 }
 
 async fn resume(id: &str, model: &ModelArgs, options: RunOptions) -> Result<ExitCode, String> {
     let dir = run_dir(id)?;
-    let info = results::read_info(&dir)?;
-    let prepared = prepare_run(&info.file, info.limit, info.repeats)?;
-    refuse_variant_models(&prepared)?;
     let mut load = model.load_request()?;
-    if model.model.is_none() {
-        load.model = info.model.clone();
-    }
-    let sha = model_sha256(&load.model)?;
-    let cells = cells(&prepared, &sha).map_err(|e| e.join("\n"))?;
-    let earlier = results::read_results(&dir)?;
-    let done: HashSet<String> = earlier.iter().map(|r| r.key.clone()).collect();
-    let mut log = RunLog::open(&dir)?;
+    let mut launch = launch::resume_run(
+        &dir,
+        model.model.clone(),
+        super::templates::user_dir().as_deref(),
+    )?;
+    load.model = launch.info.model.clone();
     eprintln!("run {id}: going on in {}", dir.display());
     let root = results::experiments_dir()?;
-    let run = RunState {
-        prepared: &prepared,
-        cells: &cells,
-        done: &done,
-        cache: &HashMap::new(),
-        root: &root,
-        model_sha256: &sha,
-    };
-    let new = execute(&run, &mut log, load, options.parallel).await?;
-    let mut all = earlier;
+    let new = execute(&mut launch, &root, load, options.parallel).await?;
+    let mut all = std::mem::take(&mut launch.earlier);
     all.extend(new);
-    print_summary(&prepared, &all, options.json)?;
+    print_summary(&launch.prepared, &all, options.json)?;
     Ok(exit_code(&all, options.fail_on_check))
 }
 
@@ -539,40 +464,29 @@ fn exit_code(results: &[CellResult], fail_on_check: bool) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// What a run or a resume hands to [`execute`].
-struct RunState<'a> {
-    prepared: &'a Prepared,
-    cells: &'a [Cell],
-    done: &'a HashSet<String>,
-    cache: &'a HashMap<String, CellResult>,
-    /// Where earlier runs are (for the estimate).
-    root: &'a Path,
-    model_sha256: &'a str,
-}
-
 /// Says what the run will do, loads the model, counts the prompt tokens,
-/// estimates the time, then runs the cells with a progress bar (plain
-/// lines when stderr is not a terminal).
+/// estimates the time (from earlier runs under `root`), then runs the
+/// cells with a progress bar (plain lines when stderr is not a terminal).
 async fn execute(
-    run: &RunState<'_>,
-    log: &mut RunLog,
+    run: &mut Launch,
+    root: &Path,
     mut load: whet::engine::LoadRequest,
     parallel: u32,
 ) -> Result<Vec<CellResult>, String> {
-    let mut the_plan = plan::plan(run.prepared, run.cells, run.done, run.cache, parallel);
+    let mut the_plan = plan::plan(&run.prepared, &run.cells, &run.done, &run.cache, parallel);
     eprintln!("{}", plan::cells_line(&the_plan));
     load.parallel = parallel;
     let mut engine = Engine::start(spawn_options()?, load.clone())
         .await
         .map_err(|e| load_error(&load, whet::engine::EngineError::Request(e)))?;
-    let pending = plan::to_decode(run.cells, run.done, run.cache);
+    let pending = plan::to_decode(&run.cells, &run.done, &run.cache);
     if !pending.is_empty() {
         match plan::count_prompt_tokens(&mut engine.client, &pending).await {
             Ok((tokens, per_cell)) => {
                 the_plan.prompt_tokens = Some(tokens);
                 the_plan.estimate = plan::measured_speed(
-                    run.root,
-                    run.model_sha256,
+                    root,
+                    &run.info.model_sha256,
                     parallel,
                     &run.prepared.experiment.name,
                 )
@@ -588,15 +502,15 @@ async fn execute(
     }
     let mut view = ProgressView::new(run.cells.len());
     let known = Known {
-        done: run.done,
-        cache: run.cache,
+        done: &run.done,
+        cache: &run.cache,
     };
     let result = run_cells(
         &mut engine,
-        run.prepared,
-        run.cells,
+        &run.prepared,
+        &run.cells,
         known,
-        log,
+        &mut run.log,
         parallel,
         |p| view.show(p),
     )
