@@ -18,13 +18,15 @@ fn the_shipped_experiments_are_valid_and_say_how_many_cells_they_have() {
     let root = env!("CARGO_MANIFEST_DIR");
     let sentiment = format!("{root}/prompts/experiments/sentiment-shots.toml");
     let qa = format!("{root}/prompts/experiments/qa-temperature.toml");
-    let output = check(&[&sentiment, &qa]);
+    let models = format!("{root}/prompts/experiments/qa-models.toml");
+    let output = check(&[&sentiment, &qa, &models]);
     assert_eq!(output.status.code(), Some(0), "{}", stdout(&output));
     assert_eq!(
         stdout(&output),
         format!(
             "{sentiment}: ok: 22 items × 3 variants = 66 cells (baseline '0-shot')\n\
-             {qa}: ok: 20 items × 2 variants, 3 repeats of sampled variants = 80 cells (baseline 'greedy')\n"
+             {qa}: ok: 20 items × 2 variants, 3 repeats of sampled variants = 80 cells (baseline 'greedy')\n\
+             {models}: ok: 20 items × 2 variants = 40 cells (baseline 'smollm2')\n"
         )
     );
     // Every shipped experiment is covered above.
@@ -33,7 +35,7 @@ fn the_shipped_experiments_are_valid_and_say_how_many_cells_they_have() {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .filter(|n| n.ends_with(".toml"))
         .collect();
-    assert_eq!(shipped.len(), 2, "{shipped:?}");
+    assert_eq!(shipped.len(), 3, "{shipped:?}");
 }
 
 #[test]
@@ -246,6 +248,7 @@ fn list_names_experiments_and_runs_newest_first_and_a_broken_run_does_not_stop_i
         stdout(&output),
         format!(
             "experiments (yours: {}; shipped: {root}/prompts/experiments)\n\
+             \x20 qa-models        shipped  SmolLM2 135M Instruct against Gemma 3 270M (base) on 20 passage questions, greedy, with checks.\n\
              \x20 qa-temperature   shipped  Passage questions at temperature 0 and 0.7 (3 repeats), with checks.\n\
              \x20 sentiment-shots  yours, replacing the shipped one  My own.\n\
              runs, newest first ({})\n\
@@ -262,7 +265,7 @@ fn list_names_experiments_and_runs_newest_first_and_a_broken_run_does_not_stop_i
             .unwrap();
     assert_eq!(json["runs"][0]["id"], "run-2");
     assert_eq!(json["runs"][1]["cells_done"], 4);
-    assert_eq!(json["experiments"][1]["replaces_shipped"], true);
+    assert_eq!(json["experiments"][2]["replaces_shipped"], true);
 }
 
 #[test]
@@ -283,7 +286,7 @@ fn names_resolve_through_the_library() {
     assert_eq!(
         stderr(&output),
         format!(
-            "error: unknown experiment 'nosuch' (available: qa-temperature, sentiment-shots; yours go in {})\n",
+            "error: unknown experiment 'nosuch' (available: qa-models, qa-temperature, sentiment-shots; yours go in {})\n",
             logs.path().join("config").join("experiments").display()
         )
     );

@@ -196,10 +196,11 @@ fn open(app: &App) -> &OpenRun {
 fn f10_lists_files_and_runs_and_enter_runs_opens_or_resumes() {
     let mut app = listed();
     let names: Vec<&str> = app.exp.files.iter().map(|f| f.name.as_str()).collect();
-    assert_eq!(names, ["qa-temperature", "sentiment-shots"]);
+    assert_eq!(names, ["qa-models", "qa-temperature", "sentiment-shots"]);
     assert_eq!(app.exp.pane(), ListPane::Files);
     ch(&mut app, 'j');
-    let sentiment = app.exp.files[1].path.clone();
+    ch(&mut app, 'j');
+    let sentiment = app.exp.files[2].path.clone();
     assert_eq!(
         key(&mut app, KeyCode::Enter),
         vec![Effect::StartExperiment(sentiment.clone())]
