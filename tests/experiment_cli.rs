@@ -216,6 +216,29 @@ fn a_run_shows_as_a_table_markdown_csv_and_json() {
     let json: serde_json::Value = serde_json::from_str(&show(data.path(), &id, "json")).unwrap();
     assert_eq!(json["variants"][1]["name"], "with, comma");
     assert_eq!(json["variants"][0]["checks"][0]["estimate"], 0.5);
+    // Ratings made on the Experiments screen are part of the summary.
+    let run = data.path().join("experiments").join(&id);
+    let first: serde_json::Value = serde_json::from_str(
+        std::fs::read_to_string(run.join("results.jsonl"))
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap(),
+    )
+    .unwrap();
+    let key = first["key"].as_str().unwrap();
+    std::fs::write(
+        run.join("ratings.json"),
+        format!("{{\"version\": 1, \"cells\": {{\"{key}\": {{\"score\": 4, \"note\": \"ok\"}}}}}}"),
+    )
+    .unwrap();
+    let json: serde_json::Value = serde_json::from_str(&show(data.path(), &id, "json")).unwrap();
+    assert_eq!(json["variants"][0]["metrics"]["rating"]["estimate"], 4.0);
+    assert!(show(data.path(), &id, "csv")
+        .lines()
+        .next()
+        .unwrap()
+        .contains("rating"));
 }
 
 #[test]

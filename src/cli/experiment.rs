@@ -157,10 +157,11 @@ pub async fn run(command: ExperimentCommand) -> Result<ExitCode, String> {
             resume(&id, &model, options).await
         }
         ExperimentCommand::Show { id, format } => {
-            let dir = run_dir(&id)?;
-            let info = results::read_info(&dir)?;
-            let prepared = prepare_run(&info.file, info.limit, info.repeats)?;
-            let results = results::read_results(&dir)?;
+            let run = launch::read_run(&id, super::templates::user_dir().as_deref())?;
+            if let Err(problem) = &run.ratings {
+                eprintln!("warning: ratings left out: {problem}");
+            }
+            let (prepared, results) = (run.prepared, run.results);
             match format {
                 Format::Table => print_summary(&prepared, &results, false)?,
                 Format::Json => print_summary(&prepared, &results, true)?,
@@ -176,7 +177,7 @@ pub async fn run(command: ExperimentCommand) -> Result<ExitCode, String> {
         }
         ExperimentCommand::List { json } => list(json),
         ExperimentCommand::Compare { a, b, json } => {
-            let comparison = compare::compare_runs(&run_dir(&a)?, &run_dir(&b)?)?;
+            let comparison = compare::compare_runs(&launch::run_dir(&a)?, &launch::run_dir(&b)?)?;
             if json {
                 let text = serde_json::to_string_pretty(&comparison).map_err(|e| e.to_string())?;
                 outln!("{text}");
@@ -188,19 +189,6 @@ pub async fn run(command: ExperimentCommand) -> Result<ExitCode, String> {
             Ok(ExitCode::SUCCESS)
         }
     }
-}
-
-/// The folder of run `id`, which must exist.
-fn run_dir(id: &str) -> Result<PathBuf, String> {
-    let root = results::experiments_dir()?;
-    let dir = root.join(id);
-    if id.is_empty() || id.contains(['/', '\\']) || !dir.is_dir() {
-        return Err(format!(
-            "no run '{id}' in {} (see `whet experiment list`)",
-            root.display()
-        ));
-    }
-    Ok(dir)
 }
 
 /// An experiment's name or file, as a file.
@@ -425,7 +413,7 @@ async fn start(
 }
 
 async fn resume(id: &str, model: &ModelArgs, options: RunOptions) -> Result<ExitCode, String> {
-    let dir = run_dir(id)?;
+    let dir = launch::run_dir(id)?;
     let mut load = model.load_request()?;
     let mut launch = launch::resume_run(
         &dir,

@@ -11,6 +11,7 @@ use sha2::{Digest, Sha256};
 
 use super::cells::{cells_on, Cell, VariantModel};
 use super::prepare::{prepare, Prepared};
+use super::ratings::Ratings;
 use super::results::{self, CellResult, RunInfo, RunLog};
 
 /// Parallel sequences when not asked: the fastest measured on a 2-core
@@ -207,5 +208,50 @@ pub fn resume_run(
         cache: HashMap::new(),
         earlier,
         log,
+    })
+}
+
+/// The folder of run `id` under the experiments folder, which must exist.
+pub fn run_dir(id: &str) -> Result<PathBuf, String> {
+    let root = results::experiments_dir()?;
+    let dir = root.join(id);
+    if id.is_empty() || id.contains(['/', '\\']) || !dir.is_dir() {
+        return Err(format!(
+            "no run '{id}' in {} (see `whet experiment list`)",
+            root.display()
+        ));
+    }
+    Ok(dir)
+}
+
+/// A run read back from its folder.
+pub struct SavedRun {
+    pub dir: PathBuf,
+    pub info: RunInfo,
+    /// The experiment as the run ran it (its limit and repeats).
+    pub prepared: Prepared,
+    /// Its results so far, with the ratings applied (a `rating` metric).
+    pub results: Vec<CellResult>,
+    /// Its ratings, or why they cannot be read (then none are applied).
+    pub ratings: Result<Ratings, String>,
+}
+
+/// Run `id` as the summary, the screen and the exports see it. The results
+/// file is read without being changed (another whet may be appending).
+pub fn read_run(id: &str, user_templates: Option<&Path>) -> Result<SavedRun, String> {
+    let dir = run_dir(id)?;
+    let info = results::read_info(&dir)?;
+    let prepared = prepare_run(&info.file, info.limit, info.repeats, user_templates)?;
+    let mut results = results::peek_results(&dir)?;
+    let ratings = Ratings::read(&dir);
+    if let Ok(ratings) = &ratings {
+        ratings.apply(&mut results);
+    }
+    Ok(SavedRun {
+        dir,
+        info,
+        prepared,
+        results,
+        ratings,
     })
 }

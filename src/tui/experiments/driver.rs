@@ -9,9 +9,9 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::{OpenRun, Running};
 use crate::engine::{LoadRequest, SpawnOptions};
-use crate::experiment::launch::{self, Launch, NewRun, DEFAULT_PARALLEL};
+use crate::experiment::launch::{self, Launch, NewRun, SavedRun, DEFAULT_PARALLEL};
 use crate::experiment::ratings::Ratings;
-use crate::experiment::results::{self, experiments_dir};
+use crate::experiment::results::experiments_dir;
 use crate::experiment::run::{run_cells_reporting, Engine, Known};
 use crate::experiment::{compare, export, library, summary};
 use crate::store::atomic::write_atomic;
@@ -38,38 +38,23 @@ pub fn list() -> Msg {
     Msg::ExperimentsListed { files, runs }
 }
 
-fn run_dir(id: &str) -> Result<PathBuf, String> {
-    let root = experiments_dir()?;
-    let dir = root.join(id);
-    if id.contains('/') || !dir.is_dir() {
-        return Err(format!("no run {id} in {}", root.display()));
-    }
-    Ok(dir)
-}
-
 /// A run read from disk, ready to show (with its ratings).
 pub fn open(id: &str) -> Msg {
-    let opened = run_dir(id).and_then(|dir| {
-        let info = results::read_info(&dir)?;
-        let prepared = launch::prepare_run(
-            &info.file,
-            info.limit,
-            info.repeats,
-            user_templates().as_deref(),
-        )?;
-        let results = results::peek_results(&dir)?;
-        let ratings = Ratings::read(&dir);
-        Ok(OpenRun::new(info, dir, prepared, results, ratings))
-    });
-    match opened {
-        Ok(run) => Msg::ExperimentRunOpened(Box::new(run)),
+    match launch::read_run(id, user_templates().as_deref()) {
+        Ok(run) => Msg::ExperimentRunOpened(Box::new(OpenRun::new(
+            run.info,
+            run.dir,
+            run.prepared,
+            run.results,
+            run.ratings,
+        ))),
         Err(error) => notice(format!("cannot open run {id}: {error}"), true),
     }
 }
 
 pub fn compare_runs(a: &str, b: &str) -> Msg {
-    let compared = run_dir(a)
-        .and_then(|da| Ok((da, run_dir(b)?)))
+    let compared = launch::run_dir(a)
+        .and_then(|da| Ok((da, launch::run_dir(b)?)))
         .and_then(|(da, db)| compare::compare_runs(&da, &db));
     Msg::ExperimentsCompared(compared.map(Box::new))
 }
@@ -84,16 +69,15 @@ pub fn save_ratings(dir: &Path, ratings: &Ratings) -> Msg {
 /// The run as Markdown (the summary), CSV (a row per cell) and JSON (the
 /// summary) in the exports directory.
 pub fn export(id: &str) -> Msg {
-    let written = run_dir(id).and_then(|dir| {
-        let info = results::read_info(&dir)?;
-        let prepared = launch::prepare_run(
-            &info.file,
-            info.limit,
-            info.repeats,
-            user_templates().as_deref(),
-        )?;
-        let mut cells = results::peek_results(&dir)?;
-        Ratings::read(&dir)?.apply(&mut cells);
+    let written = launch::read_run(id, user_templates().as_deref()).and_then(|run| {
+        let SavedRun {
+            prepared,
+            results: cells,
+            ratings,
+            ..
+        } = run;
+        // Exported ratings must be the saved ones, not silently none.
+        ratings?;
         let summary = summary::summarise(&prepared, &cells);
         let out = crate::store::export::exports_dir()?;
         std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
@@ -198,8 +182,8 @@ pub fn start(file: &Path, load: &LoadRequest, spawn: &SpawnOptions) -> Result<Ta
 
 /// Goes on with run `id` (on the model it ran on) in the background.
 pub fn resume(id: &str, load: &LoadRequest, spawn: &SpawnOptions) -> Result<Task, Msg> {
-    let set_up =
-        run_dir(id).and_then(|dir| launch::resume_run(&dir, None, user_templates().as_deref()));
+    let set_up = launch::run_dir(id)
+        .and_then(|dir| launch::resume_run(&dir, None, user_templates().as_deref()));
     match set_up {
         Ok(launch) if launch.earlier.len() >= launch.cells.len() => {
             Err(notice(format!("run {id} has every cell already"), false))
