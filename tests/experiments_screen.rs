@@ -222,11 +222,19 @@ fn f10_lists_files_and_runs_and_enter_runs_opens_or_resumes() {
             "20261129-090000-000-reviews".into()
         )]
     );
-    // F10 again goes back to the chat, and the lists are not read twice.
+    // F10 again goes back to the chat, and the lists are not read twice;
+    // from the workbench it goes back to the workbench.
     assert!(key(&mut app, KeyCode::F(10)).is_empty());
     assert_eq!(app.screen, Screen::Chat);
     assert!(key(&mut app, KeyCode::F(10)).is_empty());
     assert_eq!(app.screen, Screen::Experiments);
+    key(&mut app, KeyCode::F(10));
+    key(&mut app, KeyCode::F(5));
+    assert_eq!(app.screen, Screen::Workbench);
+    key(&mut app, KeyCode::F(10));
+    assert_eq!(app.screen, Screen::Experiments);
+    key(&mut app, KeyCode::F(10));
+    assert_eq!(app.screen, Screen::Workbench);
 }
 
 fn running() -> Running {

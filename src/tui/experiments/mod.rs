@@ -231,6 +231,8 @@ pub struct Experiments {
     pub overlay: Option<ExpOverlay>,
     /// A file to select once the lists arrive (one just made).
     pub select_file: Option<PathBuf>,
+    /// The screen F10 goes back to.
+    pub return_to: Option<crate::tui::app::Screen>,
 }
 
 impl Experiments {

@@ -21,9 +21,10 @@ const PAGE: u16 = 10;
 /// F10: to the experiments, or back to the screen before.
 pub fn toggle(app: &mut App) -> Vec<Effect> {
     if app.screen == Screen::Experiments {
-        app.screen = Screen::Chat;
+        app.screen = app.exp.return_to.take().unwrap_or(Screen::Chat);
         return Vec::new();
     }
+    app.exp.return_to = Some(app.screen);
     app.screen = Screen::Experiments;
     if !app.exp.listed {
         app.exp.listed = true;
