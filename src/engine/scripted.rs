@@ -427,7 +427,8 @@ impl Backend for ToyBackend {
 /// ```toml
 /// abort_after = 3           # abort() once 3 requests have ended (Done or Error) in this worker
 /// abort_on = "poison"       # abort() at the first token of a request whose prompt contains this
-/// hang_after = 2            # stop answering once 2 requests have ended (exit when stdin closes)
+/// hang_after = 2            # stop answering once 2 requests have ended (0: at the first
+///                           # generation); exit when stdin closes or at Shutdown
 /// once = "/tmp/x/fired"     # only if this file does not exist; it is created when one fires
 /// journal = "/tmp/x/log"    # one line per request received: its prompt text, as JSON
 /// ```
