@@ -7,6 +7,7 @@ pub mod parallel;
 pub mod protocol;
 pub mod runner;
 pub mod sampling;
+pub mod scripted;
 pub mod stop;
 pub mod utf8;
 pub mod worker;

@@ -267,17 +267,7 @@ impl Session<'_> {
     /// A prompt must have a token, and leave room in the context for one
     /// more: said before anything is decoded.
     pub(super) fn check_prompt_fits(&self, prompt: &[LlamaToken]) -> Result<(), String> {
-        let n_ctx = self.ctx.n_ctx() as usize;
-        if prompt.is_empty() {
-            return Err("the prompt is empty".to_string());
-        }
-        if prompt.len() >= n_ctx {
-            return Err(super::protocol::prompt_too_long_message(
-                prompt.len(),
-                n_ctx,
-            ));
-        }
-        Ok(())
+        check_prompt_fits(prompt, self.ctx.n_ctx() as usize)
     }
 
     /// Runs one request, sending `Token` events through `emit` as tokens are
@@ -574,6 +564,21 @@ fn fast_exp(x: f32) -> f32 {
             + f * (0.240_226_5 + f * (0.055_504_1 + f * (0.009_618_1 + f * 0.001_333_4))));
     let bits = ((floor + 127) as u32) << 23;
     f32::from_bits(bits) * p
+}
+
+/// A prompt must have a token, and leave room in a context of `n_ctx`
+/// for one more.
+pub(super) fn check_prompt_fits(prompt: &[LlamaToken], n_ctx: usize) -> Result<(), String> {
+    if prompt.is_empty() {
+        return Err("the prompt is empty".to_string());
+    }
+    if prompt.len() >= n_ctx {
+        return Err(super::protocol::prompt_too_long_message(
+            prompt.len(),
+            n_ctx,
+        ));
+    }
+    Ok(())
 }
 
 pub fn common_prefix_len(a: &[LlamaToken], b: &[LlamaToken]) -> usize {

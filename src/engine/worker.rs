@@ -5,6 +5,7 @@
 use std::fs::File;
 use std::io::{BufRead, BufWriter, Write};
 use std::os::fd::FromRawFd;
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{channel, Receiver};
 use std::sync::Arc;
@@ -12,9 +13,11 @@ use std::sync::Arc;
 use llama_cpp_2::llama_backend::LlamaBackend;
 use llama_cpp_2::{send_logs_to_tracing, LogOptions};
 
+use super::parallel::{generate_many, Backend, MAX_PARALLEL};
 use super::protocol::Prompt;
 use super::protocol::{encode_line, Command, Event, LoadRequest};
 use super::runner::{LoadedModel, Session};
+use super::scripted::{self, Script, ToyBackend};
 
 /// Cancel marker for "whatever is running", set when stdin closes.
 const CANCEL_ALL: u64 = u64::MAX;
@@ -32,6 +35,9 @@ pub fn run() -> i32 {
     disable_core_dumps();
     ignore_terminal_interrupts();
     let mut io = WorkerIo::start(protocol_out);
+    if let Some(script) = std::env::var_os(scripted::SCRIPT_ENV) {
+        return serve_script(Path::new(&script), &mut io);
+    }
 
     let backend = match LlamaBackend::init() {
         Ok(backend) => backend,
@@ -192,6 +198,122 @@ fn serve_model(backend: &LlamaBackend, request: LoadRequest, io: &mut WorkerIo) 
                     Err(message) => io.error(Some(id), &message),
                 }
             }
+        }
+    }
+}
+
+/// The worker of the tests: no llama.cpp, the toy model of
+/// [`scripted`] instead, and the failures `script` asks for.
+fn serve_script(script: &Path, io: &mut WorkerIo) -> i32 {
+    let script = match Script::read(script) {
+        Ok(script) => script,
+        Err(message) => {
+            io.error(None, &message);
+            return 2;
+        }
+    };
+    tracing::warn!("following the engine script of the tests; no model is loaded");
+    io.emit(&Event::Ready {
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        pid: std::process::id(),
+    });
+    let mut toy: Option<ToyBackend> = None;
+    // Requests that ended (Done or Error) in this worker.
+    let mut ended = 0u32;
+    loop {
+        let (batch, requests, parallel) = match io.next_command() {
+            None | Some(Command::Shutdown) => return 0,
+            Some(Command::Load(request)) => {
+                let n_seq_max = request.parallel.clamp(1, MAX_PARALLEL);
+                toy = Some(ToyBackend::new(
+                    request.n_ctx.max(1) as usize,
+                    request.n_batch.max(1) as usize,
+                    n_seq_max,
+                ));
+                io.emit(&Event::Loaded {
+                    info: scripted::model_info(&request),
+                });
+                continue;
+            }
+            Some(Command::Cancel { .. }) => continue,
+            Some(Command::CountTokens { id, prompt }) => {
+                io.emit(&Event::TokenCount {
+                    id,
+                    tokens: scripted::tokenize(&prompt).len() as u32,
+                    n_ctx: toy.as_ref().map_or(0, |t| Backend::n_ctx(t) as u32),
+                });
+                continue;
+            }
+            Some(Command::FormatPrompt { id, prompt }) => {
+                io.emit(&Event::Formatted {
+                    id,
+                    text: scripted::prompt_text(&prompt),
+                    tokens: scripted::tokenize(&prompt).len() as u32,
+                });
+                continue;
+            }
+            Some(Command::Generate(request)) => (None, vec![request], 1),
+            Some(Command::GenerateMany {
+                id,
+                requests,
+                parallel,
+            }) => (Some(id), requests, parallel),
+        };
+        let Some(toy) = toy.as_mut() else {
+            for r in &requests {
+                io.error(Some(r.id), "no model is loaded");
+            }
+            continue;
+        };
+        script.journal(&requests.iter().map(|r| &r.prompt).collect::<Vec<_>>());
+        let poisoned: std::collections::HashSet<u64> = match &script.abort_on {
+            Some(text) => requests
+                .iter()
+                .filter(|r| scripted::prompt_text(&r.prompt).contains(text.as_str()))
+                .map(|r| r.id)
+                .collect(),
+            None => Default::default(),
+        };
+        let hang_cancel = Arc::clone(&io.cancel);
+        let hang = move || {
+            tracing::warn!("the engine script hangs here");
+            // Until the front end goes away (stdin closes) or says Shutdown.
+            while hang_cancel.load(Ordering::Relaxed) != CANCEL_ALL {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            std::process::exit(0);
+        };
+        if ended == 0 && script.hang_after == Some(0) && script.fire() {
+            hang();
+        }
+        let cancel = Arc::clone(&io.cancel);
+        let cancelled = move |request: u64| {
+            let target = cancel.load(Ordering::Relaxed);
+            target == request || Some(target) == batch || target == CANCEL_ALL
+        };
+        let out = &mut io.out;
+        let script = &script;
+        let (_, stats) = generate_many(toy, &requests, parallel, &cancelled, &mut |event| {
+            out.emit(&event);
+            let fires = match &event {
+                Event::Token { id, .. } => poisoned.contains(id),
+                Event::Done { .. } | Event::Error { id: Some(_), .. } => {
+                    ended += 1;
+                    Some(ended) == script.abort_after || Some(ended) == script.hang_after
+                }
+                _ => false,
+            };
+            if !fires || !script.fire() {
+                return;
+            }
+            if Some(ended) == script.hang_after && !matches!(event, Event::Token { .. }) {
+                hang();
+            }
+            tracing::error!("the engine script aborts here");
+            std::process::abort();
+        });
+        if let Some(id) = batch {
+            io.emit(&Event::ManyDone { id, stats });
         }
     }
 }
