@@ -248,7 +248,9 @@ fn a_run_killed_at_any_point_resumes_to_the_results_of_an_uninterrupted_one() {
         let output = lab.resume(&run_id(&run));
         assert_success(&output);
         assert!(
-            stderr(&output).contains(&format!("{k} of {CELLS} cells done")),
+            stderr(&output).contains(&format!(
+                "cells: {CELLS} (4 items × 2 variants): {k} done, "
+            )),
             "{}",
             stderr(&output)
         );
@@ -304,20 +306,38 @@ fn a_second_run_is_all_cached_and_a_changed_variant_reruns_only_its_cells() {
 
 #[test]
 fn a_cell_that_kills_the_worker_twice_is_an_error_cell_and_the_run_goes_on() {
+    // One sequence at a time: only the poisoned cell is in flight when
+    // the worker dies.
+    poisoned_run("1");
+}
+
+#[test]
+fn cells_in_flight_beside_a_poisoned_one_are_retried_alone_and_not_blamed() {
+    // Three at a time: the cells decoded beside the poisoned one when the
+    // worker dies are suspects; each runs alone, and only the poisoned one
+    // kills the worker again (twice) and becomes an error cell.
+    poisoned_run("3");
+}
+
+fn poisoned_run(parallel: &str) {
     let expected = uninterrupted();
     let lab = Lab::new(12);
     let args = lab.run_args();
     let mut args: Vec<&str> = args.iter().map(String::as_str).collect();
-    // One sequence at a time: only the poisoned cell is in flight when
-    // the worker dies.
     let last = args.len() - 1;
-    args[last] = "1";
+    args[last] = parallel;
     let script = format!(
         "abort_on = \"poison\"\njournal = {:?}\n",
         lab.path("journal")
     );
     let output = lab.command(&args, &script).output().unwrap();
-    assert_success(&output);
+    // Error cells make the run exit 1 (after saving them and the summary).
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("2 of 8 cells ended in an error"),
+        "{}",
+        stderr(&output)
+    );
     assert!(
         stderr(&output).contains("8/8 cells (0 cached, 2 errors)"),
         "{}",

@@ -5,7 +5,7 @@
 //! dies is restarted; a cell in flight during two crashes becomes an error
 //! cell and the run goes on.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -264,8 +264,17 @@ pub async fn run_cells_reporting(
             }
             continue;
         }
-        let mut pending = group;
-        while !pending.is_empty() {
+        let mut waiting = group;
+        // Cells that were in flight beside others when a worker died: any
+        // of them may have killed it, so each runs alone next, and only a
+        // death while a cell runs alone counts against it.
+        let mut suspects: VecDeque<(usize, &Cell)> = VecDeque::new();
+        loop {
+            let (pending, width) = match suspects.pop_front() {
+                Some(suspect) => (vec![suspect], 1),
+                None if !waiting.is_empty() => (std::mem::take(&mut waiting), parallel),
+                None => break,
+            };
             let requests = pending.iter().map(|(_, c)| c.request()).collect();
             let mut started_cells: HashSet<usize> = HashSet::new();
             let mut finished: HashSet<usize> = HashSet::new();
@@ -279,7 +288,7 @@ pub async fn run_cells_reporting(
                 .client
                 .generate_many_each(
                     requests,
-                    parallel,
+                    width,
                     |index, _| {
                         started_cells.insert(index);
                         let mut guard = reporter.lock().unwrap_or_else(|p| p.into_inner());
@@ -317,20 +326,28 @@ pub async fn run_cells_reporting(
                 return Err(e);
             }
             match outcome {
-                Ok(_) => break,
+                Ok(_) => {}
                 Err(error) => {
                     tracing::warn!(
                         "the worker failed during the experiment: {error}; restarting it"
                     );
-                    let mut retry = Vec::new();
+                    let in_flight = (0..pending.len())
+                        .filter(|i| started_cells.contains(i) && !finished.contains(i))
+                        .count();
                     for (index, &(cell_index, cell)) in pending.iter().enumerate() {
                         if finished.contains(&index) {
                             continue;
                         }
-                        let tries = attempts.entry(cell.key.clone()).or_insert(0);
-                        if started_cells.contains(&index) {
-                            *tries += 1;
+                        if !started_cells.contains(&index) {
+                            waiting.push((cell_index, cell));
+                            continue;
                         }
+                        if in_flight > 1 {
+                            suspects.push_back((cell_index, cell));
+                            continue;
+                        }
+                        let tries = attempts.entry(cell.key.clone()).or_insert(0);
+                        *tries += 1;
                         if *tries >= ATTEMPTS {
                             let failed = Err(format!(
                                 "the worker died while decoding this cell, twice ({error})"
@@ -343,11 +360,13 @@ pub async fn run_cells_reporting(
                             on_cell(&progress, Some(&result));
                             new_results.push(result);
                         } else {
-                            retry.push((cell_index, cell));
+                            suspects.push_front((cell_index, cell));
                         }
                     }
-                    pending = retry;
-                    if !pending.is_empty() {
+                    // Cells not started yet keep their order, after the
+                    // ones that had already been sent.
+                    waiting.sort_by_key(|(cell_index, _)| *cell_index);
+                    if !suspects.is_empty() || !waiting.is_empty() {
                         engine.restart().await?;
                     }
                 }
