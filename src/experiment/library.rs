@@ -321,7 +321,7 @@ mod tests {
     fn the_shipped_experiments_are_found() {
         let dir = shipped_dir().expect("the source tree's prompts/experiments");
         let names: Vec<String> = list(None, Some(&dir)).into_iter().map(|e| e.name).collect();
-        assert_eq!(names, ["qa-temperature", "sentiment-shots"]);
+        assert_eq!(names, ["qa-models", "qa-temperature", "sentiment-shots"]);
     }
 
     fn info(id: &str, created: u64) -> RunInfo {
