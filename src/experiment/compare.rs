@@ -13,6 +13,7 @@ use serde::Serialize;
 
 use super::results::{self, CellResult, RunInfo};
 use super::spec;
+use super::summary::{paired, per_item, ItemId};
 use crate::statistics::paired::{compare as paired_compare, PairedComparison, ScoreKind};
 use crate::statistics::{LEVEL, RESAMPLES, SEED};
 
@@ -62,9 +63,6 @@ pub struct Comparison {
     pub only_in_b: Vec<String>,
 }
 
-/// An item of the dataset: its index and its line.
-type ItemId = (usize, usize);
-
 /// The check labels of a run, from the experiment text it ran with
 /// (`check N` where that text cannot be read any more).
 fn check_labels(info: &RunInfo, results: &[CellResult]) -> Vec<String> {
@@ -96,38 +94,13 @@ fn variant_names(info: &RunInfo, results: &[CellResult]) -> Vec<String> {
     names
 }
 
-/// Per item, the mean of `value` over the variant's scored cells.
-fn per_item(
-    results: &[CellResult],
-    variant: &str,
-    value: impl Fn(&CellResult) -> Option<f64>,
-) -> BTreeMap<ItemId, f64> {
-    let mut sums: BTreeMap<ItemId, (f64, usize)> = BTreeMap::new();
-    for r in results
-        .iter()
-        .filter(|r| r.variant == variant && r.error.is_none())
-    {
-        if let Some(v) = value(r) {
-            let entry = sums.entry((r.item, r.line)).or_default();
-            entry.0 += v;
-            entry.1 += 1;
-        }
-    }
-    sums.into_iter()
-        .map(|(item, (sum, n))| (item, sum / n as f64))
-        .collect()
-}
-
 fn score_comparison(
     name: &str,
     a: &BTreeMap<ItemId, f64>,
     b: &BTreeMap<ItemId, f64>,
     kind: ScoreKind,
 ) -> ScoreComparison {
-    let (xs, ys): (Vec<f64>, Vec<f64>) = a
-        .iter()
-        .filter_map(|(item, x)| b.get(item).map(|y| (*x, *y)))
-        .unzip();
+    let (xs, ys) = paired(a, b);
     ScoreComparison {
         name: name.to_string(),
         shared_items: xs.len(),

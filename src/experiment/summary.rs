@@ -142,19 +142,24 @@ pub struct Summary {
     pub variants: Vec<VariantSummary>,
 }
 
-/// Per item (by index), the mean of `value` over its cells of `variant`.
-fn per_item(
+/// An item of the dataset: its index and its line (the line too, so that
+/// two runs pair only items that are the same line of the dataset).
+pub(super) type ItemId = (usize, usize);
+
+/// Per item, the mean of `value` over the variant's scored cells (repeats
+/// averaged, so every item counts once).
+pub(super) fn per_item(
     results: &[CellResult],
     variant: &str,
     value: impl Fn(&CellResult) -> Option<f64>,
-) -> BTreeMap<usize, f64> {
-    let mut sums: BTreeMap<usize, (f64, usize)> = BTreeMap::new();
+) -> BTreeMap<ItemId, f64> {
+    let mut sums: BTreeMap<ItemId, (f64, usize)> = BTreeMap::new();
     for r in results
         .iter()
         .filter(|r| r.variant == variant && r.error.is_none())
     {
         if let Some(v) = value(r) {
-            let entry = sums.entry(r.item).or_default();
+            let entry = sums.entry((r.item, r.line)).or_default();
             entry.0 += v;
             entry.1 += 1;
         }
@@ -165,7 +170,7 @@ fn per_item(
 }
 
 /// Paired values of the items both maps have.
-fn paired(a: &BTreeMap<usize, f64>, b: &BTreeMap<usize, f64>) -> (Vec<f64>, Vec<f64>) {
+pub(super) fn paired(a: &BTreeMap<ItemId, f64>, b: &BTreeMap<ItemId, f64>) -> (Vec<f64>, Vec<f64>) {
     a.iter()
         .filter_map(|(item, x)| b.get(item).map(|y| (*x, *y)))
         .unzip()
