@@ -309,36 +309,17 @@ fn list(json: bool) -> Result<ExitCode, String> {
 
 fn check(files: &[String]) -> ExitCode {
     let user_templates = super::templates::user_dir();
-    let mut failed = false;
-    for file in files {
-        let file = match resolve(file) {
-            Ok(file) => file,
-            Err(message) => {
-                failed = true;
-                outln!("{message}");
-                continue;
-            }
-        };
-        match prepare(&file, user_templates.as_deref()) {
-            Ok(prepared) => {
-                for warning in &prepared.warnings {
-                    outln!("warning: {warning}");
-                }
-                outln!("{}", summary_line(&prepared));
-            }
-            Err(problems) => {
-                failed = true;
-                for problem in problems {
-                    outln!("{problem}");
-                }
-            }
-        }
-    }
-    if failed {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    }
+    super::report_checks(files, |file| {
+        let file = resolve(file).map_err(|message| vec![message])?;
+        let prepared = prepare(&file, user_templates.as_deref())?;
+        let mut lines: Vec<String> = prepared
+            .warnings
+            .iter()
+            .map(|warning| format!("warning: {warning}"))
+            .collect();
+        lines.push(summary_line(&prepared));
+        Ok(lines)
+    })
 }
 
 /// `FILE: ok: 20 items × 3 variants = 60 cells (baseline '0-shot')`.

@@ -338,3 +338,27 @@ pub fn fail(message: &str) -> ExitCode {
     eprintln!("error: {one_line}");
     ExitCode::FAILURE
 }
+
+/// Checks each of `items` and prints, per item, the lines its check gives:
+/// its warnings and the line saying it is fine, or its problems. Exit 1 if
+/// any item has problems (every item is still checked).
+pub fn report_checks<T>(
+    items: impl IntoIterator<Item = T>,
+    mut check: impl FnMut(T) -> Result<Vec<String>, Vec<String>>,
+) -> std::process::ExitCode {
+    let mut failed = false;
+    for item in items {
+        let lines = check(item).unwrap_or_else(|problems| {
+            failed = true;
+            problems
+        });
+        for line in lines {
+            whet::outln!("{line}");
+        }
+    }
+    if failed {
+        std::process::ExitCode::FAILURE
+    } else {
+        std::process::ExitCode::SUCCESS
+    }
+}

@@ -161,32 +161,15 @@ async fn exact_input(
 }
 
 fn check(files: &[PathBuf]) -> ExitCode {
-    let mut failed = false;
-    for file in files {
-        match check_file(file) {
-            Ok(warnings) => {
-                for warning in &warnings {
-                    outln!("{warning}");
-                }
-                match warnings.len() {
-                    0 => outln!("{}: ok", file.display()),
-                    1 => outln!("{}: ok (1 warning)", file.display()),
-                    n => outln!("{}: ok ({n} warnings)", file.display()),
-                }
-            }
-            Err(problems) => {
-                failed = true;
-                for problem in problems {
-                    outln!("{problem}");
-                }
-            }
-        }
-    }
-    if failed {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    }
+    super::report_checks(files, |file| {
+        let mut lines = check_file(file)?;
+        lines.push(match lines.len() {
+            0 => format!("{}: ok", file.display()),
+            1 => format!("{}: ok (1 warning)", file.display()),
+            n => format!("{}: ok ({n} warnings)", file.display()),
+        });
+        Ok(lines)
+    })
 }
 
 /// The file's warnings, or its problems (each a line to print).
