@@ -393,22 +393,14 @@ mod tests {
 
     fn cell(item: usize, line: usize, variant: &str, chrf: f64, checks: Vec<bool>) -> CellResult {
         CellResult {
-            key: format!("{item}-{variant}-{chrf}"),
             item,
             line,
             variant: variant.into(),
-            repeat: 0,
-            seed: 0,
-            input: vec![],
-            output: String::new(),
-            stop_reason: None,
-            stats: None,
             scores: CellScores {
                 metrics: [("chrf".to_string(), chrf)].into(),
                 checks,
             },
-            error: None,
-            cached: false,
+            ..CellResult::for_test(&format!("{item}-{variant}-{chrf}"))
         }
     }
 

@@ -247,7 +247,6 @@ pub fn runs(root: &Path) -> Vec<RunEntry> {
 mod tests {
     use super::*;
     use crate::experiment::results::{CellResult, RunLog};
-    use crate::experiment::score::CellScores;
 
     const EXPERIMENT: &str = "name = \"NAME\"\ndescription = \"DESC\"\nprompt = \"Say {{text}}\"\ndataset = \"d.jsonl\"\n";
 
@@ -342,19 +341,9 @@ mod tests {
 
     fn cell(key: &str, error: bool, cached: bool) -> CellResult {
         CellResult {
-            key: key.into(),
-            item: 0,
-            line: 1,
-            variant: "v".into(),
-            repeat: 0,
-            seed: 0,
-            input: vec![],
-            output: String::new(),
-            stop_reason: None,
-            stats: None,
-            scores: CellScores::default(),
             error: error.then(|| "boom".to_string()),
             cached,
+            ..CellResult::for_test(key)
         }
     }
 

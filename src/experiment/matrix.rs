@@ -322,24 +322,19 @@ mod tests {
 
     fn cell(item: usize, variant: &str, repeat: u32, chrf: f64, pass: bool) -> CellResult {
         CellResult {
-            key: format!("{item}-{variant}-{repeat}"),
             item,
             line: item + 1,
             variant: variant.into(),
             repeat,
             seed: repeat,
-            input: vec![],
             output: format!("out {chrf}"),
-            stop_reason: None,
-            stats: None,
             scores: CellScores {
                 metrics: [("chrf".to_string(), chrf), ("length".to_string(), 2.0)]
                     .into_iter()
                     .collect(),
                 checks: vec![pass],
             },
-            error: None,
-            cached: false,
+            ..CellResult::for_test(&format!("{item}-{variant}-{repeat}"))
         }
     }
 

@@ -370,7 +370,6 @@ mod tests {
     use super::*;
     use crate::engine::protocol::GenerationStats;
     use crate::experiment::results::{RunInfo, RunLog};
-    use crate::experiment::score::CellScores;
 
     #[test]
     fn numbers_and_durations_read_well() {
@@ -384,19 +383,9 @@ mod tests {
 
     fn result(key: &str, stats: GenerationStats, cached: bool) -> CellResult {
         CellResult {
-            key: key.into(),
-            item: 0,
-            line: 1,
-            variant: "v".into(),
-            repeat: 0,
-            seed: 0,
-            input: vec![],
-            output: String::new(),
-            stop_reason: None,
             stats: Some(stats),
-            scores: CellScores::default(),
-            error: None,
             cached,
+            ..CellResult::for_test(key)
         }
     }
 

@@ -64,6 +64,29 @@ pub struct CellResult {
     pub cached: bool,
 }
 
+#[cfg(test)]
+impl CellResult {
+    /// A cell for unit tests: item 0 (line 1) of variant "v", repeat 0,
+    /// no output, nothing scored; tests set what they need over it.
+    pub(crate) fn for_test(key: &str) -> CellResult {
+        CellResult {
+            key: key.into(),
+            item: 0,
+            line: 1,
+            variant: "v".into(),
+            repeat: 0,
+            seed: 0,
+            input: vec![],
+            output: String::new(),
+            stop_reason: None,
+            stats: None,
+            scores: CellScores::default(),
+            error: None,
+            cached: false,
+        }
+    }
+}
+
 pub fn experiments_dir() -> Result<PathBuf, String> {
     Ok(crate::paths::data_dir()?.join("experiments"))
 }
@@ -200,19 +223,9 @@ mod tests {
 
     fn result(key: &str) -> CellResult {
         CellResult {
-            key: key.into(),
-            item: 0,
-            line: 1,
-            variant: "v".into(),
-            repeat: 0,
-            seed: 0,
-            input: vec![],
             output: "out".into(),
             stop_reason: Some(StopReason::Eos),
-            stats: None,
-            scores: CellScores::default(),
-            error: None,
-            cached: false,
+            ..CellResult::for_test(key)
         }
     }
 

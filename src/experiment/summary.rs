@@ -375,22 +375,14 @@ mod tests {
 
     fn cell(item: usize, output: &str, check: bool) -> CellResult {
         CellResult {
-            key: format!("{item}-{output}"),
             item,
             line: item + 1,
-            variant: "v".into(),
-            repeat: 0,
-            seed: 0,
-            input: vec![],
             output: output.into(),
-            stop_reason: None,
-            stats: None,
             scores: CellScores {
                 metrics: BTreeMap::new(),
                 checks: vec![check],
             },
-            error: None,
-            cached: false,
+            ..CellResult::for_test(&format!("{item}-{output}"))
         }
     }
 
