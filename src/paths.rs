@@ -40,6 +40,12 @@ pub fn config_dir() -> Result<PathBuf, String> {
         .ok_or_else(|| format!("cannot find a home directory; set {CONFIG_DIR_ENV}"))
 }
 
+/// The user's templates: `<config>/prompts` (None without a config
+/// directory).
+pub fn user_templates_dir() -> Option<PathBuf> {
+    config_dir().ok().map(|dir| dir.join("prompts"))
+}
+
 pub fn models_dir() -> Result<PathBuf, String> {
     Ok(data_dir()?.join("models"))
 }

@@ -286,7 +286,7 @@ fn sweep_stale_temporaries(sessions_dir: &std::path::Path) {
     dirs.extend(whet::store::runs::runs_dir().ok());
     dirs.extend(whet::refine::store::refinements_dir().ok());
     dirs.extend(whet::store::export::exports_dir().ok());
-    dirs.extend(paths::config_dir().ok().map(|d| d.join("prompts")));
+    dirs.extend(paths::user_templates_dir());
     let freed: u64 = dirs
         .iter()
         .map(|dir| sweep_stale_temporaries(dir, STALE_TEMPORARY_AGE))

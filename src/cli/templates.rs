@@ -52,7 +52,7 @@ impl TemplateInput {
 
 /// The user's templates: `<config>/prompts`.
 pub fn user_dir() -> Option<PathBuf> {
-    paths::config_dir().ok().map(|dir| dir.join("prompts"))
+    paths::user_templates_dir()
 }
 
 /// Finds, parses and renders template `name`: the template and the chat

@@ -249,7 +249,7 @@ async fn event_loop(
     let mut sigquit = signal(SignalKind::quit()).map_err(|e| e.to_string())?;
     let mut dirty = true;
     let mut previews = PreviewRequests::default();
-    let templates_dir = crate::paths::config_dir().ok().map(|d| d.join("prompts"));
+    let templates_dir = crate::paths::user_templates_dir();
     // The experiment running in the background, if any.
     let mut experiment: Option<experiments::driver::Task> = None;
 

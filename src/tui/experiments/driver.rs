@@ -3,7 +3,7 @@
 //! running an experiment in the background with a worker of its own (the
 //! chat's stays loaded), reporting each finished cell.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use tokio::sync::{mpsc, oneshot};
 
@@ -21,12 +21,6 @@ fn notice(text: String, error: bool) -> Msg {
     Msg::Notice(Notice { text, error })
 }
 
-fn user_templates() -> Option<PathBuf> {
-    crate::paths::config_dir()
-        .ok()
-        .map(|dir| dir.join("prompts"))
-}
-
 pub fn list() -> Msg {
     let files = library::list(
         library::user_dir().as_deref(),
@@ -40,7 +34,7 @@ pub fn list() -> Msg {
 
 /// A run read from disk, ready to show (with its ratings).
 pub fn open(id: &str) -> Msg {
-    match launch::read_run(id, user_templates().as_deref()) {
+    match launch::read_run(id, crate::paths::user_templates_dir().as_deref()) {
         Ok(run) => Msg::ExperimentRunOpened(Box::new(OpenRun::new(
             run.info,
             run.dir,
@@ -69,35 +63,37 @@ pub fn save_ratings(dir: &Path, ratings: &Ratings) -> Msg {
 /// The run as Markdown (the summary), CSV (a row per cell) and JSON (the
 /// summary) in the exports directory.
 pub fn export(id: &str) -> Msg {
-    let written = launch::read_run(id, user_templates().as_deref()).and_then(|run| {
-        let SavedRun {
-            prepared,
-            results: cells,
-            ratings,
-            ..
-        } = run;
-        // Exported ratings must be the saved ones, not silently none.
-        ratings?;
-        let summary = summary::summarise(&prepared, &cells);
-        let out = crate::store::export::exports_dir()?;
-        std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
-        let stem = format!("experiment-{id}");
-        let files = [
-            (format!("{stem}.md"), export::markdown(&summary)),
-            (format!("{stem}.csv"), export::csv(&prepared, &cells)?),
-            (
-                format!("{stem}.json"),
-                serde_json::to_string_pretty(&summary).map_err(|e| e.to_string())? + "\n",
-            ),
-        ];
-        let mut paths = Vec::new();
-        for (name, text) in files {
-            let path = out.join(name);
-            write_atomic(&path, text.as_bytes()).map_err(|e| format!("{}: {e}", path.display()))?;
-            paths.push(path.display().to_string());
-        }
-        Ok(paths)
-    });
+    let written =
+        launch::read_run(id, crate::paths::user_templates_dir().as_deref()).and_then(|run| {
+            let SavedRun {
+                prepared,
+                results: cells,
+                ratings,
+                ..
+            } = run;
+            // Exported ratings must be the saved ones, not silently none.
+            ratings?;
+            let summary = summary::summarise(&prepared, &cells);
+            let out = crate::store::export::exports_dir()?;
+            std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
+            let stem = format!("experiment-{id}");
+            let files = [
+                (format!("{stem}.md"), export::markdown(&summary)),
+                (format!("{stem}.csv"), export::csv(&prepared, &cells)?),
+                (
+                    format!("{stem}.json"),
+                    serde_json::to_string_pretty(&summary).map_err(|e| e.to_string())? + "\n",
+                ),
+            ];
+            let mut paths = Vec::new();
+            for (name, text) in files {
+                let path = out.join(name);
+                write_atomic(&path, text.as_bytes())
+                    .map_err(|e| format!("{}: {e}", path.display()))?;
+                paths.push(path.display().to_string());
+            }
+            Ok(paths)
+        });
     match written {
         Ok(paths) => notice(format!("exported to {}", paths.join(", ")), false),
         Err(error) => notice(format!("cannot export run {id}: {error}"), true),
@@ -124,7 +120,10 @@ pub fn make_from_template(
             )
         });
     match made {
-        Ok(path) => match crate::experiment::prepare::prepare(&path, user_templates().as_deref()) {
+        Ok(path) => match crate::experiment::prepare::prepare(
+            &path,
+            crate::paths::user_templates_dir().as_deref(),
+        ) {
             Ok(_) => Msg::ExperimentMade(path),
             Err(problems) => notice(
                 format!(
@@ -158,7 +157,12 @@ impl Task {
 /// Runs the experiment at `file` on `model` in the background.
 pub fn start(file: &Path, load: &LoadRequest, spawn: &SpawnOptions) -> Result<Task, Msg> {
     let set_up = (|| {
-        let prepared = launch::prepare_run(file, None, None, user_templates().as_deref())?;
+        let prepared = launch::prepare_run(
+            file,
+            None,
+            None,
+            crate::paths::user_templates_dir().as_deref(),
+        )?;
         launch::new_run(
             &experiments_dir()?,
             NewRun {
@@ -182,8 +186,9 @@ pub fn start(file: &Path, load: &LoadRequest, spawn: &SpawnOptions) -> Result<Ta
 
 /// Goes on with run `id` (on the model it ran on) in the background.
 pub fn resume(id: &str, load: &LoadRequest, spawn: &SpawnOptions) -> Result<Task, Msg> {
-    let set_up = launch::run_dir(id)
-        .and_then(|dir| launch::resume_run(&dir, None, user_templates().as_deref()));
+    let set_up = launch::run_dir(id).and_then(|dir| {
+        launch::resume_run(&dir, None, crate::paths::user_templates_dir().as_deref())
+    });
     match set_up {
         Ok(launch) if launch.earlier.len() >= launch.cells.len() => {
             Err(notice(format!("run {id} has every cell already"), false))
