@@ -59,6 +59,9 @@ impl Cell {
 #[derive(Serialize)]
 struct KeyParts<'a> {
     model: &'a str,
+    /// Left out when unset, so cells without one keep their keys.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    chat_format: Option<&'a str>,
     messages: &'a [ChatMessage],
     sampling: &'a SamplingParams,
     max_tokens: u32,
@@ -150,6 +153,7 @@ pub fn cells_on(prepared: &Prepared, models: &[VariantModel]) -> Result<Vec<Cell
                 };
                 let parts = KeyParts {
                     model: &model.sha256,
+                    chat_format: model.chat_format.as_deref(),
                     messages: &messages,
                     sampling: &sampling,
                     max_tokens,
@@ -222,5 +226,16 @@ mod tests {
         assert_eq!(keys.len(), cells.len());
         assert_eq!(super::cells(&prepared, "model-a").unwrap()[0].key, none.key);
         assert_ne!(super::cells(&prepared, "model-b").unwrap()[0].key, none.key);
+        // The chat format a model is loaded with is part of the input too.
+        let formatted: Vec<VariantModel> = (0..2)
+            .map(|_| VariantModel {
+                path: Some("/m/base.gguf".into()),
+                sha256: "model-a".into(),
+                chat_format: Some("gemma".into()),
+            })
+            .collect();
+        let with_format = cells_on(&prepared, &formatted).unwrap();
+        assert_ne!(with_format[0].key, none.key);
+        assert_eq!(with_format[0].chat_format.as_deref(), Some("gemma"));
     }
 }

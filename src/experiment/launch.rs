@@ -97,11 +97,7 @@ pub fn variant_models(
         let path = (path != model || variant.chat_format.is_some()).then_some(path);
         out.push(VariantModel {
             path,
-            // The format is part of the input, so of the key too.
-            sha256: match &variant.chat_format {
-                Some(format) => format!("{sha}+{format}"),
-                None => sha,
-            },
+            sha256: sha,
             chat_format: variant.chat_format.clone(),
         });
     }
