@@ -93,6 +93,8 @@ pub(super) struct Metadata {
     pub(super) context_lengths: HashMap<String, Result<u64, GgufError>>,
     /// For the duplicate check llama.cpp also makes.
     pub(super) keys: HashSet<String>,
+    /// Entries of `tokenizer.ggml.tokens`: the vocabulary's size.
+    pub(super) token_count: Option<u64>,
 }
 
 impl Metadata {
@@ -136,7 +138,10 @@ pub(super) fn read_kv<R: Read + Seek>(
             let value = read_context_length(r, vtype, &what)?;
             meta.context_lengths.insert(key, value);
         }
-        _ => skip_value(r, vtype, &what, 0)?,
+        "tokenizer.ggml.tokens" if vtype == ValueType::Array => {
+            meta.token_count = Some(skip_array(r, &what)?);
+        }
+        _ => skip_value(r, vtype, &what)?,
     }
     Ok(())
 }
@@ -205,7 +210,7 @@ pub(super) fn read_integer<R: Read + Seek>(
         ValueType::U64 => i128::from(u64::from_le_bytes(r.array(what)?)),
         ValueType::I64 => i128::from(i64::from_le_bytes(r.array(what)?)),
         other => {
-            skip_value(r, other, what, 0)?;
+            skip_value(r, other, what)?;
             return Ok(None);
         }
     };
@@ -271,27 +276,22 @@ pub(super) fn skip_value<R: Read + Seek>(
     r: &mut HeaderReader<R>,
     vtype: ValueType,
     what: &str,
-    depth: u32,
 ) -> Result<(), GgufError> {
     match vtype {
         ValueType::String => r.skip_string(what),
-        ValueType::Array => skip_array(r, what, depth),
+        ValueType::Array => skip_array(r, what).map(|_| ()),
         fixed => r.skip(fixed.min_size(), what),
     }
 }
 
-/// Moves past an array. Fixed-size elements are skipped with one seek; the
-/// elements of string arrays (the 49k-token vocabulary) one by one, unread.
+/// Moves past an array and returns its length. Fixed-size elements are
+/// skipped with one seek; the elements of string arrays (the 49k-token
+/// vocabulary) one by one, unread.
 pub(super) fn skip_array<R: Read + Seek>(
     r: &mut HeaderReader<R>,
     what: &str,
-    depth: u32,
-) -> Result<(), GgufError> {
+) -> Result<u64, GgufError> {
     let offset = r.pos;
-    if depth >= MAX_ARRAY_DEPTH {
-        let detail = format!("{what} nests arrays more than {MAX_ARRAY_DEPTH} deep");
-        return Err(r.malformed(offset, detail));
-    }
     let type_id = r.u32(what)?;
     let elem = ValueType::from_id(type_id).ok_or_else(|| {
         r.malformed(
@@ -299,6 +299,12 @@ pub(super) fn skip_array<R: Read + Seek>(
             format!("{what} is an array of invalid value type {type_id}"),
         )
     })?;
+    // GGUF allows arrays of arrays, but llama.cpp refuses them, and its
+    // reason ("invalid GGUF type 9") only reaches its log.
+    if elem == ValueType::Array {
+        let detail = format!("{what} is an array of arrays, which llama.cpp cannot read");
+        return Err(r.malformed(offset, detail));
+    }
     let count = r.u64(what)?;
     if count > MAX_ARRAY_LEN {
         return Err(GgufError::Implausible {
@@ -314,13 +320,14 @@ pub(super) fn skip_array<R: Read + Seek>(
         .ok_or_else(|| r.truncated(what))?;
     if let Some(size) = elem.fixed_size() {
         debug_assert_eq!(size, elem.min_size());
-        return r.skip(min_bytes, what);
+        r.skip(min_bytes, what)?;
+        return Ok(count);
     }
     r.require(min_bytes, what)?;
     for _ in 0..count {
-        skip_value(r, elem, what, depth + 1)?;
+        skip_value(r, elem, what)?;
     }
-    Ok(())
+    Ok(count)
 }
 
 /// "a u32", "an array", for messages.

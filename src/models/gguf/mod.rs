@@ -65,9 +65,6 @@ const MAX_KEY_LEN: u64 = 64 * 1024;
 /// whet's own limit on the strings it keeps (name, architecture, chat
 /// template); real chat templates are a few kilobytes.
 const MAX_KEPT_STRING_LEN: u64 = 16 * 1024 * 1024;
-/// Arrays of arrays are legal GGUF; the limit keeps the recursion that skips
-/// them from overflowing the stack on a hostile file.
-const MAX_ARRAY_DEPTH: u32 = 8;
 /// `GGUF_DEFAULT_ALIGNMENT`.
 const DEFAULT_ALIGNMENT: u32 = 32;
 
@@ -248,13 +245,14 @@ fn parse<R: Read + Seek>(inner: R, file_size: u64) -> Result<GgufSummary, GgufEr
     }
     let alignment = meta.alignment.unwrap_or(DEFAULT_ALIGNMENT);
 
-    let mut tensors = TensorScan::default();
+    let mut tensors = TensorScan::new(alignment);
     for index in 0..tensor_count {
         let info = read_tensor_info(&mut r, index, tensor_count, alignment, &mut tensors.names)?;
         tensors.add(info)?;
     }
     let tensor_data_offset = data_section_start(&r, tensor_count, alignment)?;
     tensors.check_bounds(tensor_data_offset, file_size)?;
+    check_vocabulary_fits_embedding(meta.token_count, tensors.embedding_rows)?;
 
     let context_length = meta.take_context_length()?;
     Ok(GgufSummary {
@@ -272,6 +270,24 @@ fn parse<R: Read + Seek>(inner: R, file_size: u64) -> Result<GgufSummary, GgufEr
         alignment,
         tensor_data_offset,
     })
+}
+
+/// One embedding row per token. llama.cpp only finds a mismatch after
+/// building the whole vocabulary, which for a file claiming millions of
+/// tokens takes a minute and gigabytes; the two counts are known here.
+fn check_vocabulary_fits_embedding(
+    token_count: Option<u64>,
+    embedding_rows: Option<u64>,
+) -> Result<(), GgufError> {
+    match (token_count, embedding_rows) {
+        (Some(tokens), Some(rows)) if tokens != rows => Err(GgufError::Implausible {
+            what: format!(
+                "the vocabulary has {tokens} tokens (tokenizer.ggml.tokens) but the token \
+                 embeddings (token_embd.weight) have {rows} rows; they must be equal"
+            ),
+        }),
+        _ => Ok(()),
+    }
 }
 
 fn check_magic<R: Read + Seek>(r: &mut HeaderReader<R>) -> Result<(), GgufError> {

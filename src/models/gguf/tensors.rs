@@ -12,9 +12,9 @@ pub(super) struct GgmlType {
 }
 
 /// The ggml types whet can size, from `type_traits` in ggml/src/ggml.c and
-/// the block structs in ggml-common.h (sizes verified with `sizeof`).
-/// Removed types (4, 5, 31..=33, 36..=38) have no layout and are left to
-/// llama.cpp to judge.
+/// the block structs in ggml-common.h (sizes verified with `sizeof`). This is
+/// every type the linked llama.cpp accepts (`GGML_TYPE_COUNT` = 43); the
+/// removed ones are named by [`removed_ggml_type`].
 pub(super) fn ggml_type(id: u32) -> Option<GgmlType> {
     let (name, block_size, type_size) = match id {
         0 => ("F32", 1, 4),
@@ -61,14 +61,51 @@ pub(super) fn ggml_type(id: u32) -> Option<GgmlType> {
     })
 }
 
-/// What the bounds check needs from one tensor info.
+/// Names of the type ids llama.cpp once had and removed (commented out in
+/// ggml.h): files that use them exist, and the name says how old they are.
+pub(super) fn removed_ggml_type(id: u32) -> Option<&'static str> {
+    Some(match id {
+        4 => "Q4_2",
+        5 => "Q4_3",
+        31 => "Q4_0_4_4",
+        32 => "Q4_0_4_8",
+        33 => "Q4_0_8_8",
+        36 => "IQ4_NL_4_4",
+        37 => "IQ4_NL_4_8",
+        38 => "IQ4_NL_8_8",
+        _ => return None,
+    })
+}
+
+/// Why llama.cpp would refuse a tensor type, in words a user can act on.
+fn unknown_type_message(label: &str, id: u32) -> String {
+    match removed_ggml_type(id) {
+        Some(name) => format!(
+            "tensor {label} has ggml type {id} ({name}), which llama.cpp no longer supports; \
+             convert or quantize the model again with a current llama.cpp"
+        ),
+        None => format!(
+            "tensor {label} has ggml type {id}, which llama.cpp does not know \
+             (its types are 0 to {})",
+            GGML_TYPE_COUNT - 1
+        ),
+    }
+}
+
+/// `GGML_TYPE_COUNT` of the linked llama.cpp.
+const GGML_TYPE_COUNT: u32 = 43;
+
+/// What the layout checks need from one tensor info.
 pub(super) struct TensorInfo {
     pub(super) name: String,
+    pub(super) shape: Vec<u64>,
     pub(super) n_elements: u64,
     /// Offset of the data, relative to the start of the data section.
     pub(super) offset: u64,
-    /// Bytes of data; `None` for a ggml type whet cannot size.
-    pub(super) size: Option<u64>,
+    /// Where in the file the offset is written, for messages.
+    pub(super) offset_at: u64,
+    /// Bytes of data.
+    pub(super) size: u64,
 }
 
 pub(super) fn read_tensor_info<R: Read + Seek>(
@@ -93,19 +130,19 @@ pub(super) fn read_tensor_info<R: Read + Seek>(
         );
         return Err(r.malformed(offset_at, detail));
     }
-    let size = match ggml_type(type_id) {
-        Some(ty) => Some(tensor_size(&shape, n_elements, ty, &label).map_err(
-            |detail| match detail {
-                SizeError::Malformed(what) => r.malformed(type_offset, what),
-                SizeError::Overflow(what) => GgufError::Implausible { what },
-            },
-        )?),
-        None => None,
-    };
+    // llama.cpp checks the type too, but its reason only reaches its log.
+    let ty = ggml_type(type_id)
+        .ok_or_else(|| r.malformed(type_offset, unknown_type_message(&label, type_id)))?;
+    let size = tensor_size(&shape, n_elements, ty, &label).map_err(|detail| match detail {
+        SizeError::Malformed(what) => r.malformed(type_offset, what),
+        SizeError::Overflow(what) => GgufError::Implausible { what },
+    })?;
     Ok(TensorInfo {
         name,
+        shape,
         n_elements,
         offset,
+        offset_at,
         size,
     })
 }
@@ -211,19 +248,38 @@ pub(super) fn tensor_size(
         })
 }
 
-/// Running totals over the tensor infos. Only the tensor whose data ends
-/// furthest is remembered: if it fits, all fit, and if it does not, its end
-/// is the size the complete file should have had.
-#[derive(Default)]
+/// Running totals over the tensor infos, in file order.
 pub(super) struct TensorScan {
     pub(super) parameter_count: u64,
     /// Raw names, for the duplicate check llama.cpp also makes.
     pub(super) names: HashSet<Vec<u8>>,
-    /// (end relative to the data section, tensor name)
-    pub(super) furthest: Option<(u64, String)>,
+    alignment: u64,
+    /// Where the next tensor's data must start, relative to the data section:
+    /// llama.cpp requires each tensor right after the previous one (padded to
+    /// the alignment), so overlaps and gaps are both refused.
+    next_offset: u64,
+    /// The previous tensor and where its data ends (unpadded).
+    previous: Option<(String, u64)>,
+    /// Rows of `token_embd.weight`, one per token of the vocabulary.
+    pub(super) embedding_rows: Option<u64>,
 }
 
+/// The tensor whose rows are the token embeddings, in every architecture
+/// llama.cpp knows (`LLM_TENSOR_TOKEN_EMBD`).
+const TOKEN_EMBEDDING: &str = "token_embd.weight";
+
 impl TensorScan {
+    pub(super) fn new(alignment: u32) -> Self {
+        Self {
+            parameter_count: 0,
+            names: HashSet::new(),
+            alignment: u64::from(alignment),
+            next_offset: 0,
+            previous: None,
+            embedding_rows: None,
+        }
+    }
+
     pub(super) fn add(&mut self, info: TensorInfo) -> Result<(), GgufError> {
         self.parameter_count = self
             .parameter_count
@@ -231,26 +287,55 @@ impl TensorScan {
             .ok_or_else(|| GgufError::Implausible {
                 what: "the tensors have more elements in total than fit in 64 bits".to_string(),
             })?;
-        if let Some(size) = info.size {
-            let end = info
-                .offset
-                .checked_add(size)
-                .ok_or_else(|| GgufError::Implausible {
-                    what: format!(
-                        "tensor {} has data offset {} and size {size}, together beyond 64 bits",
-                        quote(&info.name),
-                        info.offset
-                    ),
-                })?;
-            if self.furthest.as_ref().is_none_or(|(e, _)| end > *e) {
-                self.furthest = Some((end, info.name));
-            }
+        if info.offset != self.next_offset {
+            return Err(GgufError::Malformed {
+                what: self.misplaced(&info),
+                offset: info.offset_at,
+            });
         }
+        let too_large = || GgufError::Implausible {
+            what: format!(
+                "tensor {} has data offset {} and size {}, together beyond 64 bits",
+                quote(&info.name),
+                info.offset,
+                info.size
+            ),
+        };
+        let end = info.offset.checked_add(info.size).ok_or_else(too_large)?;
+        self.next_offset = end
+            .checked_next_multiple_of(self.alignment)
+            .ok_or_else(too_large)?;
+        if info.name == TOKEN_EMBEDDING {
+            self.embedding_rows = Some(info.shape.get(1).copied().unwrap_or(1));
+        }
+        self.previous = Some((info.name, end));
         Ok(())
     }
 
+    /// Says where a tensor whose offset breaks the order should have started.
+    fn misplaced(&self, info: &TensorInfo) -> String {
+        let label = quote(&info.name);
+        let (offset, expected) = (info.offset, self.next_offset);
+        match &self.previous {
+            None => format!(
+                "tensor {label} is the first, so its data must start at offset 0, not {offset}"
+            ),
+            Some((previous, previous_end)) if offset < *previous_end => format!(
+                "tensor {label} has data offset {offset}, before the end of tensor {}'s data \
+                 ({previous_end}), so their data overlap; it should start at {expected}",
+                quote(previous)
+            ),
+            Some((previous, _)) => format!(
+                "tensor {label} has data offset {offset}, but it should start at {expected}, \
+                 right after tensor {} (llama.cpp allows no overlap and no gap)",
+                quote(previous)
+            ),
+        }
+    }
+
     pub(super) fn check_bounds(&self, data_offset: u64, file_size: u64) -> Result<(), GgufError> {
-        let Some((rel_end, name)) = &self.furthest else {
+        // Tensors follow one another, so the last one ends furthest.
+        let Some((name, rel_end)) = &self.previous else {
             return Ok(());
         };
         // Saturating: an end beyond 2^64 is simply beyond the file.
