@@ -116,36 +116,47 @@ fn list() -> Result<ExitCode, String> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Exit 0 for a file whet can use (a missing chat format included: such a
+/// model still runs with --raw or --chat-format), 1 with the reason when the
+/// header is bad or llama.cpp cannot load it.
 async fn info(path: &Path, json: bool) -> Result<ExitCode, String> {
     let summary = gguf::read_summary(path)
         .map_err(|e| format!("cannot read model '{}': {e}", path.display()))?;
-    // The built-in format mapping needs llama.cpp, which runs in the worker.
-    let chat_format = detect_chat_format(path).await;
+    // The built-in format mapping and the real verdict need llama.cpp, which
+    // runs in the worker.
+    let loaded = load_for_info(path, summary.context_length).await;
     if json {
         let report = serde_json::json!({
             "path": path,
             "summary": summary,
-            "chat_format": chat_format.as_ref().ok(),
-            "chat_format_error": chat_format.as_ref().err(),
+            "loads": loaded.is_ok(),
+            "chat_format": loaded.as_ref().ok(),
+            "load_error": loaded.as_ref().err(),
         });
         outln!("{report}");
     } else {
-        print_info(path, &summary, &chat_format);
+        print_info(path, &summary, loaded.as_ref().ok());
     }
-    Ok(ExitCode::SUCCESS)
+    loaded.map(|_| ExitCode::SUCCESS)
 }
 
-async fn detect_chat_format(path: &Path) -> Result<ChatFormat, String> {
+/// Loads the whole model, as a chat would, with the smallest context: a
+/// vocabulary-only load would pass files whose tensors llama.cpp refuses.
+async fn load_for_info(path: &Path, trained_context: Option<u64>) -> Result<ChatFormat, String> {
+    const SMALL_CONTEXT: u32 = 256;
+    let n_ctx = trained_context
+        .and_then(|trained| u32::try_from(trained).ok())
+        .map_or(SMALL_CONTEXT, |trained| trained.clamp(1, SMALL_CONTEXT));
     let mut engine = EngineClient::spawn(&spawn_options()?)
         .await
         .map_err(|e| e.to_string())?;
     let request = LoadRequest {
         model: path.to_path_buf(),
-        n_ctx: 0,
+        n_ctx,
         n_batch: 1,
         threads: 1,
         chat_format: None,
-        vocab_only: true,
+        vocab_only: false,
         flash_attention: None,
         parallel: 1,
     };
@@ -157,7 +168,9 @@ async fn detect_chat_format(path: &Path) -> Result<ChatFormat, String> {
     result.map_err(|e| super::load_error(&request, e))
 }
 
-fn print_info(path: &Path, s: &GgufSummary, chat_format: &Result<ChatFormat, String>) {
+/// `chat_format` is `None` when llama.cpp cannot load the model; the reason
+/// follows on stderr.
+fn print_info(path: &Path, s: &GgufSummary, chat_format: Option<&ChatFormat>) {
     let or_unknown = |v: &Option<String>| v.clone().unwrap_or_else(|| "unknown".into());
     outln!("file:           {}", path.display());
     outln!(
@@ -189,10 +202,10 @@ fn print_info(path: &Path, s: &GgufSummary, chat_format: &Result<ChatFormat, Str
         }
     );
     match chat_format {
-        Ok(format) => outln!("chat format:    {}", format.describe()),
-        Err(e) => outln!("chat format:    unknown ({e})"),
+        Some(format) => outln!("chat format:    {}", format.describe()),
+        None => outln!("chat format:    unknown (llama.cpp cannot load the model)"),
     }
-    if let Ok(ChatFormat::Missing | ChatFormat::Unrecognized) = chat_format {
+    if let Some(ChatFormat::Missing | ChatFormat::Unrecognized) = chat_format {
         outln!("                use --chat-format NAME to chat with it, or --raw");
     }
 }

@@ -294,9 +294,7 @@ impl EngineClient {
             match self.next_event().await? {
                 Event::LoadProgress { fraction } => on_progress(fraction),
                 Event::Loaded { info } => return Ok(info),
-                Event::Error { id: None, message } => {
-                    return Err(EngineError::Request(self.with_llama_reason(message)))
-                }
+                Event::Error { id: None, message } => return Err(EngineError::Request(message)),
                 _ => {}
             }
         }
@@ -566,28 +564,6 @@ impl EngineClient {
         if self.send(Command::Shutdown).is_ok() {
             let wait = async { while self.next_event().await.is_ok() {} };
             let _ = tokio::time::timeout(Duration::from_secs(5), wait).await;
-        }
-    }
-
-    /// llama.cpp explains load failures only in its log; add its reason.
-    fn with_llama_reason(&self, message: String) -> String {
-        const MARK: &str = "error loading model: ";
-        if !message.contains("llama.cpp could not load") {
-            return message;
-        }
-        let reason = self.last_log_lines().into_iter().rev().find_map(|line| {
-            let (_, rest) = line.rsplit_once(MARK)?;
-            Some(
-                rest.split(" module=\"")
-                    .next()
-                    .unwrap_or(rest)
-                    .trim()
-                    .to_string(),
-            )
-        });
-        match reason {
-            Some(reason) => format!("{message}: {reason}"),
-            None => message,
         }
     }
 }

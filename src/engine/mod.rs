@@ -3,6 +3,7 @@
 
 pub mod chat;
 pub mod client;
+pub mod llama_log;
 pub mod parallel;
 pub mod protocol;
 pub mod runner;

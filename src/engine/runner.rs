@@ -15,6 +15,7 @@ use llama_cpp_2::sampling::LlamaSampler;
 use llama_cpp_2::token::LlamaToken;
 
 use super::chat;
+use super::llama_log::{self, LogLine};
 use super::protocol::{
     ChatFormat, Event, GenerateRequest, GenerationStats, LoadRequest, ModelInfo, Prompt, StopReason,
 };
@@ -58,8 +59,9 @@ impl LoadedModel {
                 on_progress(fraction);
                 true
             });
-        let model = LlamaModel::load_from_file(backend, path, &params)
-            .map_err(|_| describe("llama.cpp could not load it".to_string()))?;
+        let (model, log) =
+            llama_log::capture(|| LlamaModel::load_from_file(backend, path, &params));
+        let model = model.map_err(|_| describe(llama_failure("could not load it", &log)))?;
         let (template, chat_format) = chat::resolve_format(&model, request.chat_format.as_deref())?;
         let info = ModelInfo {
             path: path.clone(),
@@ -206,10 +208,14 @@ impl LoadedModel {
         } else {
             params
         };
-        let ctx = self
-            .model
-            .new_context(backend, params)
-            .map_err(|e| format!("cannot create a context of {} tokens: {e}", request.n_ctx))?;
+        let (ctx, log) = llama_log::capture(|| self.model.new_context(backend, params));
+        let ctx = ctx.map_err(|e| {
+            let what = format!("cannot create a context of {} tokens: {e}", request.n_ctx);
+            match llama_log::most_specific_reason(&log) {
+                Some(reason) => format!("{what} ({reason})"),
+                None => what,
+            }
+        })?;
         Ok(Session {
             model: self,
             n_batch: ctx.n_batch() as usize,
@@ -219,6 +225,15 @@ impl LoadedModel {
             cached: Vec::new(),
             replies: VecDeque::new(),
         })
+    }
+}
+
+/// "llama.cpp {what}: {its most specific log line}", or without the reason
+/// when it logged none.
+fn llama_failure(what: &str, log: &[LogLine]) -> String {
+    match llama_log::most_specific_reason(log) {
+        Some(reason) => format!("llama.cpp {what}: {reason}"),
+        None => format!("llama.cpp {what}"),
     }
 }
 

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use llama_cpp_2::llama_backend::LlamaBackend;
 use llama_cpp_2::{send_logs_to_tracing, LogOptions};
 
+use super::llama_log;
 use super::parallel::{generate_many, Backend, MAX_PARALLEL};
 use super::protocol::Prompt;
 use super::protocol::{encode_line, Command, Event, LoadRequest};
@@ -21,6 +22,11 @@ use super::scripted::{self, Script, ToyBackend};
 
 /// Cancel marker for "whatever is running", set when stdin closes.
 const CANCEL_ALL: u64 = u64::MAX;
+
+/// How long the worker may go on once its stdin has closed. A generation
+/// stops within a token and the main loop exits well inside this; a model
+/// load cannot be interrupted and may take a minute on a hostile file.
+const ORPHAN_GRACE: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// Runs the worker until Shutdown or the end of stdin; returns the exit code.
 pub fn run() -> i32 {
@@ -379,6 +385,7 @@ impl WorkerIo {
             // The front end is gone: stop any generation now rather than at
             // its token limit; the main loop then sees the channel close.
             reader_cancel.store(CANCEL_ALL, Ordering::Relaxed);
+            exit_if_still_running_after(ORPHAN_GRACE);
         });
         Self {
             commands,
@@ -445,6 +452,26 @@ impl EventWriter {
     }
 }
 
+/// Ends the process from the stdin reader thread once stdin has closed and
+/// the main thread has not finished within `grace`.
+///
+/// Stdin closes when the front end drops its engine, exits or dies, however
+/// it dies (SIGKILL included): the kernel closes its end of the pipe. Nothing
+/// the worker computes afterwards can reach anyone, but a load inside
+/// llama.cpp does not look at stdin, so without this an orphaned worker
+/// would go on loading, at gigabytes, for as long as the load takes.
+/// `PR_SET_PDEATHSIG` was not used: it fires when the *thread* that spawned
+/// the worker ends, and the front end spawns workers from tokio's threads,
+/// which come and go.
+fn exit_if_still_running_after(grace: std::time::Duration) {
+    std::thread::sleep(grace);
+    tracing::warn!("the front end closed the protocol pipe; exiting");
+    // _exit, not exit: C++ static destructors must not run while the main
+    // thread may still be inside llama.cpp.
+    // SAFETY: _exit ends the process without touching any Rust state.
+    unsafe { libc::_exit(0) }
+}
+
 /// Moves the real stdout to a private descriptor for protocol lines and points
 /// fd 1 at stderr, so anything llama.cpp prints to stdout lands in the log
 /// instead of corrupting the protocol.
@@ -484,14 +511,22 @@ fn disable_core_dumps() {
     }
 }
 
+/// Log lines go to stderr, which the front end writes to its log file; the
+/// capture layer keeps llama.cpp's errors for the error events themselves.
 fn init_stderr_tracing() {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::Layer;
     let filter = tracing_subscriber::EnvFilter::try_from_env("WHET_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let stderr = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(false)
         .without_time()
         .with_target(true)
+        .with_filter(filter);
+    let _ = tracing_subscriber::registry()
+        .with(stderr)
+        .with(llama_log::CaptureLayer)
         .try_init();
 }
