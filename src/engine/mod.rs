@@ -5,6 +5,7 @@ pub mod chat;
 pub mod client;
 pub mod llama_log;
 pub mod parallel;
+pub mod probs;
 pub mod protocol;
 pub mod runner;
 pub mod sampling;

@@ -16,6 +16,7 @@ use llama_cpp_2::token::LlamaToken;
 
 use super::chat;
 use super::llama_log::{self, LogLine};
+use super::probs;
 use super::protocol::{
     ChatFormat, Event, GenerateRequest, GenerationStats, LoadRequest, ModelInfo, Prompt, StopReason,
 };
@@ -328,7 +329,7 @@ impl Session<'_> {
                 break StopReason::Cancelled;
             }
             let token = sampler.sample(&self.ctx, logits_index);
-            let prob = token_probability(self.ctx.get_logits_ith(logits_index), token);
+            let prob = probs::token_probability(self.ctx.get_logits_ith(logits_index), token.0);
             last_token_at = Instant::now();
             if first_token_at.is_none() {
                 first_token_at = Some(last_token_at);
@@ -526,61 +527,6 @@ pub(super) fn build_sampler(params: &SamplingParams, n_vocab: i32) -> LlamaSampl
     LlamaSampler::chain_simple(chain)
 }
 
-/// Probability of `token` under the model's raw (temperature 1) distribution.
-/// This runs over the whole vocabulary for every token, so it is written for
-/// the vectoriser: independent lanes (float sums do not reassociate on their
-/// own) and a branch-free exp. It costs under 1% of a token's decode time.
-fn token_probability(logits: &[f32], token: LlamaToken) -> f32 {
-    const LANES: usize = 16;
-    let Some(&chosen) = usize::try_from(token.0).ok().and_then(|i| logits.get(i)) else {
-        return 0.0;
-    };
-    let chunks = logits.chunks_exact(LANES);
-    let rest = chunks.remainder();
-    let mut lane_max = [f32::NEG_INFINITY; LANES];
-    for chunk in chunks.clone() {
-        for (m, &l) in lane_max.iter_mut().zip(chunk) {
-            *m = if l > *m { l } else { *m };
-        }
-    }
-    let max = lane_max
-        .iter()
-        .chain(rest)
-        .copied()
-        .fold(f32::NEG_INFINITY, f32::max);
-    let mut lane_sum = [0f32; LANES];
-    for chunk in chunks {
-        for (s, &l) in lane_sum.iter_mut().zip(chunk) {
-            *s += fast_exp(l - max);
-        }
-    }
-    let sum: f32 =
-        lane_sum.iter().sum::<f32>() + rest.iter().map(|&l| fast_exp(l - max)).sum::<f32>();
-    if sum > 0.0 && sum.is_finite() {
-        fast_exp(chosen - max) / sum
-    } else {
-        0.0
-    }
-}
-
-/// exp(x) for x <= 0 with ~1.6e-4 relative error, written so the compiler
-/// can vectorise it with baseline SSE2 (no `floor` call): 2^(x·log2 e) split
-/// into an integer power (exponent bits) and a polynomial for the fraction.
-#[inline(always)]
-fn fast_exp(x: f32) -> f32 {
-    let t = (x * std::f32::consts::LOG2_E).max(-126.0);
-    // Truncation rounds toward zero; step down for negative non-integers.
-    let truncated = t as i32;
-    let floor = truncated - i32::from(t < truncated as f32);
-    let f = t - floor as f32;
-    // Taylor polynomial for 2^f on [0, 1); its error is below 1.6e-4.
-    let p = 1.0
-        + f * (std::f32::consts::LN_2
-            + f * (0.240_226_5 + f * (0.055_504_1 + f * (0.009_618_1 + f * 0.001_333_4))));
-    let bits = ((floor + 127) as u32) << 23;
-    f32::from_bits(bits) * p
-}
-
 /// A prompt must have a token, and leave room in a context of `n_ctx`
 /// for one more.
 pub(super) fn check_prompt_fits(prompt: &[LlamaToken], n_ctx: usize) -> Result<(), String> {
@@ -611,49 +557,6 @@ pub(super) fn ms_between(start: Instant, end: Instant) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn fast_exp_is_close_to_exp() {
-        for i in 0..2000 {
-            let x = -(i as f32) * 0.05;
-            let exact = x.exp();
-            let approx = fast_exp(x);
-            assert!(
-                (approx - exact).abs() <= exact * 2e-4 + 1e-30,
-                "x={x} exact={exact} approx={approx}"
-            );
-        }
-        assert!(fast_exp(-1000.0) >= 0.0 && fast_exp(-1000.0) < 1e-37);
-    }
-
-    #[test]
-    fn probability_sums_like_softmax() {
-        let logits = [1.0f32, 2.0, 3.0];
-        let p = token_probability(&logits, LlamaToken(2));
-        let exact = 3f32.exp() / (1f32.exp() + 2f32.exp() + 3f32.exp());
-        assert!((p - exact).abs() < 1e-3);
-        assert_eq!(token_probability(&logits, LlamaToken(7)), 0.0);
-    }
-
-    #[test]
-    fn probability_matches_exact_softmax_across_lanes_and_remainder() {
-        let logits: Vec<f32> = (0..1_003)
-            .map(|i| ((i * 7_919) % 997) as f32 * 0.03 - 12.0)
-            .collect();
-        let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        let exact_sum: f64 = logits.iter().map(|&l| f64::from(l - max).exp()).sum();
-        let mut total = 0.0f64;
-        for (i, &l) in logits.iter().enumerate() {
-            let p = f64::from(token_probability(&logits, LlamaToken(i as i32)));
-            let exact = f64::from(l - max).exp() / exact_sum;
-            assert!(
-                (p - exact).abs() <= exact * 1e-3,
-                "token {i}: {p} vs {exact}"
-            );
-            total += p;
-        }
-        assert!((total - 1.0).abs() < 1e-3, "probabilities sum to {total}");
-    }
 
     #[test]
     fn common_prefix() {
