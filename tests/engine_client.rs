@@ -16,6 +16,7 @@ fn greedy(prompt: Prompt, max_tokens: u32, reuse_prefix: bool) -> GenerateReques
         stop: Vec::new(),
         reuse_prefix,
         ignore_eos: false,
+        probs: None,
     }
 }
 
@@ -151,6 +152,7 @@ async fn cancel_mid_stream_returns_the_partial_text() {
     let canceller = engine.canceller();
     let request = GenerateRequest {
         ignore_eos: true,
+        probs: None,
         ..greedy(raw("1, 2, 3, 4,"), 0, true)
     };
     let id = engine.start_generate(request).unwrap();
@@ -195,6 +197,7 @@ async fn a_killed_worker_is_reported_and_a_new_one_works() {
     let mut engine = engine_with(smollm2(), 2048).await;
     let request = GenerateRequest {
         ignore_eos: true,
+        probs: None,
         ..greedy(raw("Once upon a time"), 0, true)
     };
     engine.start_generate(request).unwrap();
@@ -307,6 +310,7 @@ fn the_worker_stops_generating_when_its_front_end_goes_away() {
     let generate = whet::engine::Command::Generate(GenerateRequest {
         id: 1,
         ignore_eos: true,
+        probs: None,
         ..greedy(raw("Once upon a time"), 0, true)
     });
     for command in [load, generate] {

@@ -33,6 +33,7 @@ fn question(text: &str, max_tokens: u32) -> GenerateRequest {
         stop: Vec::new(),
         reuse_prefix: false,
         ignore_eos: false,
+        probs: None,
     }
 }
 

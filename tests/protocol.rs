@@ -83,6 +83,7 @@ fn every_command_round_trips() {
             stop: vec!["\n\n".into(), "END".into()],
             reuse_prefix: false,
             ignore_eos: true,
+            probs: None,
         }),
         Command::Generate(GenerateRequest {
             id: 8,
@@ -94,6 +95,7 @@ fn every_command_round_trips() {
             stop: vec![],
             reuse_prefix: true,
             ignore_eos: false,
+            probs: Some(whet::engine::probs::ProbsRequest { top: 10 }),
         }),
         Command::GenerateMany {
             id: 12,
@@ -105,6 +107,7 @@ fn every_command_round_trips() {
                 stop: vec![],
                 reuse_prefix: false,
                 ignore_eos: false,
+                probs: None,
             }],
             parallel: 4,
         },
@@ -171,6 +174,29 @@ fn every_event_round_trips() {
             token: 4312,
             prob: 0.25,
             context_used: 9,
+            probs: None,
+        },
+        Event::Token {
+            id: 1,
+            text: " Paris".into(),
+            token: 7042,
+            prob: 0.77,
+            context_used: 10,
+            probs: Some(whet::engine::probs::TokenProbs {
+                logprob: -0.259,
+                top: vec![
+                    whet::engine::probs::Alternative {
+                        token: 7042,
+                        text: " Paris".into(),
+                        logprob: -0.259,
+                    },
+                    whet::engine::probs::Alternative {
+                        token: 2,
+                        text: "<|im_end|>".into(),
+                        logprob: -2.76,
+                    },
+                ],
+            }),
         },
         Event::TokenCount {
             id: 2,

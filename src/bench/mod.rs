@@ -529,6 +529,7 @@ fn greedy_raw(text: String, max_tokens: u32, reuse_prefix: bool) -> GenerateRequ
         stop: Vec::new(),
         reuse_prefix,
         ignore_eos: true,
+        probs: None,
     }
 }
 
@@ -612,6 +613,7 @@ async fn chat_turn(
         stop: Vec::new(),
         reuse_prefix,
         ignore_eos: false,
+        probs: None,
     };
     engine
         .generate(request, |_| {})

@@ -88,6 +88,7 @@ pub fn cells(count: usize, gen_tokens: u32) -> Vec<GenerateRequest> {
                 // One request after another reuses the shared prefix too.
                 reuse_prefix: true,
                 ignore_eos: gen_tokens > 0,
+                probs: None,
             }
         })
         .collect()

@@ -325,6 +325,7 @@ impl Generator for EngineGenerator<'_> {
             stop: self.stop.clone(),
             reuse_prefix: true,
             ignore_eos: false,
+            probs: None,
         };
         let cancel = async {
             let _ = tokio::signal::ctrl_c().await;

@@ -7,6 +7,7 @@ use whet::outln;
 
 use tokio::sync::Notify;
 use whet::engine::client::Generation;
+use whet::engine::probs::{Confidence, ProbsRequest, ReplyConfidence};
 use whet::engine::protocol::{ChatMessage, GenerateRequest, Prompt, Role, StopReason};
 use whet::engine::sampling::SamplingOverrides;
 use whet::engine::{EngineClient, SamplingParams};
@@ -36,6 +37,11 @@ pub struct RunArgs {
     pub raw: bool,
     #[command(flatten)]
     pub sampling: SamplingArgs,
+    /// Report each token's log-probability and its N most likely
+    /// alternatives (0..=20): in the JSON's tokens, and as shading (low
+    /// confidence underlined) and a summary line when writing to a terminal.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(0..=20))]
+    pub probs: Option<u8>,
     /// Print one JSON object with the text and statistics instead of streaming.
     #[arg(long)]
     pub json: bool,
@@ -176,6 +182,7 @@ pub async fn run(args: RunArgs) -> Result<ExitCode, String> {
         stop: stops,
         reuse_prefix: true,
         ignore_eos: false,
+        probs: args.probs.map(|top| ProbsRequest { top }),
     };
 
     let json = args.json;
@@ -194,16 +201,21 @@ pub async fn run(args: RunArgs) -> Result<ExitCode, String> {
             }
         }
     };
+    let shade = to_terminal.is_some() && args.probs.is_some();
     let generation = engine
-        .generate_until(
+        .generate_tokens_until(
             request,
-            |piece| {
+            |piece, probs| {
                 if json || stdout_is_closed {
                     return;
                 }
                 let shown = match to_terminal.as_mut() {
                     Some(stream) => std::borrow::Cow::Owned(stream.push(piece)),
                     None => std::borrow::Cow::Borrowed(piece),
+                };
+                let shown = match probs.filter(|_| shade) {
+                    Some(probs) => std::borrow::Cow::Owned(shaded(&shown, probs.logprob)),
+                    None => shown,
                 };
                 let written = stdout
                     .write_all(shown.as_bytes())
@@ -232,6 +244,7 @@ pub async fn run(args: RunArgs) -> Result<ExitCode, String> {
             "seed": sampling.seed,
             "sampling": sampling,
             "worker_peak_rss_kib": peak_rss_kib,
+            "confidence": args.probs.and_then(|_| confidence_json(&generation)),
             "tokens": generation.tokens,
         });
         outln!("{report}");
@@ -245,6 +258,9 @@ pub async fn run(args: RunArgs) -> Result<ExitCode, String> {
             outln!();
         }
         eprintln!("{}", summary_line(&generation));
+        if let Some(line) = args.probs.and_then(|_| confidence_line(&generation)) {
+            eprintln!("{line}");
+        }
     }
     if stdout_is_closed {
         return Ok(ExitCode::SUCCESS);
@@ -287,6 +303,75 @@ fn prompt_text(argument: Option<String>) -> Result<String, String> {
         .read_to_string(&mut text)
         .map_err(|e| format!("cannot read the prompt from stdin: {e}"))?;
     Ok(text)
+}
+
+/// The least likely tokens a summary names.
+const LOWEST_SHOWN: usize = 5;
+
+/// A token's text shaded by how sure the model was: low confidence red and
+/// underlined (visible without colour), medium yellow, high as is.
+fn shaded(text: &str, logprob: f32) -> String {
+    if text.is_empty() {
+        return String::new();
+    }
+    match Confidence::of(logprob.exp()) {
+        Confidence::Low => format!("\x1b[4;31m{text}\x1b[0m"),
+        Confidence::Medium => format!("\x1b[33m{text}\x1b[0m"),
+        Confidence::High => text.to_string(),
+    }
+}
+
+fn reply_confidence(generation: &Generation) -> Option<ReplyConfidence> {
+    let logprobs: Vec<f32> = generation
+        .tokens
+        .iter()
+        .filter_map(|t| t.probs.as_ref().map(|p| p.logprob))
+        .collect();
+    ReplyConfidence::of(&logprobs, LOWEST_SHOWN)
+}
+
+fn confidence_json(generation: &Generation) -> Option<serde_json::Value> {
+    let confidence = reply_confidence(generation)?;
+    let lowest: Vec<_> = confidence
+        .lowest
+        .iter()
+        .map(|&(index, logprob)| {
+            serde_json::json!({
+                "index": index,
+                "text": generation.tokens[index].text,
+                "token": generation.tokens[index].token,
+                "logprob": logprob,
+            })
+        })
+        .collect();
+    Some(serde_json::json!({
+        "tokens": confidence.tokens,
+        "mean_logprob": confidence.mean_logprob,
+        "perplexity": confidence.perplexity,
+        "lowest": lowest,
+    }))
+}
+
+/// "confidence: mean log-prob -0.41 | perplexity 1.51 | least sure: "Paris" 12%, …"
+fn confidence_line(generation: &Generation) -> Option<String> {
+    let confidence = reply_confidence(generation)?;
+    let lowest: Vec<String> = confidence
+        .lowest
+        .iter()
+        .map(|&(index, logprob)| {
+            format!(
+                "{:?} {:.0}%",
+                generation.tokens[index].text,
+                f64::from(logprob).exp() * 100.0
+            )
+        })
+        .collect();
+    Some(format!(
+        "confidence: mean log-prob {:.2} | perplexity {:.2} | least sure: {}",
+        confidence.mean_logprob,
+        confidence.perplexity,
+        lowest.join(", ")
+    ))
 }
 
 pub fn summary_line(generation: &Generation) -> String {

@@ -16,6 +16,7 @@ use tokio::process::{Child, ChildStderr, ChildStdin, ChildStdout};
 use tokio::sync::mpsc;
 
 use super::parallel::ManyStats;
+use super::probs::TokenProbs;
 use super::protocol::{
     encode_line, Command, Event, GenerateRequest, GenerationStats, LoadRequest, ModelInfo, Prompt,
     StopReason,
@@ -121,6 +122,9 @@ pub struct TokenRecord {
     pub token: i32,
     pub prob: f32,
     pub text: String,
+    /// When the request asked for them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub probs: Option<TokenProbs>,
 }
 
 /// A finished generation.
@@ -327,6 +331,19 @@ impl EngineClient {
         mut on_text: impl FnMut(&str),
         cancel: impl Future<Output = ()>,
     ) -> Result<Generation, EngineError> {
+        self.generate_tokens_until(request, |text, _| on_text(text), cancel)
+            .await
+    }
+
+    /// Like `generate_until`, calling `on_token` with each event's printable
+    /// text and the sampled token's probabilities (when the request asked
+    /// for them; `None` for text released at the end).
+    pub async fn generate_tokens_until(
+        &mut self,
+        request: GenerateRequest,
+        mut on_token: impl FnMut(&str, Option<&TokenProbs>),
+        cancel: impl Future<Output = ()>,
+    ) -> Result<Generation, EngineError> {
         let canceller = self.canceller();
         let sent = Instant::now();
         let id = self.start_generate(request)?;
@@ -351,8 +368,10 @@ impl EngineClient {
                     text,
                     token,
                     prob,
+                    probs,
                     ..
                 } if event_id == id => {
+                    on_token(&text, probs.as_ref());
                     // token -1 is the flush of held-back text at the end, not a sample.
                     if token >= 0 {
                         let now = Instant::now();
@@ -365,10 +384,10 @@ impl EngineClient {
                         tokens.push(TokenRecord {
                             token,
                             prob,
-                            text: text.clone(),
+                            text,
+                            probs,
                         });
                     }
-                    on_text(&text);
                 }
                 Event::Done {
                     id: event_id,
@@ -445,20 +464,22 @@ impl EngineClient {
                     text,
                     token,
                     prob,
+                    probs,
                     ..
                 } => {
                     let Some(&index) = index_of.get(&id) else {
                         continue;
                     };
+                    on_text(index, &text);
                     if token >= 0 {
                         firsts[index].get_or_insert_with(Instant::now);
                         tokens[index].push(TokenRecord {
                             token,
                             prob,
-                            text: text.clone(),
+                            text,
+                            probs,
                         });
                     }
-                    on_text(index, &text);
                 }
                 Event::Done {
                     id,

@@ -12,6 +12,7 @@ use std::time::Instant;
 use llama_cpp_2::sampling::LlamaSampler;
 use llama_cpp_2::token::LlamaToken;
 
+use super::probs::{self, ProbsRequest, TokenProbs};
 use super::protocol::{Event, GenerateRequest, GenerationStats, Prompt, StopReason};
 use super::runner::{
     build_sampler, check_prompt_fits, common_prefix_len, ms_between, ms_since, Outcome, Session,
@@ -59,6 +60,16 @@ pub trait Backend {
     /// Samples (and accepts) a token from the logits at `batch_index` of
     /// the last decode.
     fn sample(&mut self, sampler: &mut Self::Sampler, batch_index: i32) -> LlamaToken;
+    /// The sampled token's probability (raw softmax at temperature 1) and
+    /// its full facts, from the logits at `batch_index`, when `asked`;
+    /// otherwise (0, None): batch runs do not pay for a softmax per token
+    /// unless they want it.
+    fn token_probs(
+        &self,
+        batch_index: i32,
+        token: LlamaToken,
+        asked: Option<ProbsRequest>,
+    ) -> (f32, Option<TokenProbs>);
     fn is_eog(&self, token: LlamaToken) -> bool;
     /// The token's bytes as generation shows them (special tokens not rendered).
     fn piece(&self, token: LlamaToken) -> Vec<u8>;
@@ -112,6 +123,20 @@ impl Backend for Session<'_> {
     #[inline]
     fn sample(&mut self, sampler: &mut LlamaSampler, batch_index: i32) -> LlamaToken {
         sampler.sample(&self.ctx, batch_index)
+    }
+
+    fn token_probs(
+        &self,
+        batch_index: i32,
+        token: LlamaToken,
+        asked: Option<ProbsRequest>,
+    ) -> (f32, Option<TokenProbs>) {
+        if asked.is_none() {
+            return (0.0, None);
+        }
+        probs::of_sampled(self.ctx.get_logits_ith(batch_index), token.0, asked, |t| {
+            self.model.piece_text(t)
+        })
     }
 
     #[inline]
@@ -468,6 +493,7 @@ impl<B: Backend> Scheduler<'_, B> {
                     job.stats.prompt_eval_ms = ms_since(job.started);
                 }
                 let token = self.backend.sample(&mut job.sampler, at);
+                let (prob, token_probs) = self.backend.token_probs(at, token, request.probs);
                 job.last_token_at = Instant::now();
                 if job.first_token_at.is_none() {
                     job.first_token_at = Some(job.last_token_at);
@@ -488,8 +514,9 @@ impl<B: Backend> Scheduler<'_, B> {
                         id: request.id,
                         text: shown,
                         token: token.0,
-                        prob: 0.0,
+                        prob,
                         context_used: slot.tokens.len() as u32 + 1,
+                        probs: token_probs,
                     });
                     if stopped {
                         Some(StopReason::StopString)
@@ -602,6 +629,7 @@ fn finish<S>(
                 text: rest,
                 token: -1,
                 prob: 0.0,
+                probs: None,
                 context_used: 0,
             });
         }
@@ -634,6 +662,7 @@ mod tests {
             stop: Vec::new(),
             reuse_prefix: true,
             ignore_eos: false,
+            probs: None,
         }
     }
 

@@ -52,6 +52,61 @@ pub struct Alternative {
     pub logprob: f32,
 }
 
+/// How sure the model was of one token, in three bands for shading.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Confidence {
+    /// Below 25%: the model nearly said something else.
+    Low,
+    /// 25% to 60%.
+    Medium,
+    High,
+}
+
+impl Confidence {
+    pub fn of(prob: f32) -> Self {
+        if prob < 0.25 {
+            Confidence::Low
+        } else if prob < 0.6 {
+            Confidence::Medium
+        } else {
+            Confidence::High
+        }
+    }
+}
+
+/// How sure the model was of a whole reply.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ReplyConfidence {
+    pub tokens: usize,
+    /// Mean natural-log probability of the sampled tokens.
+    pub mean_logprob: f64,
+    /// exp(−mean log-probability): how many tokens the model was, on
+    /// average, choosing between.
+    pub perplexity: f64,
+    /// The least likely sampled tokens as (index in the reply, log-prob),
+    /// least likely first; ties in reply order.
+    pub lowest: Vec<(usize, f32)>,
+}
+
+impl ReplyConfidence {
+    /// `None` for a reply without tokens.
+    pub fn of(logprobs: &[f32], lowest: usize) -> Option<Self> {
+        if logprobs.is_empty() {
+            return None;
+        }
+        let mean = logprobs.iter().map(|&l| f64::from(l)).sum::<f64>() / logprobs.len() as f64;
+        let mut ranked: Vec<(usize, f32)> = logprobs.iter().copied().enumerate().collect();
+        ranked.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
+        ranked.truncate(lowest);
+        Some(Self {
+            tokens: logprobs.len(),
+            mean_logprob: mean,
+            perplexity: (-mean).exp(),
+            lowest: ranked,
+        })
+    }
+}
+
 /// The normaliser of a log-softmax: log Σ exp(logit), computed around the
 /// row's maximum so that no term overflows.
 #[derive(Debug, Clone, Copy)]
@@ -120,6 +175,23 @@ pub fn token_probs(
         logprob: softmax.logprob(logit),
         top,
     })
+}
+
+/// A sampled token's probability, and its full facts when a request asked
+/// for them (computed from one softmax pass either way).
+pub fn of_sampled(
+    logits: &[f32],
+    token: i32,
+    asked: Option<ProbsRequest>,
+    piece: impl Fn(i32) -> String,
+) -> (f32, Option<TokenProbs>) {
+    match asked {
+        Some(asked) => {
+            let probs = token_probs(logits, token, asked.top, piece);
+            (probs.as_ref().map_or(0.0, |p| p.logprob.exp()), probs)
+        }
+        None => (token_probability(logits, token), None),
+    }
 }
 
 /// Lanes of the reductions below: independent accumulators let the
@@ -285,6 +357,28 @@ mod tests {
         assert!(token_probs(&[f32::NEG_INFINITY; 4], 0, 5, |_| String::new()).is_none());
         assert!(token_probs(&[0.0, 1.0], 7, 5, |_| String::new()).is_none());
         assert_eq!(token_probability(&[0.0, 1.0], -1), 0.0);
+    }
+
+    #[test]
+    fn reply_confidence_mean_perplexity_and_lowest() {
+        let half = 0.5f32.ln();
+        let quarter = 0.25f32.ln();
+        let c = ReplyConfidence::of(&[0.0, half, quarter, half], 2).unwrap();
+        assert_eq!(c.tokens, 4);
+        let mean = (0.0 + 2.0 * f64::from(half) + f64::from(quarter)) / 4.0;
+        assert!((c.mean_logprob - mean).abs() < 1e-9);
+        // The geometric mean of 1, ½, ¼, ½ is ½: perplexity 2.
+        assert!((c.perplexity - 2.0).abs() < 1e-6, "{}", c.perplexity);
+        assert_eq!(c.lowest, [(2, quarter), (1, half)]);
+        assert!(ReplyConfidence::of(&[], 3).is_none());
+    }
+
+    #[test]
+    fn confidence_bands() {
+        assert_eq!(Confidence::of(0.1), Confidence::Low);
+        assert_eq!(Confidence::of(0.25), Confidence::Medium);
+        assert_eq!(Confidence::of(0.59), Confidence::Medium);
+        assert_eq!(Confidence::of(0.6), Confidence::High);
     }
 
     #[test]

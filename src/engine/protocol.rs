@@ -8,6 +8,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use super::probs::{ProbsRequest, TokenProbs};
 use super::sampling::SamplingParams;
 
 /// A request from the front end to the worker.
@@ -152,6 +153,10 @@ pub struct GenerateRequest {
     /// Keep generating past end-of-generation tokens (benchmarks only).
     #[serde(default)]
     pub ignore_eos: bool,
+    /// Send each token's log-probability and top alternatives on its
+    /// `Token` event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probs: Option<ProbsRequest>,
 }
 
 fn yes() -> bool {
@@ -185,6 +190,9 @@ pub enum Event {
         /// has been generated so far.
         #[serde(default)]
         context_used: u32,
+        /// When the request asked for them.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        probs: Option<TokenProbs>,
     },
     Done {
         id: u64,

@@ -86,6 +86,17 @@ impl LoadedModel {
         })
     }
 
+    /// A token's text on its own, special tokens by name (`<|im_end|>`): an
+    /// alternative that ends the reply must still be visible. A token holding
+    /// part of a multi-byte character shows U+FFFD.
+    pub fn piece_text(&self, token: i32) -> String {
+        let bytes = self
+            .model
+            .vocab()
+            .token_to_piece(LlamaToken(token), true, None);
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+
     /// Turns a prompt into tokens. Raw prompts parse special-token text; chat
     /// messages never do, only the template's markup is parsed.
     pub fn tokenize(&self, prompt: &Prompt) -> Result<Vec<LlamaToken>, String> {
@@ -296,6 +307,9 @@ impl Session<'_> {
     ) -> Outcome {
         let started = Instant::now();
         request.sampling.validate()?;
+        if let Some(asked) = &request.probs {
+            asked.validate()?;
+        }
         let (prompt, open_reply) = self
             .model
             .tokenize_with_replies(&request.prompt, &self.replies)?;
@@ -329,7 +343,12 @@ impl Session<'_> {
                 break StopReason::Cancelled;
             }
             let token = sampler.sample(&self.ctx, logits_index);
-            let prob = probs::token_probability(self.ctx.get_logits_ith(logits_index), token.0);
+            let (prob, token_probs) = probs::of_sampled(
+                self.ctx.get_logits_ith(logits_index),
+                token.0,
+                request.probs,
+                |t| self.model.piece_text(t),
+            );
             last_token_at = Instant::now();
             if first_token_at.is_none() {
                 first_token_at = Some(last_token_at);
@@ -354,6 +373,7 @@ impl Session<'_> {
                 prob,
                 // The token is decoded next; it counts as in the context.
                 context_used: self.cached.len() as u32 + 1,
+                probs: token_probs,
             });
             if stopped {
                 break StopReason::StopString;
@@ -382,6 +402,7 @@ impl Session<'_> {
                     token: -1,
                     prob: 0.0,
                     context_used: self.cached.len() as u32,
+                    probs: None,
                 });
             }
         }

@@ -28,6 +28,7 @@ use llama_cpp_2::token::LlamaToken;
 use serde::Deserialize;
 
 use super::parallel::Backend;
+use super::probs::{ProbsRequest, TokenProbs};
 use super::protocol::{ChatFormat, LoadRequest, ModelInfo, Prompt, StopReason};
 use super::sampling::SamplingParams;
 use super::stop::{StopMatcher, StopOutcome};
@@ -304,6 +305,27 @@ impl Backend for ToyBackend {
             panic!("sampling batch index {batch_index}, which has no logits (llama.cpp aborts)")
         });
         next_token(tokens, sampler.seed)
+    }
+
+    /// The toy model's "distribution" is uniform over what it can generate
+    /// (the 27 letters and EOS): enough to carry probabilities through the
+    /// scheduler and the protocol.
+    fn token_probs(
+        &self,
+        _batch_index: i32,
+        token: LlamaToken,
+        asked: Option<ProbsRequest>,
+    ) -> (f32, Option<TokenProbs>) {
+        let Some(asked) = asked else {
+            return (0.0, None);
+        };
+        let mut logits = vec![f32::NEG_INFINITY; EOS.0 as usize + 1];
+        for generated in (LETTERS..LETTERS + LETTER_COUNT as i32).chain([EOS.0]) {
+            logits[generated as usize] = 0.0;
+        }
+        super::probs::of_sampled(&logits, token.0, Some(asked), |t| {
+            String::from_utf8_lossy(&piece(LlamaToken(t))).into_owned()
+        })
     }
 
     fn is_eog(&self, token: LlamaToken) -> bool {

@@ -52,6 +52,7 @@ impl Cell {
             stop: self.stop.clone(),
             reuse_prefix: true,
             ignore_eos: false,
+            probs: None,
         }
     }
 }

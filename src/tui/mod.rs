@@ -427,6 +427,7 @@ async fn event_loop(
                             stop,
                             reuse_prefix: true,
                             ignore_eos: false,
+                            probs: None,
                         };
                         Some(started(engine.as_mut(), request))
                     }
@@ -636,6 +637,7 @@ fn start_generation(
         stop: settings.reply.stop.clone(),
         reuse_prefix: true,
         ignore_eos: false,
+        probs: None,
     };
     started(engine, request)
 }
