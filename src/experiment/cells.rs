@@ -238,4 +238,47 @@ mod tests {
         assert_ne!(with_format[0].key, none.key);
         assert_eq!(with_format[0].chat_format.as_deref(), Some("gemma"));
     }
+
+    /// The keys of a fixed experiment, as computed before variants could
+    /// refine: results saved by earlier whets must keep resuming and
+    /// hitting the cache, so a new key field must leave these unchanged.
+    #[test]
+    fn keys_of_plain_variants_are_the_ones_earlier_runs_saved() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("d.jsonl"), "{\"n\": \"7\"}\n").unwrap();
+        let path = dir.path().join("k.toml");
+        std::fs::write(
+            &path,
+            "name = \"k\"\nprompt = \"Count to {{n}}.\"\nsystem = \"Be brief.\"\ndataset = \"d.jsonl\"\n\
+             seed = 3\nrepeats = 2\n[[variants]]\nname = \"plain\"\ntemperature = 0\nmax_tokens = 20\n\
+             stop = [\"\\n\\n\"]\n[[variants]]\nname = \"sampled\"\nexamples = \"none\"\ntemperature = 0.7\n",
+        )
+        .unwrap();
+        let prepared = prepare(&path, None).unwrap();
+        let keys: Vec<(usize, u32, String)> = cells(&prepared, "0123abcd")
+            .unwrap()
+            .into_iter()
+            .map(|c| (c.variant, c.repeat, c.key))
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                (
+                    0,
+                    0,
+                    "c167e3ebaf442ff44c17288fb46b45430da01221610e9cb03a74e82e942b7b17".to_string()
+                ),
+                (
+                    1,
+                    0,
+                    "946e4de6f627e4cf75e600f28ca46fb8d4dd3bcd337d651431c83551a0b6419b".to_string()
+                ),
+                (
+                    1,
+                    1,
+                    "38b93feaa66119b40bfc71ba46683e3e0552d2c57090baf1ca217feeb4471ad7".to_string()
+                ),
+            ]
+        );
+    }
 }
