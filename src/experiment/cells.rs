@@ -1,8 +1,9 @@
 //! The cells of an experiment: every item × variant × repeat, as the exact
 //! request the model gets, and the key that identifies its result (the
 //! model, the exact input, the sampling settings with the seed, the token
-//! limit, the stop strings and the repeat index): a cell whose key has a
-//! result already need not run again.
+//! limit, the stop strings and the repeat index, and for a refined cell its
+//! rounds, prompts and the pass it keeps): a cell whose key has a result
+//! already need not run again.
 
 use std::path::PathBuf;
 
@@ -10,6 +11,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::prepare::Prepared;
+use super::refinement::CellRefinement;
 use super::spec::Examples;
 use crate::engine::protocol::{ChatMessage, GenerateRequest, Prompt};
 use crate::engine::SamplingParams;
@@ -36,6 +38,8 @@ pub struct Cell {
     pub model: Option<PathBuf>,
     /// The chat format that model is loaded with (None: the run's).
     pub chat_format: Option<String>,
+    /// A refined cell's loop (None: one generation).
+    pub refine: Option<CellRefinement>,
 }
 
 impl Cell {
@@ -67,6 +71,10 @@ struct KeyParts<'a> {
     max_tokens: u32,
     stop: &'a [String],
     repeat: u32,
+    /// Left out for a plain cell, so plain keys are what they were before
+    /// variants could refine.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    refine: Option<&'a CellRefinement>,
 }
 
 /// The model a variant runs on: its file (None: the run's model) and the
@@ -143,6 +151,10 @@ pub fn cells_on(prepared: &Prepared, models: &[VariantModel]) -> Result<Vec<Cell
                 .clone()
                 .or_else(|| template.sampling.stop.clone())
                 .unwrap_or_default();
+            let refine = variant
+                .refine
+                .as_ref()
+                .map(|r| CellRefinement::resolve(r, &template.refine));
             for repeat in 0..prepared.repeats_of(variant) {
                 let sampling = SamplingParams {
                     seed: experiment.seed.wrapping_add(repeat),
@@ -159,6 +171,7 @@ pub fn cells_on(prepared: &Prepared, models: &[VariantModel]) -> Result<Vec<Cell
                     max_tokens,
                     stop: &stop,
                     repeat,
+                    refine: refine.as_ref(),
                 };
                 let json = serde_json::to_vec(&parts).unwrap_or_default();
                 let key = hex(&Sha256::digest(&json));
@@ -173,6 +186,7 @@ pub fn cells_on(prepared: &Prepared, models: &[VariantModel]) -> Result<Vec<Cell
                     key,
                     model: model.path.clone(),
                     chat_format: model.chat_format.clone(),
+                    refine: refine.clone(),
                 });
             }
         }
@@ -279,6 +293,74 @@ mod tests {
                     "38b93feaa66119b40bfc71ba46683e3e0552d2c57090baf1ca217feeb4471ad7".to_string()
                 ),
             ]
+        );
+    }
+
+    /// Keys of `variants` (TOML `[[variants]]` entries) over one item.
+    fn keys_of(variants: &str) -> Vec<String> {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("d.jsonl"),
+            "{\"n\": \"7\", \"reference\": \"1 2 3\"}\n",
+        )
+        .unwrap();
+        let path = dir.path().join("k.toml");
+        std::fs::write(
+            &path,
+            format!("name = \"k\"\nprompt = \"Count to {{{{n}}}}.\"\ndataset = \"d.jsonl\"\nmetrics = [\"chrf\"]\n{variants}"),
+        )
+        .unwrap();
+        let prepared = prepare(&path, None).unwrap();
+        cells(&prepared, "0123abcd")
+            .unwrap()
+            .into_iter()
+            .map(|c| c.key)
+            .collect()
+    }
+
+    #[test]
+    fn a_refined_cell_is_keyed_by_its_rounds_prompts_and_kept_pass() {
+        let variant = |name: &str, refine: &str| {
+            format!("[[variants]]\nname = \"{name}\"\ntemperature = 0\n{refine}\n")
+        };
+        let plain = keys_of(&variant("a", ""))[0].clone();
+        // Rounds = 0 is the plain cell, key and all.
+        assert_eq!(keys_of(&variant("a", "refine = { rounds = 0 }"))[0], plain);
+        let mut seen = std::collections::BTreeSet::from([plain.clone()]);
+        for refine in [
+            "refine = { rounds = 1 }",
+            "refine = { rounds = 2 }",
+            "refine = { rounds = 2, keep = \"best\" }",
+            "refine = { rounds = 2, keep = \"best\", best_by = \"bleu\" }",
+            "refine = { rounds = 2, history = \"fresh\" }",
+            "refine = { rounds = 2, stop_phrase = \"\" }",
+            "refine = { rounds = 2, feedback = \"Fix {{answer}}\" }",
+            "refine = { rounds = 2, refine = \"Redo {{answer}} per {{feedback}}\" }",
+        ] {
+            let keys = keys_of(&format!("{}{}", variant("a", ""), variant("b", refine)));
+            assert_eq!(keys[0], plain, "a plain variant's key, beside {refine}");
+            assert!(
+                seen.insert(keys[1].clone()),
+                "{refine} has a key of its own"
+            );
+        }
+        // The refined cell carries its loop: the default prompts, resolved.
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("d.jsonl"), "{\"n\": \"7\"}\n").unwrap();
+        let path = dir.path().join("k.toml");
+        std::fs::write(
+            &path,
+            "name = \"k\"\nprompt = \"Count to {{n}}.\"\ndataset = \"d.jsonl\"\n[[variants]]\nname = \"r\"\nrefine = { rounds = 2 }\n",
+        )
+        .unwrap();
+        let cell = &cells(&prepare(&path, None).unwrap(), "m").unwrap()[0];
+        let refine = cell.refine.as_ref().unwrap();
+        let defaults = crate::refine::defaults::prompts();
+        assert_eq!(refine.prompts.feedback, defaults.feedback);
+        assert_eq!(refine.config.stop_phrase, defaults.stop_phrase);
+        assert_eq!(
+            (refine.config.max_rounds, refine.most_generations()),
+            (2, 5)
         );
     }
 }

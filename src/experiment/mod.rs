@@ -5,6 +5,8 @@
 //! - [`dataset`] — the inputs (JSONL or CSV), with `file:line` errors;
 //! - [`prepare`] — a file with its templates and dataset, cross-checked;
 //! - [`cells`] — items × variants × repeats as exact requests, with keys;
+//! - [`refinement`] — a variant's refinement rounds, and the pass a
+//!   refined cell keeps;
 //! - [`score`](mod@score) — a cell's metrics and checks;
 //! - [`results`] — a run on disk, appended cell by cell;
 //! - [`ratings`] — people's 1–5 ratings of cells, a `rating` metric;
@@ -30,6 +32,7 @@ pub mod matrix;
 pub mod plan;
 pub mod prepare;
 pub mod ratings;
+pub mod refinement;
 pub mod results;
 pub mod run;
 pub mod score;

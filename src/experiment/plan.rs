@@ -466,6 +466,7 @@ mod tests {
             key: "k".into(),
             model: None,
             chat_format: None,
+            refine: None,
         };
         let e = estimate(&speed, &[&cell, &cell], &[50, 50], 2);
         assert!((e.seconds - 0.29).abs() < 1e-9, "{}", e.seconds);
