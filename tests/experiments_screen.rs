@@ -85,6 +85,7 @@ fn cell(item: usize, variant: &str, repeat: u32, output: &str, chrf: f64) -> Cel
         },
         error: None,
         cached: false,
+        refine: None,
     }
 }
 
