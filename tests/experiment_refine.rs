@@ -262,6 +262,64 @@ fn a_refined_cell_runs_its_rounds_and_keep_chooses_the_pass_scored() {
         first_loop[2]
     );
 
+    // The summary (JSON here) counts the passes kept; show and the CSV
+    // export say it too.
+    let summary = json(&output);
+    let variants = summary["variants"].as_array().unwrap();
+    assert!(variants[0].get("refine").is_none(), "{}", variants[0]);
+    let kept_best: Vec<u64> = variants[1]["refine"]["kept"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n.as_u64().unwrap())
+        .collect();
+    let mut counted = vec![0u64; 3];
+    for item in 0..WORDS.len() {
+        counted[cell(&results, "best", item).refine.as_ref().unwrap().kept] += 1;
+    }
+    assert_eq!(kept_best, counted);
+    assert_eq!(variants[2]["refine"]["kept"], serde_json::json!([0, 0, 3]));
+    assert_eq!(variants[2]["refine"]["mean_passes"], 3.0);
+    let id = run.file_name().unwrap().to_str().unwrap();
+    let table = lab
+        .command(&["experiment", "show", id], "")
+        .output()
+        .unwrap();
+    assert_success(&table);
+    assert!(
+        stdout(&table).contains("  refine   2 rounds, keep last: kept the draft in 0, pass 1 in 0, pass 2 in 3 of 3 cells; 3.0 passes per cell"),
+        "{}",
+        stdout(&table)
+    );
+    let md = lab
+        .command(&["experiment", "show", id, "--format", "md"], "")
+        .output()
+        .unwrap();
+    assert!(
+        stdout(&md).contains("Refined variants (pass 0 is the draft):\n\n- **best**: 2 rounds, keep best by chrf: kept the draft in "),
+        "{}",
+        stdout(&md)
+    );
+    let csv = lab
+        .command(&["experiment", "show", id, "--format", "csv"], "")
+        .output()
+        .unwrap();
+    let csv = stdout(&csv);
+    let mut reader = csv::Reader::from_reader(csv.as_bytes());
+    let header: Vec<String> = reader.headers().unwrap().iter().map(String::from).collect();
+    assert_eq!(
+        header[6..],
+        ["error", "output", "kept_pass", "passes", "chrf", "length"]
+    );
+    for row in reader.records().map(Result::unwrap) {
+        let (variant, kept, passes) = (&row[1], &row[8], &row[9]);
+        match variant {
+            "plain" => assert_eq!((kept, passes), ("", ""), "{row:?}"),
+            "last" => assert_eq!((kept, passes), ("2", "3"), "{row:?}"),
+            _ => assert_eq!(passes, "3", "{row:?}"),
+        }
+    }
+
     // Run again: every cell, refined ones too, comes from the cache.
     std::fs::remove_file(lab.path("journal")).unwrap();
     assert_success(&lab.run(&lab.journal_script()));

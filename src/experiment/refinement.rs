@@ -30,6 +30,7 @@
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
+use super::results::CellResult;
 use super::score::{score, CellScores};
 use super::spec::Check;
 use crate::engine::protocol::{GenerationStats, StopReason};
@@ -463,6 +464,85 @@ impl RefinedCell {
             "pass {} of {} kept ({how})",
             self.kept,
             self.passes.len().saturating_sub(1)
+        )
+    }
+}
+
+/// A refined variant's loops over a run: which pass its cells kept.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RefineSummary {
+    pub rounds: u32,
+    pub keep: Keep,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub best_by: Option<String>,
+    /// Cells with passes (error cells left out).
+    pub cells: usize,
+    /// Cells that kept pass i (0 the draft), for i up to `rounds`.
+    pub kept: Vec<usize>,
+    pub mean_passes: f64,
+    /// Loops that ended before their rounds ran out (the feedback found
+    /// nothing to fix, a pass came out unchanged…).
+    pub ended_early: usize,
+}
+
+impl RefineSummary {
+    /// Over a variant's `results` (None for a plain variant).
+    pub fn of(refinement: Option<&Refinement>, results: &[&CellResult]) -> Option<RefineSummary> {
+        let refinement = refinement?;
+        let refined: Vec<&RefinedCell> = results
+            .iter()
+            .filter(|r| r.error.is_none())
+            .filter_map(|r| r.refine.as_ref())
+            .collect();
+        let mut kept = vec![0; refinement.rounds as usize + 1];
+        for cell in &refined {
+            if let Some(count) = kept.get_mut(cell.kept) {
+                *count += 1;
+            }
+        }
+        let passes: usize = refined.iter().map(|c| c.passes.len()).sum();
+        Some(RefineSummary {
+            rounds: refinement.rounds,
+            keep: refinement.keep,
+            best_by: refinement.best_by.clone(),
+            cells: refined.len(),
+            kept,
+            mean_passes: passes as f64 / refined.len().max(1) as f64,
+            ended_early: refined
+                .iter()
+                .filter(|c| c.end != Some(LoopEnd::MaxRounds))
+                .count(),
+        })
+    }
+
+    /// `2 rounds, keep best by chrf: kept the draft in 3 cells, pass 1 in
+    /// 5, pass 2 in 12; 2.9 passes per cell, 1 loop ended early`.
+    pub fn describe(&self) -> String {
+        let how = match (&self.keep, &self.best_by) {
+            (Keep::Best, Some(metric)) => format!("keep best by {metric}"),
+            (keep, _) => format!("keep {}", keep.as_str()),
+        };
+        let kept: Vec<String> = self
+            .kept
+            .iter()
+            .enumerate()
+            .map(|(pass, cells)| match pass {
+                0 => format!("the draft in {cells}"),
+                _ => format!("pass {pass} in {cells}"),
+            })
+            .collect();
+        let early = match self.ended_early {
+            0 => String::new(),
+            1 => ", 1 loop ended early".to_string(),
+            n => format!(", {n} loops ended early"),
+        };
+        format!(
+            "{} round{}, {how}: kept {} of {} cells; {:.1} passes per cell{early}",
+            self.rounds,
+            if self.rounds == 1 { "" } else { "s" },
+            kept.join(", "),
+            self.cells,
+            self.mean_passes
         )
     }
 }
