@@ -481,7 +481,7 @@ pub struct RefineSummary {
     pub kept: Vec<usize>,
     pub mean_passes: f64,
     /// Loops that ended before their rounds ran out (the feedback found
-    /// nothing to fix, a pass came out unchanged…).
+    /// nothing to fix, a pass came out the same as the one before…).
     pub ended_early: usize,
 }
 
@@ -510,7 +510,7 @@ impl RefineSummary {
             mean_passes: passes as f64 / refined.len().max(1) as f64,
             ended_early: refined
                 .iter()
-                .filter(|c| c.end != Some(LoopEnd::MaxRounds))
+                .filter(|c| c.passes.len() <= refinement.rounds as usize)
                 .count(),
         })
     }
@@ -630,5 +630,48 @@ mod tests {
         assert_eq!(cell.generations(), 5);
         let total = cell.total_stats();
         assert_eq!((total.generated_tokens, total.prompt_tokens), (12, 70));
+    }
+
+    #[test]
+    fn a_variant_summary_counts_the_passes_kept_and_the_loops_ended_early() {
+        let refinement = Refinement {
+            rounds: 2,
+            keep: Keep::Best,
+            best_by: Some("chrf".into()),
+            ..Refinement::default()
+        };
+        let loop_of = |passes: usize, kept: usize| {
+            let pass = RefinedPass {
+                output: "x".into(),
+                stop_reason: StopReason::Eos,
+                stats: GenerationStats::default(),
+                scores: CellScores::default(),
+                rank_score: None,
+                feedback: None,
+            };
+            CellResult {
+                refine: Some(RefinedCell {
+                    keep: Keep::Best,
+                    best_by: Some("chrf".into()),
+                    kept,
+                    passes: vec![pass; passes],
+                    end: None,
+                }),
+                ..CellResult::for_test("k")
+            }
+        };
+        let mut failed = loop_of(1, 0);
+        failed.error = Some("the worker died".into());
+        let results = [loop_of(3, 1), loop_of(3, 2), loop_of(1, 0), failed];
+        let cells: Vec<&CellResult> = results.iter().collect();
+        let summary = RefineSummary::of(Some(&refinement), &cells).unwrap();
+        assert_eq!((summary.cells, summary.kept.clone()), (3, vec![1, 1, 1]));
+        assert_eq!(summary.ended_early, 1);
+        assert!((summary.mean_passes - 7.0 / 3.0).abs() < 1e-12);
+        assert_eq!(
+            summary.describe(),
+            "2 rounds, keep best by chrf: kept the draft in 1, pass 1 in 1, pass 2 in 1 of 3 cells; 2.3 passes per cell, 1 loop ended early"
+        );
+        assert!(RefineSummary::of(None, &cells).is_none());
     }
 }
