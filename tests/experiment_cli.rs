@@ -149,6 +149,7 @@ fn add_run(
             },
             error: None,
             cached: false,
+            refine: None,
         })
         .unwrap();
     }

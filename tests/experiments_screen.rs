@@ -85,6 +85,7 @@ fn cell(item: usize, variant: &str, repeat: u32, output: &str, chrf: f64) -> Cel
         },
         error: None,
         cached: false,
+        refine: None,
     }
 }
 
@@ -673,5 +674,63 @@ fn alt_e_in_the_workbench_makes_an_experiment_of_saved_against_edited() {
     assert_eq!(
         app.exp.selected_file().unwrap().name,
         "summarize-experiment"
+    );
+}
+
+#[test]
+fn a_refined_cell_shows_its_passes_and_the_one_kept() {
+    use whet::experiment::refinement::{Keep, PassFeedback, RefinedCell, RefinedPass};
+    let dir = tempfile::tempdir().unwrap();
+    let file = experiment(dir.path());
+    let prepared = prepare(&file, None).unwrap();
+    let pass = |output: &str, chrf: f64, feedback: bool| RefinedPass {
+        output: output.into(),
+        stop_reason: StopReason::Eos,
+        stats: GenerationStats::default(),
+        scores: CellScores::default(),
+        rank_score: Some(chrf),
+        feedback: feedback.then(|| PassFeedback {
+            text: "Say hot.".into(),
+            stop_reason: StopReason::Eos,
+            stats: GenerationStats::default(),
+        }),
+    };
+    let mut results = results();
+    results[0].refine = Some(RefinedCell {
+        keep: Keep::Best,
+        best_by: Some("chrf".into()),
+        kept: 1,
+        passes: vec![
+            pass("The soup was cold.", 40.0, true),
+            pass("The soup was hot and the waiter kind.", 100.0, true),
+            pass("Hot soup.", 55.5, false),
+        ],
+        end: Some(whet::refine::LoopEnd::MaxRounds),
+    });
+    let mut app = listed();
+    update(
+        &mut app,
+        Msg::ExperimentRunOpened(Box::new(OpenRun::new(
+            info(&file),
+            dir.path().to_path_buf(),
+            prepared,
+            results,
+            Ok(Ratings::default()),
+        ))),
+    );
+    key(&mut app, KeyCode::Enter);
+    assert_eq!(open(&app).selected_result().unwrap().key, "0-greedy-0");
+    let screen = text_of(&draw(&app, 120, 40));
+    assert!(
+        screen.contains("pass 1 of 2 kept (best by chrf) · the rounds ran out"),
+        "{screen}"
+    );
+    assert!(
+        screen.contains("▸ pass 1: chrf 100.0 · 8 words · The soup was hot"),
+        "{screen}"
+    );
+    assert!(
+        screen.contains("  pass 2: chrf 55.5 · 2 words · Hot soup."),
+        "{screen}"
     );
 }

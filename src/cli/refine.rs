@@ -313,7 +313,7 @@ impl Generator for EngineGenerator<'_> {
     async fn generate(
         &mut self,
         step: &Step,
-        on_text: &mut dyn FnMut(&str),
+        on_text: &mut (dyn FnMut(&str) + Send),
     ) -> Result<Generated, String> {
         let request = GenerateRequest {
             id: 0,

@@ -1,8 +1,9 @@
 //! The cells of an experiment: every item × variant × repeat, as the exact
 //! request the model gets, and the key that identifies its result (the
 //! model, the exact input, the sampling settings with the seed, the token
-//! limit, the stop strings and the repeat index): a cell whose key has a
-//! result already need not run again.
+//! limit, the stop strings and the repeat index, and for a refined cell its
+//! rounds, prompts and the pass it keeps): a cell whose key has a result
+//! already need not run again.
 
 use std::path::PathBuf;
 
@@ -10,6 +11,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::prepare::Prepared;
+use super::refinement::CellRefinement;
 use super::spec::Examples;
 use crate::engine::protocol::{ChatMessage, GenerateRequest, Prompt};
 use crate::engine::SamplingParams;
@@ -36,6 +38,8 @@ pub struct Cell {
     pub model: Option<PathBuf>,
     /// The chat format that model is loaded with (None: the run's).
     pub chat_format: Option<String>,
+    /// A refined cell's loop (None: one generation).
+    pub refine: Option<CellRefinement>,
 }
 
 impl Cell {
@@ -68,6 +72,10 @@ struct KeyParts<'a> {
     max_tokens: u32,
     stop: &'a [String],
     repeat: u32,
+    /// Left out for a plain cell, so plain keys are what they were before
+    /// variants could refine.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    refine: Option<&'a CellRefinement>,
 }
 
 /// The model a variant runs on: its file (None: the run's model) and the
@@ -144,6 +152,10 @@ pub fn cells_on(prepared: &Prepared, models: &[VariantModel]) -> Result<Vec<Cell
                 .clone()
                 .or_else(|| template.sampling.stop.clone())
                 .unwrap_or_default();
+            let refine = variant
+                .refine
+                .as_ref()
+                .map(|r| CellRefinement::resolve(r, &template.refine));
             for repeat in 0..prepared.repeats_of(variant) {
                 let sampling = SamplingParams {
                     seed: experiment.seed.wrapping_add(repeat),
@@ -160,6 +172,7 @@ pub fn cells_on(prepared: &Prepared, models: &[VariantModel]) -> Result<Vec<Cell
                     max_tokens,
                     stop: &stop,
                     repeat,
+                    refine: refine.as_ref(),
                 };
                 let json = serde_json::to_vec(&parts).unwrap_or_default();
                 let key = hex(&Sha256::digest(&json));
@@ -174,6 +187,7 @@ pub fn cells_on(prepared: &Prepared, models: &[VariantModel]) -> Result<Vec<Cell
                     key,
                     model: model.path.clone(),
                     chat_format: model.chat_format.clone(),
+                    refine: refine.clone(),
                 });
             }
         }
@@ -238,5 +252,116 @@ mod tests {
         let with_format = cells_on(&prepared, &formatted).unwrap();
         assert_ne!(with_format[0].key, none.key);
         assert_eq!(with_format[0].chat_format.as_deref(), Some("gemma"));
+    }
+
+    /// The keys of a fixed experiment, as computed before variants could
+    /// refine: results saved by earlier whets must keep resuming and
+    /// hitting the cache, so a new key field must leave these unchanged.
+    #[test]
+    fn keys_of_plain_variants_are_the_ones_earlier_runs_saved() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("d.jsonl"), "{\"n\": \"7\"}\n").unwrap();
+        let path = dir.path().join("k.toml");
+        std::fs::write(
+            &path,
+            "name = \"k\"\nprompt = \"Count to {{n}}.\"\nsystem = \"Be brief.\"\ndataset = \"d.jsonl\"\n\
+             seed = 3\nrepeats = 2\n[[variants]]\nname = \"plain\"\ntemperature = 0\nmax_tokens = 20\n\
+             stop = [\"\\n\\n\"]\n[[variants]]\nname = \"sampled\"\nexamples = \"none\"\ntemperature = 0.7\n",
+        )
+        .unwrap();
+        let prepared = prepare(&path, None).unwrap();
+        let keys: Vec<(usize, u32, String)> = cells(&prepared, "0123abcd")
+            .unwrap()
+            .into_iter()
+            .map(|c| (c.variant, c.repeat, c.key))
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                (
+                    0,
+                    0,
+                    "c167e3ebaf442ff44c17288fb46b45430da01221610e9cb03a74e82e942b7b17".to_string()
+                ),
+                (
+                    1,
+                    0,
+                    "946e4de6f627e4cf75e600f28ca46fb8d4dd3bcd337d651431c83551a0b6419b".to_string()
+                ),
+                (
+                    1,
+                    1,
+                    "38b93feaa66119b40bfc71ba46683e3e0552d2c57090baf1ca217feeb4471ad7".to_string()
+                ),
+            ]
+        );
+    }
+
+    /// Keys of `variants` (TOML `[[variants]]` entries) over one item.
+    fn keys_of(variants: &str) -> Vec<String> {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("d.jsonl"),
+            "{\"n\": \"7\", \"reference\": \"1 2 3\"}\n",
+        )
+        .unwrap();
+        let path = dir.path().join("k.toml");
+        std::fs::write(
+            &path,
+            format!("name = \"k\"\nprompt = \"Count to {{{{n}}}}.\"\ndataset = \"d.jsonl\"\nmetrics = [\"chrf\"]\n{variants}"),
+        )
+        .unwrap();
+        let prepared = prepare(&path, None).unwrap();
+        cells(&prepared, "0123abcd")
+            .unwrap()
+            .into_iter()
+            .map(|c| c.key)
+            .collect()
+    }
+
+    #[test]
+    fn a_refined_cell_is_keyed_by_its_rounds_prompts_and_kept_pass() {
+        let variant = |name: &str, refine: &str| {
+            format!("[[variants]]\nname = \"{name}\"\ntemperature = 0\n{refine}\n")
+        };
+        let plain = keys_of(&variant("a", ""))[0].clone();
+        // Rounds = 0 is the plain cell, key and all.
+        assert_eq!(keys_of(&variant("a", "refine = { rounds = 0 }"))[0], plain);
+        let mut seen = std::collections::BTreeSet::from([plain.clone()]);
+        for refine in [
+            "refine = { rounds = 1 }",
+            "refine = { rounds = 2 }",
+            "refine = { rounds = 2, keep = \"best\" }",
+            "refine = { rounds = 2, keep = \"best\", best_by = \"bleu\" }",
+            "refine = { rounds = 2, history = \"fresh\" }",
+            "refine = { rounds = 2, stop_phrase = \"\" }",
+            "refine = { rounds = 2, feedback = \"Fix {{answer}}\" }",
+            "refine = { rounds = 2, refine = \"Redo {{answer}} per {{feedback}}\" }",
+        ] {
+            let keys = keys_of(&format!("{}{}", variant("a", ""), variant("b", refine)));
+            assert_eq!(keys[0], plain, "a plain variant's key, beside {refine}");
+            assert!(
+                seen.insert(keys[1].clone()),
+                "{refine} has a key of its own"
+            );
+        }
+        // The refined cell carries its loop: the default prompts, resolved.
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("d.jsonl"), "{\"n\": \"7\"}\n").unwrap();
+        let path = dir.path().join("k.toml");
+        std::fs::write(
+            &path,
+            "name = \"k\"\nprompt = \"Count to {{n}}.\"\ndataset = \"d.jsonl\"\n[[variants]]\nname = \"r\"\nrefine = { rounds = 2 }\n",
+        )
+        .unwrap();
+        let cell = &cells(&prepare(&path, None).unwrap(), "m").unwrap()[0];
+        let refine = cell.refine.as_ref().unwrap();
+        let defaults = crate::refine::defaults::prompts();
+        assert_eq!(refine.prompts.feedback, defaults.feedback);
+        assert_eq!(refine.config.stop_phrase, defaults.stop_phrase);
+        assert_eq!(
+            (refine.config.max_rounds, refine.most_generations()),
+            (2, 5)
+        );
     }
 }

@@ -1,5 +1,7 @@
 //! A run in other formats: CSV with one row per cell (for a spreadsheet),
-//! and Markdown with the summary as tables (for a report).
+//! and Markdown with the summary as tables (for a report). A run with
+//! refined variants says which pass each refined cell kept (CSV columns
+//! `kept_pass` and `passes`, only then) and how often (Markdown).
 
 use super::prepare::Prepared;
 use super::results::CellResult;
@@ -23,6 +25,11 @@ pub fn csv(prepared: &Prepared, results: &[CellResult]) -> Result<String, String
     .iter()
     .map(|s| s.to_string())
     .collect();
+    // Only for runs with refined cells, so other runs' columns stay put.
+    let refined = results.iter().any(|r| r.refine.is_some());
+    if refined {
+        header.extend(["kept_pass".to_string(), "passes".to_string()]);
+    }
     let metrics = super::summary::metric_names(prepared, results);
     header.extend(metrics.iter().cloned());
     header.extend(experiment.checks.iter().map(|c| c.label()));
@@ -40,6 +47,15 @@ pub fn csv(prepared: &Prepared, results: &[CellResult]) -> Result<String, String
             r.error.clone().unwrap_or_default(),
             r.output.clone(),
         ];
+        if refined {
+            let (kept, passes) = r
+                .refine
+                .as_ref()
+                .map_or((String::new(), String::new()), |f| {
+                    (f.kept.to_string(), f.passes.len().to_string())
+                });
+            row.extend([kept, passes]);
+        }
         for metric in &metrics {
             row.push(
                 r.scores
@@ -134,6 +150,22 @@ pub fn markdown(summary: &Summary) -> String {
             }
             out.push('\n');
         }
+    }
+    let refined: Vec<String> = summary
+        .variants
+        .iter()
+        .filter_map(|v| {
+            let refine = v.refine.as_ref()?;
+            Some(format!(
+                "- **{}**: {}\n",
+                cell_text(&v.name),
+                refine.describe()
+            ))
+        })
+        .collect();
+    if !refined.is_empty() {
+        out.push_str("\nRefined variants (pass 0 is the draft):\n\n");
+        out.push_str(&refined.concat());
     }
     out
 }

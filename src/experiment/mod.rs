@@ -5,6 +5,9 @@
 //! - [`dataset`] — the inputs (JSONL or CSV), with `file:line` errors;
 //! - [`prepare`] — a file with its templates and dataset, cross-checked;
 //! - [`cells`] — items × variants × repeats as exact requests, with keys;
+//! - [`refinement`] — a variant's refinement rounds, and the pass a
+//!   refined cell keeps;
+//! - [`refined_run`] — refined cells as refine loops on the engine;
 //! - [`score`](mod@score) — a cell's metrics and checks;
 //! - [`results`] — a run on disk, appended cell by cell;
 //! - [`ratings`] — people's 1–5 ratings of cells, a `rating` metric;
@@ -30,6 +33,8 @@ pub mod matrix;
 pub mod plan;
 pub mod prepare;
 pub mod ratings;
+pub mod refined_run;
+pub mod refinement;
 pub mod results;
 pub mod run;
 pub mod score;

@@ -3,7 +3,11 @@
 //! the rest need (counted with the loaded model's tokenizer and chat
 //! template, each cell's whole prompt), and an estimated time from the
 //! speed measured in earlier runs on the same model file at the same
-//! parallelism — or, without such runs, no estimate.
+//! parallelism — or, without such runs, no estimate. A refined cell is up
+//! to 1 + 2 × rounds generations (a draft, then feedback and a pass per
+//! round); its estimate counts each generation's reply but only the
+//! draft's prompt, at the speed of the parallel lanes together, so with
+//! refined cells the estimate is a lower bound.
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -42,6 +46,10 @@ pub struct Plan {
     /// To be taken from earlier runs.
     pub cached: usize,
     pub to_decode: usize,
+    /// Of those, refined cells, and the generations they take when every
+    /// round runs.
+    pub refined: usize,
+    pub refined_generations: u64,
     pub parallel: u32,
     pub prompt_tokens: Option<PromptTokens>,
     pub estimate: Option<Estimate>,
@@ -62,6 +70,10 @@ pub fn plan(
         .filter(|c| !done.contains(&c.key) && cache.contains_key(&c.key))
         .count();
     let variants = &prepared.experiment.variants;
+    let refined: Vec<&Cell> = to_decode(cells, done, cache)
+        .into_iter()
+        .filter(|c| c.refine.is_some())
+        .collect();
     Plan {
         cells: cells.len(),
         items: prepared.items.len(),
@@ -74,6 +86,12 @@ pub fn plan(
         done: done_count,
         cached,
         to_decode: cells.len() - done_count - cached,
+        refined: refined.len(),
+        refined_generations: refined
+            .iter()
+            .filter_map(|c| c.refine.as_ref())
+            .map(|r| u64::from(r.most_generations()))
+            .sum(),
         parallel,
         prompt_tokens: None,
         estimate: None,
@@ -215,7 +233,9 @@ pub fn measured_speed(
         let Ok(cells) = results::peek_results(&dir) else {
             continue;
         };
-        for cell in cells.iter().filter(|c| c.error.is_none() && !c.cached) {
+        // Refined cells ran one sequence at a time, not at `parallel`.
+        let decoded = |c: &&CellResult| c.error.is_none() && !c.cached && c.refine.is_none();
+        for cell in cells.iter().filter(decoded) {
             all.add(cell);
             if info.experiment == experiment {
                 mine.add(cell);
@@ -239,13 +259,19 @@ pub fn measured_speed(
 pub struct Estimate {
     pub seconds: f64,
     pub speed: Speed,
+    /// Refined cells are counted: the time is at least this.
+    pub lower_bound: bool,
 }
 
 /// The time to decode `cells` (with `prompt_tokens` each) at `parallel`:
 /// each cell's prompt and its reply (the assumed length, at most its
 /// `max_tokens`) at the measured per-sequence speed, `parallel` cells at
 /// a time (the throughput measured with every lane busy, even for fewer
-/// cells: with fewer sequences each one runs faster).
+/// cells: with fewer sequences each one runs faster). A refined cell
+/// counts a reply per generation of all its rounds, and its draft's
+/// prompt only (the later prompts hold replies not known yet); its loop
+/// runs one sequence at a time, slower than the lanes together, so the
+/// estimate is then a lower bound.
 pub fn estimate(speed: &Speed, cells: &[&Cell], prompt_tokens: &[u32], parallel: u32) -> Estimate {
     let busy_ms: f64 = cells
         .iter()
@@ -253,8 +279,12 @@ pub fn estimate(speed: &Speed, cells: &[&Cell], prompt_tokens: &[u32], parallel:
         .map(|(cell, &tokens)| {
             // The first token comes with the prompt; the rest one by one.
             let reply = speed.reply_tokens.min(f64::from(cell.max_tokens));
+            let generations = cell
+                .refine
+                .as_ref()
+                .map_or(1.0, |r| f64::from(r.most_generations()));
             f64::from(tokens) * speed.prompt_ms_per_token
-                + (reply - 1.0).max(0.0) * speed.generation_ms_per_token
+                + (reply * generations - 1.0).max(0.0) * speed.generation_ms_per_token
         })
         .sum();
     // Fewer cells than lanes run faster each (less contention): the
@@ -263,6 +293,7 @@ pub fn estimate(speed: &Speed, cells: &[&Cell], prompt_tokens: &[u32], parallel:
     Estimate {
         seconds: busy_ms / lanes / 1000.0,
         speed: speed.clone(),
+        lower_bound: cells.iter().any(|c| c.refine.is_some()),
     }
 }
 
@@ -309,8 +340,15 @@ pub fn cells_line(plan: &Plan) -> String {
     } else {
         String::new()
     };
+    let refined = match plan.refined {
+        0 => String::new(),
+        n => format!(
+            " ({n} refined: up to {} generations, a draft then feedback and a pass per round)",
+            thousands(plan.refined_generations)
+        ),
+    };
     format!(
-        "cells: {} ({} items × {} variants{repeats}): {} done, {} cached, {} to decode",
+        "cells: {} ({} items × {} variants{repeats}): {} done, {} cached, {} to decode{refined}",
         plan.cells, plan.items, plan.variants, plan.done, plan.cached, plan.to_decode
     )
 }
@@ -323,8 +361,13 @@ pub fn cost_lines(plan: &Plan) -> Vec<String> {
         return lines;
     }
     if let Some(tokens) = &plan.prompt_tokens {
+        let drafts = if plan.refined > 0 {
+            ", a refined cell's draft"
+        } else {
+            ""
+        };
         lines.push(format!(
-            "prompt tokens: {} over the {} cells to decode (whole prompts, counted with the model in {:.2} s; shared prefixes are evaluated once)",
+            "prompt tokens: {} over the {} cells to decode (whole prompts{drafts}, counted with the model in {:.2} s; shared prefixes are evaluated once)",
             thousands(tokens.total),
             plan.to_decode,
             tokens.seconds
@@ -339,7 +382,8 @@ pub fn cost_lines(plan: &Plan) -> Vec<String> {
     match &plan.estimate {
         Some(e) => {
             lines.push(format!(
-                "estimate: about {} at --parallel {}",
+                "estimate: {} {} at --parallel {}",
+                if e.lower_bound { "at least" } else { "about" },
                 duration(e.seconds),
                 plan.parallel
             ));
@@ -356,6 +400,9 @@ pub fn cost_lines(plan: &Plan) -> Vec<String> {
                     "in those cells"
                 }
             ));
+            if e.lower_bound {
+                lines.push("  refined cells: a reply per generation and the draft's prompt are counted; their later prompts are not, and their loops run one sequence at a time".to_string());
+            }
         }
         None => lines.push(format!(
             "estimate: none (no earlier cells on this model at --parallel {} to measure its speed by; the progress ETA follows the first cells)",
@@ -369,6 +416,7 @@ pub fn cost_lines(plan: &Plan) -> Vec<String> {
 mod tests {
     use super::*;
     use crate::engine::protocol::GenerationStats;
+    use crate::experiment::refinement::CellRefinement;
     use crate::experiment::results::{RunInfo, RunLog};
 
     #[test]
@@ -426,10 +474,20 @@ mod tests {
         other
             .append(&result("a", stats(100, 200.0, 11, 100.0), false))
             .unwrap();
-        // Copies and other models or parallelism are left out.
+        // Copies, refined cells (decoded alone) and other models or
+        // parallelism are left out.
         other
             .append(&result("b", stats(1, 1e6, 2, 1e6), true))
             .unwrap();
+        let mut refined = result("r", stats(1, 1e6, 2, 1e6), false);
+        refined.refine = Some(crate::experiment::refinement::RefinedCell {
+            keep: crate::experiment::refinement::Keep::Last,
+            best_by: None,
+            kept: 0,
+            passes: vec![],
+            end: None,
+        });
+        other.append(&refined).unwrap();
         run(root.path(), "p1", "x", "sha", 1)
             .append(&result("c", stats(1, 1e6, 2, 1e6), false))
             .unwrap();
@@ -466,10 +524,84 @@ mod tests {
             key: "k".into(),
             model: None,
             chat_format: None,
+            refine: None,
         };
         let e = estimate(&speed, &[&cell, &cell], &[50, 50], 2);
         assert!((e.seconds - 0.29).abs() < 1e-9, "{}", e.seconds);
         let e = estimate(&speed, &[&cell, &cell], &[50, 50], 8);
         assert!((e.seconds - 0.29 / 4.0).abs() < 1e-9, "{}", e.seconds);
+        assert!(!e.lower_bound);
+        // A refined cell of 2 rounds: 5 replies of 20 tokens, the first
+        // with its prompt: 50 × 2 ms + 99 × 10 ms, and at least that.
+        let refinement = crate::experiment::refinement::Refinement {
+            rounds: 2,
+            ..Default::default()
+        };
+        let refined = Cell {
+            refine: Some(CellRefinement::resolve(&refinement, &Default::default())),
+            ..cell.clone()
+        };
+        let e = estimate(&speed, &[&refined], &[50], 1);
+        assert!((e.seconds - 1.09).abs() < 1e-9, "{}", e.seconds);
+        assert!(e.lower_bound);
+        let lines = cost_lines(&Plan {
+            estimate: Some(e),
+            ..plan_of(&[cell.clone(), refined.clone()])
+        });
+        assert_eq!(lines[0], "estimate: at least 1 s at --parallel 1");
+        assert!(
+            lines[2].starts_with("  refined cells: a reply per generation"),
+            "{lines:?}"
+        );
+    }
+
+    /// The plan of `cells` (over one item each), nothing done or cached.
+    fn plan_of(cells: &[Cell]) -> Plan {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("d.jsonl"), "{\"n\": \"7\"}\n").unwrap();
+        let path = dir.path().join("p.toml");
+        std::fs::write(
+            &path,
+            "name = \"p\"\nprompt = \"{{n}}\"\ndataset = \"d.jsonl\"\n",
+        )
+        .unwrap();
+        let prepared = crate::experiment::prepare::prepare(&path, None).unwrap();
+        plan(&prepared, cells, &HashSet::new(), &HashMap::new(), 1)
+    }
+
+    #[test]
+    fn the_plan_counts_the_generations_of_refined_cells() {
+        let refinement = crate::experiment::refinement::Refinement {
+            rounds: 3,
+            ..Default::default()
+        };
+        let plain = Cell {
+            item: 0,
+            variant: 0,
+            repeat: 0,
+            messages: vec![],
+            sampling: Default::default(),
+            max_tokens: 20,
+            stop: vec![],
+            key: "plain".into(),
+            model: None,
+            chat_format: None,
+            refine: None,
+        };
+        let refined = |key: &str| Cell {
+            key: key.into(),
+            refine: Some(CellRefinement::resolve(&refinement, &Default::default())),
+            ..plain.clone()
+        };
+        let plan = plan_of(&[plain.clone(), refined("r1"), refined("r2")]);
+        assert_eq!(
+            (plan.to_decode, plan.refined, plan.refined_generations),
+            (3, 2, 14)
+        );
+        assert_eq!(
+            cells_line(&plan),
+            "cells: 3 (1 items × 1 variants): 0 done, 0 cached, 3 to decode (2 refined: up to 14 generations, a draft then feedback and a pass per round)"
+        );
+        assert!(!cells_line(&plan_of(&[plain])).contains("refined"));
     }
 }

@@ -210,6 +210,25 @@ pub fn prepare(path: &Path, user_templates: Option<&Path>) -> Result<Prepared, V
                 ));
             }
         }
+        // keep = "best" ranks a refined cell's passes against the references.
+        for variant in &experiment.variants {
+            let Some(metric) = variant.refine.as_ref().and_then(|r| r.best_by.as_ref()) else {
+                continue;
+            };
+            if with_references == 0 {
+                errors.push(format!(
+                    "{file}: variant '{}': keep = \"best\" ranks the passes by {metric} against the references, and no item of {dataset_file} has one",
+                    variant.name
+                ));
+            } else if with_references < items.len() {
+                warnings.push(format!(
+                    "{dataset_file}: {} of {} items have no reference; variant '{}' keeps their last pass",
+                    items.len() - with_references,
+                    items.len(),
+                    variant.name
+                ));
+            }
+        }
     }
     if !errors.is_empty() {
         return Err(errors);
@@ -336,6 +355,16 @@ mod tests {
         assert_eq!(
             prepare(&inline, None).unwrap_err(),
             [format!("{data}: no item has 'other', which template 'i' needs (variant 'default') and gives no default")]
+        );
+        let refined = write(
+            dir.path(),
+            "r.toml",
+            "name = \"r\"\nprompt = \"Say {{text}}\"\ndataset = \"nothing.csv\"\n[[variants]]\nname = \"v\"\nrefine = { keep = \"best\", best_by = \"chrf\" }\n",
+        );
+        write(dir.path(), "nothing.csv", "text\nx\n");
+        assert_eq!(
+            prepare(&refined, None).unwrap_err(),
+            [format!("{}: variant 'v': keep = \"best\" ranks the passes by chrf against the references, and no item of {} has one", refined.display(), dir.path().join("nothing.csv").display())]
         );
         let missing = write(
             dir.path(),

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::refinement::RefinedCell;
 use super::score::CellScores;
 use crate::engine::protocol::{ChatMessage, GenerationStats, StopReason};
 use crate::store::atomic::write_atomic;
@@ -62,6 +63,11 @@ pub struct CellResult {
     /// Taken from an earlier run with the same key.
     #[serde(default)]
     pub cached: bool,
+    /// A refined cell's passes and the one kept: `output`, `stop_reason`
+    /// and `scores` are the kept pass's, `stats` the sum over every
+    /// generation of the loop.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refine: Option<RefinedCell>,
 }
 
 #[cfg(test)]
@@ -83,6 +89,7 @@ impl CellResult {
             scores: CellScores::default(),
             error: None,
             cached: false,
+            refine: None,
         }
     }
 }

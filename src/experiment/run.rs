@@ -1,9 +1,10 @@
 //! Running an experiment's cells on the engine: cells with a result in this
 //! run are skipped (resume), cells with a result under the same key in an
 //! earlier run are copied (cache), the rest are decoded as parallel
-//! sequences, and each result is saved the moment it arrives. A worker that
-//! dies is restarted; a cell in flight during two crashes becomes an error
-//! cell and the run goes on.
+//! sequences, and each result is saved the moment it arrives. Refined cells
+//! run after their model's plain cells, one refinement loop at a time
+//! ([`super::refined_run`]). A worker that dies is restarted; a cell in
+//! flight during two crashes becomes an error cell and the run goes on.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Mutex;
@@ -11,6 +12,8 @@ use std::time::{Duration, Instant};
 
 use super::cells::Cell;
 use super::prepare::Prepared;
+use super::refined_run::{refine_cell, LoopOutcome};
+use super::refinement::RefinedCell;
 use super::results::{CellResult, RunLog};
 use super::score::score;
 use crate::engine::client::Generation;
@@ -61,6 +64,9 @@ pub struct Engine {
     pub client: EngineClient,
     pub spawn: SpawnOptions,
     pub load: LoadRequest,
+    /// The context the model was loaded with (refinement loops fall back
+    /// to fresh requests when their conversation might not fit).
+    pub n_ctx: u32,
 }
 
 impl Engine {
@@ -68,11 +74,12 @@ impl Engine {
         let mut client = EngineClient::spawn(&spawn)
             .await
             .map_err(|e| e.to_string())?;
-        client.load(load.clone()).await.map_err(|e| e.to_string())?;
+        let info = client.load(load.clone()).await.map_err(|e| e.to_string())?;
         Ok(Engine {
             client,
             spawn,
             load,
+            n_ctx: info.n_ctx,
         })
     }
 
@@ -158,7 +165,58 @@ fn result_of(
         scores,
         error,
         cached: false,
+        refine: None,
     }
+}
+
+/// A refined cell's result: the kept pass as its output, scored, with
+/// every generation's figures summed; or an error cell (with the passes
+/// made before the error).
+fn refined_result(
+    prepared: &Prepared,
+    cell: &Cell,
+    refined: RefinedCell,
+    error: Option<String>,
+) -> CellResult {
+    let reply = match (error, refined.kept_pass()) {
+        (Some(message), _) => Err(message),
+        (None, Some(kept)) => Ok((kept.output.clone(), kept.stop_reason, refined.total_stats())),
+        (None, None) => Err("refinement made no pass".to_string()),
+    };
+    CellResult {
+        refine: Some(refined),
+        ..result_of(prepared, cell, reply)
+    }
+}
+
+/// An earlier run's result for `cell`'s key, scored again with this run's
+/// metrics and checks (a refined cell's passes too, and its kept pass
+/// chosen again); None when it cannot stand for the cell.
+fn from_cache(prepared: &Prepared, cell: &Cell, earlier: &CellResult) -> Option<CellResult> {
+    let mut result = match (&cell.refine, &earlier.refine) {
+        (None, _) => result_of(
+            prepared,
+            cell,
+            Ok((
+                earlier.output.clone(),
+                earlier.stop_reason.unwrap_or(StopReason::Eos),
+                earlier.stats.clone().unwrap_or_default(),
+            )),
+        ),
+        (Some(_), Some(refined)) => {
+            let mut refined = refined.clone();
+            let experiment = &prepared.experiment;
+            refined.rescore(
+                &prepared.items[cell.item].references,
+                &experiment.metrics,
+                &experiment.checks,
+            );
+            refined_result(prepared, cell, refined, None)
+        }
+        (Some(_), None) => return None,
+    };
+    result.cached = true;
+    Some(result)
 }
 
 /// What need not be decoded: keys this run has results for (resume), and
@@ -177,7 +235,7 @@ pub async fn run_cells(
     known: Known<'_>,
     log: &mut RunLog,
     parallel: u32,
-    mut on_progress: impl FnMut(&Progress),
+    mut on_progress: impl FnMut(&Progress) + Send,
 ) -> Result<Vec<CellResult>, String> {
     run_cells_reporting(engine, prepared, cells, known, log, parallel, |p, _| {
         on_progress(p)
@@ -194,7 +252,7 @@ pub async fn run_cells_reporting(
     known: Known<'_>,
     log: &mut RunLog,
     parallel: u32,
-    mut on_cell: impl FnMut(&Progress, Option<&CellResult>),
+    mut on_cell: impl FnMut(&Progress, Option<&CellResult>) + Send,
 ) -> Result<Vec<CellResult>, String> {
     let Known { done, cache } = known;
     let started = Instant::now();
@@ -210,16 +268,11 @@ pub async fn run_cells_reporting(
         .enumerate()
         .filter(|(_, c)| !done.contains(&c.key))
     {
-        match cache.get(&cell.key) {
-            Some(earlier) => {
-                // Scored again: this run's metrics and checks may differ.
-                let reply = Ok((
-                    earlier.output.clone(),
-                    earlier.stop_reason.unwrap_or(StopReason::Eos),
-                    earlier.stats.clone().unwrap_or_default(),
-                ));
-                let mut result = result_of(prepared, cell, reply);
-                result.cached = true;
+        match cache
+            .get(&cell.key)
+            .and_then(|earlier| from_cache(prepared, cell, earlier))
+        {
+            Some(result) => {
                 log.append(&result)?;
                 progress.done += 1;
                 progress.cached += 1;
@@ -264,7 +317,9 @@ pub async fn run_cells_reporting(
             }
             continue;
         }
-        let mut waiting = group;
+        // Plain cells first, decoded together; then the refined ones.
+        let (refined, mut waiting): (Vec<_>, Vec<_>) =
+            group.into_iter().partition(|(_, c)| c.refine.is_some());
         // Cells that were in flight beside others when a worker died: any
         // of them may have killed it, so each runs alone next, and only a
         // death while a cell runs alone counts against it.
@@ -366,12 +421,108 @@ pub async fn run_cells_reporting(
                     // Cells not started yet keep their order, after the
                     // ones that had already been sent.
                     waiting.sort_by_key(|(cell_index, _)| *cell_index);
-                    if !suspects.is_empty() || !waiting.is_empty() {
+                    if !suspects.is_empty() || !waiting.is_empty() || !refined.is_empty() {
                         engine.restart().await?;
                     }
                 }
             }
         }
+        let mut run = RefinedCells {
+            engine: &mut *engine,
+            prepared,
+            log: &mut *log,
+            progress: &mut progress,
+            on_cell: &mut on_cell,
+            attempts: &mut attempts,
+            started,
+            new_results: &mut new_results,
+        };
+        run.run(refined).await?;
     }
     Ok(new_results)
+}
+
+/// Refined cells of one model, one loop after another, each saved as it
+/// ends. A loop during which the worker dies is run again from its draft
+/// on a new worker, once; then it is an error cell.
+struct RefinedCells<'r, F> {
+    engine: &'r mut Engine,
+    prepared: &'r Prepared,
+    log: &'r mut RunLog,
+    progress: &'r mut Progress,
+    on_cell: &'r mut F,
+    attempts: &'r mut HashMap<String, u32>,
+    started: Instant,
+    new_results: &'r mut Vec<CellResult>,
+}
+
+impl<F: FnMut(&Progress, Option<&CellResult>) + Send> RefinedCells<'_, F> {
+    async fn run(&mut self, cells: Vec<(usize, &Cell)>) -> Result<(), String> {
+        let mut worker_dead = false;
+        for (cell_index, cell) in cells {
+            let Some(refinement) = &cell.refine else {
+                continue;
+            };
+            let result = loop {
+                if std::mem::take(&mut worker_dead) {
+                    self.engine.restart().await?;
+                }
+                let mut last = Instant::now();
+                let (progress, on_cell, started) =
+                    (&mut *self.progress, &mut *self.on_cell, self.started);
+                let mut on_text = |_: &str| {
+                    progress.streamed_tokens += 1;
+                    if last.elapsed() >= REPORT_EVERY {
+                        progress.seconds = started.elapsed().as_secs_f64();
+                        progress.last_cell = None;
+                        on_cell(progress, None);
+                        last = Instant::now();
+                    }
+                };
+                let n_ctx = self.engine.n_ctx;
+                let outcome = refine_cell(
+                    &mut self.engine.client,
+                    n_ctx,
+                    self.prepared,
+                    cell,
+                    refinement,
+                    &mut on_text,
+                )
+                .await;
+                match outcome {
+                    LoopOutcome::Ended {
+                        cell: refined,
+                        error,
+                    } => {
+                        break refined_result(self.prepared, cell, refined, error);
+                    }
+                    LoopOutcome::WorkerDied(error) => {
+                        tracing::warn!(
+                            "the worker failed while refining a cell: {error}; restarting it"
+                        );
+                        worker_dead = true;
+                        let tries = self.attempts.entry(cell.key.clone()).or_insert(0);
+                        *tries += 1;
+                        if *tries >= ATTEMPTS {
+                            let failed = Err(format!(
+                                "the worker died while refining this cell, twice ({error})"
+                            ));
+                            break cell_result(self.prepared, cell, &failed);
+                        }
+                    }
+                }
+            };
+            self.log.append(&result)?;
+            let progress = &mut *self.progress;
+            progress.done += 1;
+            progress.errors += usize::from(result.error.is_some());
+            progress.generated_tokens +=
+                u64::from(result.stats.as_ref().map_or(0, |s| s.generated_tokens));
+            progress.seconds = self.started.elapsed().as_secs_f64();
+            progress.last_cell = Some(cell_index);
+            (self.on_cell)(progress, Some(&result));
+            self.new_results.push(result);
+        }
+        Ok(())
+    }
 }

@@ -24,6 +24,11 @@
 //! temperature = 0.2                    # also top_k, top_p, min_p, repeat_penalty,
 //!                                      # max_tokens, stop, system, template, model
 //!
+//! [[variants]]
+//! name = "3-shot refined"
+//! examples = "all"
+//! refine = { rounds = 2, keep = "best" } # see super::refinement
+//!
 //! [matrix]                             # crossed with every variant above
 //! temperature = [0.0, 0.7]
 //! ```
@@ -34,6 +39,7 @@ use std::fmt;
 use serde::Deserialize;
 use toml::Spanned;
 
+use super::refinement::{self, FileRefinement, Refinement};
 use crate::text_position::line_col;
 
 /// The format version this whet reads and writes.
@@ -129,6 +135,8 @@ pub struct Variant {
     /// The chat format to load that model with (for a base model without a
     /// chat template, such as Gemma 3 270M: `gemma`).
     pub chat_format: Option<String>,
+    /// Refinement rounds (at least one; None: a plain variant).
+    pub refine: Option<Refinement>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -191,6 +199,7 @@ struct FileVariant {
     stop: Option<Vec<String>>,
     model: Option<String>,
     chat_format: Option<String>,
+    refine: Option<Spanned<FileRefinement>>,
 }
 
 /// Reads and checks an experiment file; `file` names it in messages and
@@ -330,7 +339,7 @@ pub fn parse(
     // Variants, then the matrix crossed with them.
     let mut variants = Vec::new();
     for spanned in &parsed.variants {
-        match variant(spanned.get_ref()) {
+        match variant(spanned.get_ref(), &metrics) {
             Ok(v) => variants.push(v),
             Err((offset, message)) => errors.push(at(offset, message)),
         }
@@ -347,9 +356,15 @@ pub fn parse(
     }
     let bases = variants.clone();
     if let Some(matrix) = &parsed.matrix {
-        match expand(&variants, matrix.get_ref()) {
+        match expand(&variants, matrix.get_ref(), &metrics) {
             Ok(expanded) => variants = expanded,
             Err((offset, message)) => errors.push(at(offset, message)),
+        }
+    }
+    // No rounds is a plain variant (so its cells keep a plain cell's key).
+    for variant in &mut variants {
+        if variant.refine.as_ref().is_some_and(|r| r.rounds == 0) {
+            variant.refine = None;
         }
     }
     if variants.is_empty() {
@@ -476,7 +491,7 @@ fn examples(value: &Spanned<toml::Value>) -> Result<Examples, (usize, String)> {
     }
 }
 
-fn variant(file: &FileVariant) -> Result<Variant, (usize, String)> {
+fn variant(file: &FileVariant, metrics: &[String]) -> Result<Variant, (usize, String)> {
     let name = file.name.get_ref().trim().to_string();
     if name.is_empty() {
         return Err((file.name.span().start, "a variant needs a name".into()));
@@ -495,6 +510,11 @@ fn variant(file: &FileVariant) -> Result<Variant, (usize, String)> {
         stop: file.stop.clone(),
         model: file.model.clone(),
         chat_format: file.chat_format.clone(),
+        refine: file
+            .refine
+            .as_ref()
+            .map(|r| refinement::parse(r, metrics))
+            .transpose()?,
     })
 }
 
@@ -503,6 +523,7 @@ fn variant(file: &FileVariant) -> Result<Variant, (usize, String)> {
 fn expand(
     variants: &[Variant],
     matrix: &BTreeMap<String, Spanned<Vec<toml::Value>>>,
+    metrics: &[String],
 ) -> Result<Vec<Variant>, (usize, String)> {
     let bases = if variants.is_empty() {
         vec![Variant::default()]
@@ -519,7 +540,7 @@ fn expand(
         for base in &out {
             for value in values.get_ref() {
                 let mut v = base.clone();
-                set(&mut v, key, value).map_err(|m| (offset, m))?;
+                set(&mut v, key, value, metrics).map_err(|m| (offset, m))?;
                 let shown = match value {
                     toml::Value::String(s) => s.clone(),
                     other => other.to_string(),
@@ -539,7 +560,15 @@ fn expand(
 }
 
 /// Sets one variant field from a matrix value.
-fn set(variant: &mut Variant, key: &str, value: &toml::Value) -> Result<(), String> {
+fn set(
+    variant: &mut Variant,
+    key: &str,
+    value: &toml::Value,
+    metrics: &[String],
+) -> Result<(), String> {
+    if refinement::set_from_matrix(&mut variant.refine, key, value, metrics)? {
+        return Ok(());
+    }
     let float = || match value {
         toml::Value::Float(f) => Ok(*f as f32),
         toml::Value::Integer(i) => Ok(*i as f32),
@@ -570,7 +599,7 @@ fn set(variant: &mut Variant, key: &str, value: &toml::Value) -> Result<(), Stri
         }
         other => {
             return Err(format!(
-                "matrix '{other}' is not a variant setting (temperature, top_k, top_p, min_p, repeat_penalty, max_tokens, examples, template, system, model, chat_format)"
+                "matrix '{other}' is not a variant setting (temperature, top_k, top_p, min_p, repeat_penalty, max_tokens, examples, template, system, model, chat_format, rounds, keep)"
             ))
         }
     }
@@ -697,7 +726,7 @@ temperature = 0.2
         );
         assert_eq!(
             errors("name = \"x\"\ntemplate = \"t\"\ndataset = \"d.csv\"\n[matrix]\ncolour = [1]\n"),
-            ["e.toml:5:10: matrix 'colour' is not a variant setting (temperature, top_k, top_p, min_p, repeat_penalty, max_tokens, examples, template, system, model, chat_format)"]
+            ["e.toml:5:10: matrix 'colour' is not a variant setting (temperature, top_k, top_p, min_p, repeat_penalty, max_tokens, examples, template, system, model, chat_format, rounds, keep)"]
         );
         assert_eq!(
             parse(
@@ -708,6 +737,136 @@ temperature = 0.2
             .unwrap_err()[0]
                 .to_string(),
             "e.toml:1:8: name 'x' does not match the file name 'y.toml'"
+        );
+    }
+
+    const HEAD: &str =
+        "name = \"x\"\ntemplate = \"t\"\ndataset = \"d.csv\"\nmetrics = [\"length\", \"chrf\"]\n";
+
+    #[test]
+    fn a_variant_refines_with_rounds_and_keeps_a_pass() {
+        let text = format!(
+            "{HEAD}[[variants]]\nname = \"plain\"\n[[variants]]\nname = \"best\"\n\
+             refine = {{ rounds = 2, keep = \"best\", history = \"fresh\", stop_phrase = \"\" }}\n\
+             [[variants]]\nname = \"last\"\nrefine = {{ feedback = \"Judge {{{{answer}}}}\" }}\n\
+             [[variants]]\nname = \"none\"\nrefine = {{ rounds = 0, keep = \"best\" }}\n"
+        );
+        let e = parse(&text, "e.toml", None).unwrap();
+        assert_eq!(e.variants[0].refine, None);
+        let best = e.variants[1].refine.clone().unwrap();
+        assert_eq!(
+            best,
+            Refinement {
+                rounds: 2,
+                keep: refinement::Keep::Best,
+                // The experiment's first metric against the references.
+                best_by: Some("chrf".into()),
+                history: crate::refine::History::Fresh,
+                feedback: None,
+                refine: None,
+                stop_phrase: Some(String::new()),
+            }
+        );
+        let last = e.variants[2].refine.clone().unwrap();
+        assert_eq!(
+            (last.rounds, last.keep, last.best_by),
+            (crate::refine::DEFAULT_ROUNDS, refinement::Keep::Last, None)
+        );
+        assert_eq!(last.feedback.as_deref(), Some("Judge {{answer}}"));
+        // No rounds: a plain variant.
+        assert_eq!(e.variants[3].refine, None);
+    }
+
+    #[test]
+    fn the_matrix_crosses_rounds_and_what_is_kept() {
+        let text = format!(
+            "{HEAD}[[variants]]\nname = \"v\"\nrefine = {{ best_by = \"bleu\", keep = \"best\" }}\n\
+             [matrix]\nrounds = [0, 2]\nkeep = [\"best\", \"last\"]\n"
+        );
+        let e = parse(&text, "e.toml", None).unwrap();
+        // Each variant's name and (rounds, keep, best_by).
+        type Shown<'a> = (&'a str, Option<(u32, &'a str, Option<&'a str>)>);
+        let shown: Vec<Shown> = e
+            .variants
+            .iter()
+            .map(|v| {
+                let refine = v
+                    .refine
+                    .as_ref()
+                    .map(|r| (r.rounds, r.keep.as_str(), r.best_by.as_deref()));
+                (v.name.as_str(), refine)
+            })
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                ("v keep=best rounds=0", None),
+                ("v keep=best rounds=2", Some((2, "best", Some("bleu")))),
+                ("v keep=last rounds=0", None),
+                ("v keep=last rounds=2", Some((2, "last", None))),
+            ]
+        );
+        // A variant without a refine table gets the default settings.
+        let plain = format!("{HEAD}[matrix]\nrounds = [1]\n");
+        let e = parse(&plain, "e.toml", None).unwrap();
+        let refine = e.variants[0].refine.clone().unwrap();
+        assert_eq!((refine.rounds, refine.keep), (1, refinement::Keep::Last));
+    }
+
+    #[test]
+    fn refinement_mistakes_are_reported_where_they_are() {
+        let one = |refine: &str| {
+            errors(&format!(
+                "{HEAD}[[variants]]\nname = \"v\"\nrefine = {refine}\n"
+            ))
+        };
+        assert_eq!(
+            one("{ keep = \"first\" }"),
+            ["e.toml:7:19: keep = \"best\" or \"last\""]
+        );
+        assert_eq!(
+            one("{ rounds = 17 }"),
+            ["e.toml:7:21: rounds must be at most 16 (each round is two generations per cell)"]
+        );
+        assert_eq!(
+            one("{ best_by = \"chrf\" }"),
+            ["e.toml:7:22: best_by goes with keep = \"best\" (keep = \"last\" ranks nothing)"]
+        );
+        assert_eq!(
+            one("{ keep = \"best\", best_by = \"length\" }"),
+            ["e.toml:7:37: best_by 'length' is not a metric against the references (bleu, chrf, rouge1, rouge2, rougeL, exact)"]
+        );
+        assert_eq!(
+            one("{ history = \"all\" }"),
+            ["e.toml:7:22: history = \"conversation\" or \"fresh\""]
+        );
+        assert_eq!(
+            one("{ feedback = \"Judge {{draft}}\" }"),
+            ["e.toml:7:23: unknown placeholder '{{draft}}' in refine.feedback (it can use task, answer)"]
+        );
+        assert_eq!(
+            one("{ refine = \"Do better: {{feedback}}\" }"),
+            ["e.toml:7:21: refine.refine never shows the model the answer: use {{answer}}"]
+        );
+        let unknown = one("{ rouns = 2 }");
+        assert!(
+            unknown[0].starts_with("e.toml:7:12: unknown field `rouns`"),
+            "{unknown:?}"
+        );
+        // keep = "best" needs a metric against the references to rank by.
+        let lengths =
+            "name = \"x\"\ntemplate = \"t\"\ndataset = \"d.csv\"\nmetrics = [\"length\"]\n";
+        assert_eq!(
+            errors(&format!("{lengths}[[variants]]\nname = \"v\"\nrefine = {{ keep = \"best\" }}\n")),
+            ["e.toml:7:19: keep = \"best\" ranks the passes by a metric against the references: set best_by (bleu, chrf, rouge1, rouge2, rougeL, exact) or list one in 'metrics'"]
+        );
+        assert_eq!(
+            errors(&format!("{lengths}[matrix]\nkeep = [\"best\"]\n")),
+            ["e.toml:6:8: keep = \"best\" ranks the passes by a metric against the references: set best_by (bleu, chrf, rouge1, rouge2, rougeL, exact) or list one in 'metrics'"]
+        );
+        assert_eq!(
+            errors(&format!("{HEAD}[matrix]\nrounds = [-1]\n")),
+            ["e.toml:6:10: matrix 'rounds' takes whole numbers from 0 to 16"]
         );
     }
 }

@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use super::prepare::Prepared;
 use super::ratings::RATING_METRIC;
+use super::refinement::RefineSummary;
 use super::results::CellResult;
 use crate::statistics::paired::{compare, PairedComparison, ScoreKind};
 use crate::statistics::{bootstrap, proportion, Interval, LEVEL, RESAMPLES, SEED};
@@ -32,6 +33,9 @@ pub struct VariantSummary {
     pub corpus: BTreeMap<String, f64>,
     /// How much repeats of the same item agree (sampled variants only).
     pub agreement: Option<Agreement>,
+    /// A refined variant's loops: which pass its cells kept.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refine: Option<RefineSummary>,
 }
 
 /// Agreement between the repeats of each item.
@@ -220,6 +224,7 @@ pub fn summarise(prepared: &Prepared, results: &[CellResult]) -> Summary {
             checks_versus_baseline: Vec::new(),
             corpus: corpus(prepared, &mine),
             agreement: agreement(&mine, experiment.checks.len()),
+            refine: RefineSummary::of(variant.refine.as_ref(), &mine),
         };
         for metric in &metrics {
             let values = per_item(results, &variant.name, metric_of(metric));
@@ -316,6 +321,9 @@ pub fn table(summary: &Summary) -> Vec<String> {
                 "  {metric:<8} {:>8.3} [{:.3}, {:.3}]{versus}",
                 interval.estimate, interval.low, interval.high
             ));
+        }
+        if let Some(refine) = &v.refine {
+            lines.push(format!("  refine   {}", refine.describe()));
         }
         if !v.corpus.is_empty() {
             let parts: Vec<String> = v

@@ -304,24 +304,31 @@ pub struct RefineSetup {
     pub references: Vec<String>,
 }
 
+/// The prompts and settings a loop runs with: what the caller sets in
+/// `config`, else the template's `refine` table, else the defaults. An
+/// experiment keys its refined cells by exactly these.
+pub fn resolve(config: LoopConfig, refine: &Refine) -> (RefinePrompts, LoopConfig) {
+    let defaults = defaults::prompts();
+    let prompts = RefinePrompts {
+        feedback: refine.feedback.clone().unwrap_or(defaults.feedback),
+        refine: refine.refine.clone().unwrap_or(defaults.refine),
+    };
+    let mut config = config;
+    if config.stop_phrase.is_none() {
+        config.stop_phrase = refine.stop_phrase.clone().or(defaults.stop_phrase);
+    }
+    config.score_threshold = config.score_threshold.or(refine.score_threshold);
+    if config.score_pattern == DEFAULT_SCORE_PATTERN {
+        if let Some(pattern) = &refine.score_pattern {
+            config.score_pattern = pattern.clone();
+        }
+    }
+    (prompts, config)
+}
+
 impl RefineLoop {
     pub fn new(setup: RefineSetup) -> Result<RefineLoop, String> {
-        let defaults = defaults::prompts();
-        let prompts = RefinePrompts {
-            feedback: setup.refine.feedback.unwrap_or(defaults.feedback),
-            refine: setup.refine.refine.unwrap_or(defaults.refine),
-        };
-        // What the caller sets, else the template's, else the defaults.
-        let mut config = setup.config;
-        if config.stop_phrase.is_none() {
-            config.stop_phrase = setup.refine.stop_phrase.or(defaults.stop_phrase);
-        }
-        config.score_threshold = config.score_threshold.or(setup.refine.score_threshold);
-        if config.score_pattern == DEFAULT_SCORE_PATTERN {
-            if let Some(pattern) = setup.refine.score_pattern {
-                config.score_pattern = pattern;
-            }
-        }
+        let (prompts, config) = resolve(setup.config, &setup.refine);
         let score_pattern = match config.score_threshold {
             Some(_) => Some(
                 crate::prompt::template::check_score_pattern(&config.score_pattern)
@@ -600,13 +607,14 @@ impl RefineLoop {
 }
 
 /// Something that generates a reply to messages (the engine, or a script
-/// in tests).
+/// in tests). Its text callback is `Send` so that a loop can be driven on
+/// a spawned task (an experiment run from the UI).
 #[allow(async_fn_in_trait)]
 pub trait Generator {
     async fn generate(
         &mut self,
         step: &Step,
-        on_text: &mut dyn FnMut(&str),
+        on_text: &mut (dyn FnMut(&str) + Send),
     ) -> Result<Generated, String>;
 }
 
@@ -615,7 +623,7 @@ pub trait Generator {
 pub async fn drive(
     refine: &mut RefineLoop,
     generator: &mut impl Generator,
-    mut on_event: impl FnMut(LoopEvent<'_>),
+    mut on_event: impl FnMut(LoopEvent<'_>) + Send,
 ) {
     while let Some(step) = refine.next_step() {
         on_event(LoopEvent::Started(step.kind));

@@ -25,7 +25,7 @@ impl Generator for Script {
     async fn generate(
         &mut self,
         step: &Step,
-        on_text: &mut dyn FnMut(&str),
+        on_text: &mut (dyn FnMut(&str) + Send),
     ) -> Result<Generated, String> {
         let n = self.steps.len();
         self.steps.push(step.clone());

@@ -12,6 +12,7 @@ use unicode_width::UnicodeWidthStr;
 use super::{ExpOverlay, Experiments, ListPane, OpenRun, RunView, Running};
 use crate::diff::word_diff;
 use crate::experiment::matrix::{MatrixCell, Score};
+use crate::experiment::refinement::RefinedCell;
 use crate::experiment::results::CellResult;
 use crate::statistics::Interval;
 use crate::tui::app::App;
@@ -668,6 +669,42 @@ fn scores_line(open: &OpenRun, result: &CellResult) -> String {
     parts.join(" · ")
 }
 
+/// A refined cell's loop: the pass kept (shown below against the
+/// reference), why the loop ended, and each pass with its ranking score and
+/// its start.
+fn refine_lines(theme: &Theme, refined: &RefinedCell) -> Vec<Line<'static>> {
+    let mut head = refined.describe();
+    if let Some(end) = &refined.end {
+        head.push_str(&format!(" · {}", end.describe()));
+    }
+    let mut lines = vec![Line::styled(head, theme.style(Slot::Heading))];
+    for (index, pass) in refined.passes.iter().enumerate() {
+        let marker = if index == refined.kept { "▸" } else { " " };
+        let score = match (&refined.best_by, pass.rank_score) {
+            (Some(metric), Some(value)) => format!(
+                "{metric} {} · ",
+                format_value(&Score::Metric(metric.clone()), value)
+            ),
+            _ => String::new(),
+        };
+        let start = pass.output.trim().lines().next().unwrap_or("");
+        let style = if index == refined.kept {
+            theme.style(Slot::StatusOk)
+        } else {
+            theme.style(Slot::Text)
+        };
+        lines.push(Line::styled(
+            format!(
+                "{marker} pass {index}: {score}{} words · {}",
+                pass.output.split_whitespace().count(),
+                sanitize(&fit(start, 60))
+            ),
+            style,
+        ));
+    }
+    lines
+}
+
 fn render_cell(
     app: &App,
     open: &OpenRun,
@@ -710,6 +747,9 @@ fn render_cell(
                 scores_line(open, result),
                 theme.style(Slot::Text),
             ));
+        }
+        if let Some(refined) = &result.refine {
+            lines.extend(refine_lines(theme, refined));
         }
         if let Some(rating) = open.ratings.cells.get(&result.key) {
             lines.push(Line::styled(
