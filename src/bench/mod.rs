@@ -17,6 +17,7 @@ use std::process::ExitCode;
 use serde::Serialize;
 
 use crate::engine::client::Generation;
+use crate::engine::probs::ProbsRequest;
 use crate::engine::protocol::{ChatMessage, FlashAttn, GenerateRequest, LoadRequest, Prompt, Role};
 use crate::engine::{EngineClient, SamplingParams, SpawnOptions};
 use crate::paths;
@@ -125,6 +126,9 @@ pub struct BenchReport {
     pub prompt_tokens: usize,
     pub gen_tokens: u32,
     pub generation_tok_s: Comparison,
+    /// whet with each token's probability and top 10 alternatives (`whet`)
+    /// against whet without (`raw`).
+    pub generation_with_probs_tok_s: Comparison,
     pub prompt_eval_tok_s: Comparison,
     /// Greedy tokens of the two paths were identical in every run.
     pub outputs_identical: bool,
@@ -430,12 +434,17 @@ pub async fn measure(args: &BenchArgs) -> Result<BenchReport, String> {
 
     let (mut whet_gen, mut whet_prompt, mut raw_gen, mut raw_prompt) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut whet_gen_probs = Vec::new();
     let mut outputs_identical = true;
     for rep in 0..args.reps {
-        // Alternate which path goes first, so drift in machine load hits both.
-        for path_index in 0..2 {
-            let whet_turn = (rep + path_index) % 2 == 0;
-            if whet_turn {
+        // Rotate which path goes first, so drift in machine load hits all.
+        for path_index in 0..3 {
+            let path = (rep + path_index) % 3;
+            if path == 2 {
+                let probs = Some(ProbsRequest { top: PROBS_TOP });
+                let generation = whet_run_with(&mut engine, args.gen_tokens, probs).await?;
+                whet_gen_probs.push(generation.timing.generation_tokens_per_sec());
+            } else if path == 0 {
                 let generation = whet_run(&mut engine, args.gen_tokens).await?;
                 if generation.stats.prompt_tokens as usize != prompt_tokens.len() {
                     return Err(format!(
@@ -500,6 +509,7 @@ pub async fn measure(args: &BenchArgs) -> Result<BenchReport, String> {
         prompt_tokens: prompt_tokens.len(),
         gen_tokens: args.gen_tokens,
         generation_tok_s: Comparison::new(&whet_gen, &raw_gen),
+        generation_with_probs_tok_s: Comparison::new(&whet_gen_probs, &whet_gen),
         prompt_eval_tok_s: Comparison::new(&whet_prompt, &raw_prompt),
         outputs_identical,
         chat_turns: args.turns,
@@ -534,8 +544,23 @@ fn greedy_raw(text: String, max_tokens: u32, reuse_prefix: bool) -> GenerateRequ
 }
 
 async fn whet_run(engine: &mut EngineClient, gen_tokens: u32) -> Result<Generation, String> {
+    whet_run_with(engine, gen_tokens, None).await
+}
+
+/// Alternatives per token when the bench measures the cost of probabilities.
+const PROBS_TOP: u8 = 10;
+
+async fn whet_run_with(
+    engine: &mut EngineClient,
+    gen_tokens: u32,
+    probs: Option<ProbsRequest>,
+) -> Result<Generation, String> {
+    let request = GenerateRequest {
+        probs,
+        ..greedy_raw(PROMPT.to_string(), gen_tokens, false)
+    };
     engine
-        .generate(greedy_raw(PROMPT.to_string(), gen_tokens, false), |_| {})
+        .generate(request, |_| {})
         .await
         .map_err(|e| e.to_string())
 }
@@ -661,6 +686,14 @@ fn print_table(r: &BenchReport) {
             c.ratio
         );
     }
+    let probs = &r.generation_with_probs_tok_s;
+    outln!(
+        "{:<22} {:>28} {:>28} {:>7.3}",
+        format!("+ probs top {PROBS_TOP} tok/s"),
+        probs.whet.display(1),
+        format!("(whet without: {})", probs.raw.display(1)),
+        probs.ratio
+    );
     outln!(
         "greedy outputs identical on both paths: {}\n",
         if r.outputs_identical { "yes" } else { "NO" }

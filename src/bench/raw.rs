@@ -83,6 +83,32 @@ impl RawModel {
             .map_err(|e| format!("cannot create a context: {e}"))
     }
 
+    /// The logits after decoding `prompt` from an empty cache: the reference
+    /// the engine's reported probabilities are checked against.
+    pub fn prompt_logits(
+        &self,
+        ctx: &mut LlamaContext<'_>,
+        prompt: &[LlamaToken],
+    ) -> Result<Vec<f32>, String> {
+        let n_batch = ctx.n_batch() as usize;
+        let mut batch = LlamaBatch::new(n_batch, 1);
+        ctx.clear_kv_cache();
+        let chunks: Vec<&[LlamaToken]> = prompt.chunks(n_batch).collect();
+        let mut position = 0i32;
+        for (index, chunk) in chunks.iter().enumerate() {
+            batch.clear();
+            for (offset, token) in chunk.iter().enumerate() {
+                let last = index + 1 == chunks.len() && offset + 1 == chunk.len();
+                batch
+                    .add(*token, position, &[0], last)
+                    .map_err(|e| e.to_string())?;
+                position += 1;
+            }
+            ctx.decode(&mut batch).map_err(|e| e.to_string())?;
+        }
+        Ok(ctx.get_logits_ith(batch.n_tokens() - 1).to_vec())
+    }
+
     /// Greedy decoding of `n_gen` tokens after `prompt`, end-of-generation ignored.
     pub fn measure(
         &self,

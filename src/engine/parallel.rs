@@ -1123,4 +1123,37 @@ mod tests {
             "the seed changes the reply"
         );
     }
+
+    #[test]
+    fn probabilities_reach_the_token_events_of_requests_that_ask() {
+        let mut toy = ToyBackend::new(4096, 512, 8);
+        let mut asking = request(1, "probabilities please", 6);
+        asking.probs = Some(ProbsRequest { top: 2 });
+        let plain = request(2, "no probabilities", 6);
+        let run = run(&mut toy, &[asking, plain], 2);
+        let mut sampled = HashMap::new();
+        for event in &run.events {
+            let Event::Token {
+                id, token, probs, ..
+            } = event
+            else {
+                continue;
+            };
+            if *token < 0 {
+                assert!(probs.is_none(), "the final flush is not a sample");
+                continue;
+            }
+            *sampled.entry(*id).or_insert(0) += 1;
+            match (id, probs) {
+                (1, Some(probs)) => {
+                    // Uniform over the toy's 28 generable tokens.
+                    assert!((probs.logprob + 28f32.ln()).abs() < 1e-3, "{probs:?}");
+                    assert_eq!(probs.top.len(), 2);
+                }
+                (2, None) => {}
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        assert!(sampled[&1] > 0 && sampled[&2] > 0);
+    }
 }
