@@ -95,7 +95,10 @@ fn every_command_round_trips() {
             stop: vec![],
             reuse_prefix: true,
             ignore_eos: false,
-            probs: Some(whet::engine::probs::ProbsRequest { top: 10 }),
+            probs: Some(whet::engine::probs::ProbsRequest {
+                top: 10,
+                after_sampler: true,
+            }),
         }),
         Command::GenerateMany {
             id: 12,

@@ -25,7 +25,10 @@ fn greedy_with_probs(top: u8, max_tokens: u32) -> GenerateRequest {
         stop: Vec::new(),
         reuse_prefix: false,
         ignore_eos: false,
-        probs: Some(ProbsRequest { top }),
+        probs: Some(ProbsRequest {
+            top,
+            after_sampler: false,
+        }),
     }
 }
 
@@ -238,4 +241,63 @@ fn run_probs_json_has_every_token_and_the_reply_summary() {
         "{}",
         stderr(&refused)
     );
+}
+
+fn sampled_request(seed: u32, after_sampler: bool) -> GenerateRequest {
+    GenerateRequest {
+        sampling: SamplingParams {
+            temperature: 0.8,
+            top_k: 5,
+            seed,
+            ..SamplingParams::default()
+        },
+        probs: Some(ProbsRequest {
+            top: 6,
+            after_sampler,
+        }),
+        ..greedy_with_probs(6, 32)
+    }
+}
+
+#[tokio::test]
+async fn after_sampler_probabilities_leave_the_draw_unchanged() {
+    let mut engine = engine_with(smollm2(), 1024).await;
+    for seed in [1, 7, 42] {
+        let raw = engine
+            .generate(sampled_request(seed, false), |_| {})
+            .await
+            .expect("raw");
+        let drawn = engine
+            .generate(sampled_request(seed, true), |_| {})
+            .await
+            .expect("after sampler");
+        // Same calls into the sampler in the same order: the same tokens.
+        let tokens = |g: &Generation| g.tokens.iter().map(|t| t.token).collect::<Vec<_>>();
+        assert_eq!(tokens(&raw), tokens(&drawn), "seed {seed}");
+        for (index, (r, d)) in raw.tokens.iter().zip(&drawn.tokens).enumerate() {
+            let (r, d) = (probs_of(r), probs_of(d));
+            // top-k 5 leaves at most five candidates, and they are all of
+            // the distribution drawn from.
+            assert!(d.top.len() <= 5, "seed {seed} token {index}");
+            let mass: f32 = d.top.iter().map(|a| a.logprob.exp()).sum();
+            assert!(
+                (mass - 1.0).abs() < 1e-3,
+                "seed {seed} token {index}: {mass}"
+            );
+            assert!(d.top.iter().any(|a| a.token == drawn.tokens[index].token));
+            // The raw report keeps the whole vocabulary's alternatives.
+            assert_eq!(r.top.len(), 6);
+        }
+    }
+    let mut batch = EngineClientBuilder::parallel(2).await;
+    let (results, _) = batch
+        .generate_many(vec![sampled_request(1, true)], 2, |_, _| {})
+        .await
+        .expect("batch");
+    assert!(results[0]
+        .as_ref()
+        .unwrap_err()
+        .contains("probabilities after the sampler are reported for single requests only"));
+    batch.shutdown().await;
+    engine.shutdown().await;
 }

@@ -441,7 +441,10 @@ pub async fn measure(args: &BenchArgs) -> Result<BenchReport, String> {
         for path_index in 0..3 {
             let path = (rep + path_index) % 3;
             if path == 2 {
-                let probs = Some(ProbsRequest { top: PROBS_TOP });
+                let probs = Some(ProbsRequest {
+                    top: PROBS_TOP,
+                    after_sampler: false,
+                });
                 let generation = whet_run_with(&mut engine, args.gen_tokens, probs).await?;
                 whet_gen_probs.push(generation.timing.generation_tokens_per_sec());
             } else if path == 0 {

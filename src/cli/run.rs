@@ -42,6 +42,11 @@ pub struct RunArgs {
     /// confidence underlined) and a summary line when writing to a terminal.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(0..=20))]
     pub probs: Option<u8>,
+    /// With --probs: the distribution the sampler drew from (after the
+    /// penalties, top-k/top-p/min-p and temperature) instead of the model's
+    /// raw one.
+    #[arg(long, requires = "probs")]
+    pub probs_after_sampler: bool,
     /// Print one JSON object with the text and statistics instead of streaming.
     #[arg(long)]
     pub json: bool,
@@ -182,7 +187,10 @@ pub async fn run(args: RunArgs) -> Result<ExitCode, String> {
         stop: stops,
         reuse_prefix: true,
         ignore_eos: false,
-        probs: args.probs.map(|top| ProbsRequest { top }),
+        probs: args.probs.map(|top| ProbsRequest {
+            top,
+            after_sampler: args.probs_after_sampler,
+        }),
     };
 
     let json = args.json;

@@ -557,6 +557,14 @@ impl<B: Backend> Scheduler<'_, B> {
     /// The request's prompt tokens, checked against the context.
     fn prepare(&self, request: &GenerateRequest) -> Result<Vec<LlamaToken>, String> {
         request.sampling.validate()?;
+        if let Some(asked) = &request.probs {
+            asked.validate()?;
+            if asked.after_sampler {
+                return Err("probabilities after the sampler are reported for single \
+                            requests only, not in a parallel batch"
+                    .to_string());
+            }
+        }
         let prompt = self.backend.prompt_tokens(&request.prompt)?;
         check_prompt_fits(&prompt, self.backend.n_ctx())?;
         Ok(prompt)
@@ -1128,7 +1136,10 @@ mod tests {
     fn probabilities_reach_the_token_events_of_requests_that_ask() {
         let mut toy = ToyBackend::new(4096, 512, 8);
         let mut asking = request(1, "probabilities please", 6);
-        asking.probs = Some(ProbsRequest { top: 2 });
+        asking.probs = Some(ProbsRequest {
+            top: 2,
+            after_sampler: false,
+        });
         let plain = request(2, "no probabilities", 6);
         let run = run(&mut toy, &[asking, plain], 2);
         let mut sampled = HashMap::new();

@@ -18,6 +18,11 @@ pub struct ProbsRequest {
     /// Alternatives to report with each token, 0..=20 (0: only the token's
     /// own log-probability).
     pub top: u8,
+    /// Report the distribution the sampler drew from (after penalties,
+    /// top-k/top-p/min-p and temperature) instead of the model's raw one,
+    /// as llama-server's `post_sampling_probs`. Single requests only.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub after_sampler: bool,
 }
 
 impl ProbsRequest {
@@ -192,6 +197,43 @@ pub fn of_sampled(
         }
         None => (token_probability(logits, token), None),
     }
+}
+
+/// The sampled token's facts from the candidates the sampler chain left, as
+/// (token, logit, probability). A chain ending in a random draw leaves the
+/// probabilities it drew with; a greedy one leaves none, and then the
+/// softmax of the remaining logits is what it chose the maximum of.
+pub fn after_sampler(
+    candidates: &[(i32, f32, f32)],
+    token: i32,
+    top: u8,
+    piece: impl Fn(i32) -> String,
+) -> Option<TokenProbs> {
+    let drawn: Vec<(i32, f32)> = if candidates.iter().any(|&(_, _, p)| p > 0.0) {
+        candidates.iter().map(|&(id, _, p)| (id, p)).collect()
+    } else {
+        let logits: Vec<f32> = candidates.iter().map(|&(_, logit, _)| logit).collect();
+        let softmax = LogSoftmax::of(&logits)?;
+        candidates
+            .iter()
+            .map(|&(id, logit, _)| (id, softmax.logprob(logit).exp()))
+            .collect()
+    };
+    let chosen = drawn.iter().find(|&&(id, _)| id == token)?.1;
+    let mut ranked: Vec<(i32, f32)> = drawn.into_iter().filter(|&(_, p)| p > 0.0).collect();
+    ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    ranked.truncate(usize::from(top.min(MAX_TOP)));
+    Some(TokenProbs {
+        logprob: chosen.ln(),
+        top: ranked
+            .into_iter()
+            .map(|(token, p)| Alternative {
+                token,
+                text: piece(token),
+                logprob: p.ln(),
+            })
+            .collect(),
+    })
 }
 
 /// Lanes of the reductions below: independent accumulators let the
@@ -382,10 +424,33 @@ mod tests {
     }
 
     #[test]
+    fn after_sampler_uses_the_drawn_probabilities() {
+        // top-k 3 left three candidates, and the draw's softmax their p.
+        let candidates = [(7, 2.0, 0.6), (3, 1.0, 0.3), (9, 0.5, 0.1)];
+        let probs = after_sampler(&candidates, 3, 2, |t| t.to_string()).unwrap();
+        assert!((probs.logprob - 0.3f32.ln()).abs() < 1e-6);
+        let tokens: Vec<i32> = probs.top.iter().map(|a| a.token).collect();
+        assert_eq!(tokens, [7, 3]);
+        assert!(after_sampler(&candidates, 5, 2, |t| t.to_string()).is_none());
+    }
+
+    #[test]
+    fn after_a_greedy_chain_the_softmax_of_what_is_left() {
+        let candidates = [(0, 0.0, 0.0), (1, 2.0f32.ln(), 0.0)];
+        let probs = after_sampler(&candidates, 1, 5, |_| String::new()).unwrap();
+        assert!((probs.logprob.exp() - 2.0 / 3.0).abs() < 1e-3);
+        assert_eq!(probs.top.len(), 2);
+    }
+
+    #[test]
     fn the_request_limits_alternatives_to_twenty() {
-        assert!(ProbsRequest { top: 20 }.validate().is_ok());
+        let asking = |top| ProbsRequest {
+            top,
+            after_sampler: false,
+        };
+        assert!(asking(20).validate().is_ok());
         assert_eq!(
-            ProbsRequest { top: 21 }.validate().unwrap_err(),
+            asking(21).validate().unwrap_err(),
             "21 alternatives per token asked for; at most 20"
         );
     }

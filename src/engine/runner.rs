@@ -12,6 +12,7 @@ use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::model::params::LlamaModelParams;
 use llama_cpp_2::model::{LlamaChatTemplate, LlamaModel};
 use llama_cpp_2::sampling::LlamaSampler;
+use llama_cpp_2::token::data_array::LlamaTokenDataArray;
 use llama_cpp_2::token::LlamaToken;
 
 use super::chat;
@@ -342,13 +343,21 @@ impl Session<'_> {
             if cancelled() {
                 break StopReason::Cancelled;
             }
-            let token = sampler.sample(&self.ctx, logits_index);
-            let (prob, token_probs) = probs::of_sampled(
-                self.ctx.get_logits_ith(logits_index),
-                token.0,
-                request.probs,
-                |t| self.model.piece_text(t),
-            );
+            let (token, prob, token_probs) = match request.probs {
+                Some(asked) if asked.after_sampler => {
+                    self.sample_reporting_the_draw(&mut sampler, logits_index, asked.top)?
+                }
+                asked => {
+                    let token = sampler.sample(&self.ctx, logits_index);
+                    let (prob, token_probs) = probs::of_sampled(
+                        self.ctx.get_logits_ith(logits_index),
+                        token.0,
+                        asked,
+                        |t| self.model.piece_text(t),
+                    );
+                    (token, prob, token_probs)
+                }
+            };
             last_token_at = Instant::now();
             if first_token_at.is_none() {
                 first_token_at = Some(last_token_at);
@@ -432,6 +441,33 @@ impl Session<'_> {
             });
         }
         Ok((text, reason, stats))
+    }
+
+    /// What `LlamaSampler::sample` does (every token as a candidate, the
+    /// chain applied, the selected token accepted), keeping the candidates
+    /// the chain left to report the distribution it drew from. The same
+    /// calls in the same order: the RNG, and so the text, are unchanged.
+    fn sample_reporting_the_draw(
+        &self,
+        sampler: &mut LlamaSampler,
+        logits_index: i32,
+        top: u8,
+    ) -> Result<(LlamaToken, f32, Option<probs::TokenProbs>), String> {
+        let mut candidates =
+            LlamaTokenDataArray::from_iter(self.ctx.candidates_ith(logits_index), false);
+        sampler.apply(&mut candidates);
+        let token = candidates
+            .selected_token()
+            .ok_or_else(|| "the sampler selected no token".to_string())?;
+        sampler.accept(token);
+        let left: Vec<(i32, f32, f32)> = candidates
+            .data
+            .iter()
+            .map(|d| (d.id().0, d.logit(), d.p()))
+            .collect();
+        let prob = probs::token_probability(self.ctx.get_logits_ith(logits_index), token.0);
+        let drawn = probs::after_sampler(&left, token.0, top, |t| self.model.piece_text(t));
+        Ok((token, prob, drawn))
     }
 
     /// Brings the KV cache to hold exactly `prompt`, decoding only what is not
