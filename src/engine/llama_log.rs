@@ -117,6 +117,15 @@ pub fn most_specific_reason(lines: &[LogLine]) -> Option<String> {
         .map(str::to_string)
 }
 
+/// "{what}: {llama.cpp's most specific line}", or `what` alone when it
+/// logged nothing more specific.
+pub fn with_reason(what: String, lines: &[LogLine]) -> String {
+    match most_specific_reason(lines) {
+        Some(reason) => format!("{what}: {reason}"),
+        None => what,
+    }
+}
+
 /// "error loading model: X" is llama_model_load's way to pass X on.
 fn without_loader_prefix(text: &str) -> &str {
     text.strip_prefix("error loading model: ").unwrap_or(text)

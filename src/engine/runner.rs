@@ -16,7 +16,7 @@ use llama_cpp_2::token::data_array::LlamaTokenDataArray;
 use llama_cpp_2::token::LlamaToken;
 
 use super::chat;
-use super::llama_log::{self, LogLine};
+use super::llama_log;
 use super::probs;
 use super::protocol::{
     ChatFormat, Event, GenerateRequest, GenerationStats, LoadRequest, ModelInfo, Prompt, StopReason,
@@ -63,7 +63,12 @@ impl LoadedModel {
             });
         let (model, log) =
             llama_log::capture(|| LlamaModel::load_from_file(backend, path, &params));
-        let model = model.map_err(|_| describe(llama_failure("could not load it", &log)))?;
+        let model = model.map_err(|_| {
+            describe(llama_log::with_reason(
+                "llama.cpp could not load it".to_string(),
+                &log,
+            ))
+        })?;
         let (template, chat_format) = chat::resolve_format(&model, request.chat_format.as_deref())?;
         let info = ModelInfo {
             path: path.clone(),
@@ -224,10 +229,7 @@ impl LoadedModel {
         let (ctx, log) = llama_log::capture(|| self.model.new_context(backend, params));
         let ctx = ctx.map_err(|e| {
             let what = format!("cannot create a context of {} tokens: {e}", request.n_ctx);
-            match llama_log::most_specific_reason(&log) {
-                Some(reason) => format!("{what} ({reason})"),
-                None => what,
-            }
+            llama_log::with_reason(what, &log)
         })?;
         Ok(Session {
             model: self,
@@ -238,15 +240,6 @@ impl LoadedModel {
             cached: Vec::new(),
             replies: VecDeque::new(),
         })
-    }
-}
-
-/// "llama.cpp {what}: {its most specific log line}", or without the reason
-/// when it logged none.
-fn llama_failure(what: &str, log: &[LogLine]) -> String {
-    match llama_log::most_specific_reason(log) {
-        Some(reason) => format!("llama.cpp {what}: {reason}"),
-        None => format!("llama.cpp {what}"),
     }
 }
 
