@@ -7,55 +7,9 @@ mod common;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::Output;
 
+use common::bad_model::*;
 use common::*;
-
-fn run_model(model: &Path, logs: &Path) -> Output {
-    whet(
-        &[
-            "run",
-            "--model",
-            model.to_str().unwrap(),
-            "--raw",
-            "--max-tokens",
-            "4",
-            "Hello",
-        ],
-        logs,
-    )
-}
-
-/// Asserts the failure contract and returns the message after "error: ".
-fn assert_clean_failure(output: &Output, model: &Path) -> String {
-    // Exit code 1: whet returned an error, it was not killed by a signal.
-    assert_eq!(
-        output.status.code(),
-        Some(1),
-        "status {:?}; stderr {}",
-        output.status,
-        stderr(output)
-    );
-    assert!(stdout(output).is_empty(), "stdout: {}", stdout(output));
-    let err = stderr(output);
-    assert_eq!(
-        err.lines().count(),
-        1,
-        "exactly one line on stderr, got: {err}"
-    );
-    let prefix = format!("error: cannot load model '{}': ", model.display());
-    assert!(
-        err.starts_with(&prefix),
-        "expected {prefix:?}..., got {err}"
-    );
-    err[prefix.len()..].trim_end().to_string()
-}
-
-fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
-    let path = dir.join(name);
-    std::fs::write(&path, bytes).unwrap();
-    path
-}
 
 /// A copy of the real model with one u32 metadata value replaced.
 fn patched_model(dir: &Path, key: &str, value: u32) -> PathBuf {

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use common::bad_model::*;
 use common::*;
 
 // -- reading and rewriting the real model's header ------------------------
@@ -160,38 +161,6 @@ fn string_array(items: impl ExactSizeIterator<Item = String>) -> Vec<u8> {
     out
 }
 
-fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
-    let path = dir.join(name);
-    std::fs::write(&path, bytes).unwrap();
-    path
-}
-
-fn run_model(model: &Path, logs: &Path) -> Output {
-    whet(
-        &[
-            "run",
-            "--model",
-            model.to_str().unwrap(),
-            "--raw",
-            "--max-tokens",
-            "2",
-            "Hello",
-        ],
-        logs,
-    )
-}
-
-/// Asserts one clean error line and returns the reason after
-/// "error: cannot load model '<path>': ".
-fn load_failure(output: &Output, model: &Path) -> String {
-    assert_eq!(output.status.code(), Some(1), "stderr {}", stderr(output));
-    let err = stderr(output);
-    assert_eq!(err.lines().count(), 1, "one line on stderr, got: {err}");
-    let prefix = format!("error: cannot load model '{}': ", model.display());
-    assert!(err.starts_with(&prefix), "expected {prefix:?}…, got {err}");
-    err[prefix.len()..].trim_end().to_string()
-}
-
 // -- files only llama.cpp refused: whet's header check names the reason ---
 
 #[test]
@@ -202,7 +171,7 @@ fn invalid_tensor_type_is_named() {
     bytes[at..at + 4].copy_from_slice(&999u32.to_le_bytes());
     let model = write(dir.path(), "type-999.gguf", &bytes);
     assert_eq!(
-        load_failure(&run_model(&model, dir.path()), &model),
+        assert_clean_failure(&run_model(&model, dir.path()), &model),
         format!(
             "the header is malformed at byte {at}: tensor 'output_norm.weight' has ggml type 999, \
              which llama.cpp does not know (its types are 0 to 42)"
@@ -219,7 +188,7 @@ fn removed_tensor_types_are_named() {
         bytes[at..at + 4].copy_from_slice(&id.to_le_bytes());
         let model = write(dir.path(), &format!("type-{id}.gguf"), &bytes);
         assert_eq!(
-            load_failure(&run_model(&model, dir.path()), &model),
+            assert_clean_failure(&run_model(&model, dir.path()), &model),
             format!(
                 "the header is malformed at byte {at}: tensor 'blk.0.ffn_down.weight' has ggml \
                  type {id} ({name}), which llama.cpp no longer supports; convert or quantize the \
@@ -240,7 +209,7 @@ fn overlapping_tensor_offsets_are_named() {
     bytes[gate.offset_at..gate.offset_at + 8].copy_from_slice(&down.offset.to_le_bytes());
     let model = write(dir.path(), "overlap.gguf", &bytes);
     assert_eq!(
-        load_failure(&run_model(&model, dir.path()), &model),
+        assert_clean_failure(&run_model(&model, dir.path()), &model),
         format!(
             "the header is malformed at byte {}: tensor 'blk.0.ffn_gate.weight' has data offset \
              30083328, before the end of tensor 'blk.0.ffn_down.weight''s data (30636288), so \
@@ -265,7 +234,7 @@ fn nested_array_in_the_metadata_is_named() {
     bytes[kv.value_at..kv.value_at + nested.len()].copy_from_slice(&nested);
     let model = write(dir.path(), "nested.gguf", &bytes);
     assert_eq!(
-        load_failure(&run_model(&model, dir.path()), &model),
+        assert_clean_failure(&run_model(&model, dir.path()), &model),
         format!(
             "the header is malformed at byte {}: the value of metadata key \
              'tokenizer.ggml.token_type' is an array of arrays, which llama.cpp cannot read",
@@ -291,7 +260,7 @@ fn llama_cpp_reason_is_its_specific_line_not_the_wrapper() {
     let dir = tempfile::tempdir().unwrap();
     let model = unsigned_token_types(dir.path());
     assert_eq!(
-        load_failure(&run_model(&model, dir.path()), &model),
+        assert_clean_failure(&run_model(&model, dir.path()), &model),
         "llama.cpp could not load it: error loading model vocabulary: \
          invalid gguf type for tokenizer.ggml.token_type"
     );
@@ -303,7 +272,7 @@ fn llama_cpp_reason_is_its_specific_line_not_the_wrapper() {
     bytes[at] = b'X';
     let model = write(dir.path(), "no-embedding-length.gguf", &bytes);
     assert_eq!(
-        load_failure(&run_model(&model, dir.path()), &model),
+        assert_clean_failure(&run_model(&model, dir.path()), &model),
         "llama.cpp could not load it: error loading model hyperparameters: \
          key not found in model: llama.embedding_length"
     );
@@ -316,7 +285,7 @@ fn llama_cpp_reason_arrives_every_time() {
     let dir = tempfile::tempdir().unwrap();
     let model = unsigned_token_types(dir.path());
     for attempt in 1..=50 {
-        let reason = load_failure(&run_model(&model, dir.path()), &model);
+        let reason = assert_clean_failure(&run_model(&model, dir.path()), &model);
         assert_eq!(
             reason,
             "llama.cpp could not load it: error loading model vocabulary: \
@@ -368,7 +337,7 @@ fn vocabulary_larger_than_the_embeddings_is_refused_before_loading() {
     let expected = "the vocabulary has 2000000 tokens (tokenizer.ggml.tokens) but the token \
                     embeddings (token_embd.weight) have 49152 rows; they must be equal";
     assert_eq!(
-        load_failure(&run_model(&model, dir.path()), &model),
+        assert_clean_failure(&run_model(&model, dir.path()), &model),
         expected
     );
 

@@ -90,22 +90,9 @@ impl RawModel {
         ctx: &mut LlamaContext<'_>,
         prompt: &[LlamaToken],
     ) -> Result<Vec<f32>, String> {
-        let n_batch = ctx.n_batch() as usize;
-        let mut batch = LlamaBatch::new(n_batch, 1);
+        let mut batch = LlamaBatch::new(ctx.n_batch() as usize, 1);
         ctx.clear_kv_cache();
-        let chunks: Vec<&[LlamaToken]> = prompt.chunks(n_batch).collect();
-        let mut position = 0i32;
-        for (index, chunk) in chunks.iter().enumerate() {
-            batch.clear();
-            for (offset, token) in chunk.iter().enumerate() {
-                let last = index + 1 == chunks.len() && offset + 1 == chunk.len();
-                batch
-                    .add(*token, position, &[0], last)
-                    .map_err(|e| e.to_string())?;
-                position += 1;
-            }
-            ctx.decode(&mut batch).map_err(|e| e.to_string())?;
-        }
+        decode_prompt(ctx, &mut batch, prompt)?;
         Ok(ctx.get_logits_ith(batch.n_tokens() - 1).to_vec())
     }
 
@@ -123,19 +110,7 @@ impl RawModel {
         ctx.clear_kv_cache();
 
         let started = Instant::now();
-        let mut position = 0i32;
-        let chunks: Vec<&[LlamaToken]> = prompt.chunks(n_batch).collect();
-        for (index, chunk) in chunks.iter().enumerate() {
-            batch.clear();
-            for (offset, token) in chunk.iter().enumerate() {
-                let last = index + 1 == chunks.len() && offset + 1 == chunk.len();
-                batch
-                    .add(*token, position, &[0], last)
-                    .map_err(|e| e.to_string())?;
-                position += 1;
-            }
-            ctx.decode(&mut batch).map_err(|e| e.to_string())?;
-        }
+        let mut position = decode_prompt(ctx, &mut batch, prompt)?;
         let mut sampler = LlamaSampler::greedy();
         let mut token = sampler.sample(ctx, batch.n_tokens() - 1);
         let first = Instant::now();
@@ -200,4 +175,28 @@ impl RawModel {
         let _first = LlamaSampler::greedy().sample(ctx, last);
         Ok(started.elapsed().as_secs_f64() * 1000.0)
     }
+}
+
+/// Decodes `prompt` into sequence 0 from position 0 in chunks of the batch
+/// size, logits only for its last token (left at the batch's last index).
+/// Returns the next position.
+fn decode_prompt(
+    ctx: &mut LlamaContext<'_>,
+    batch: &mut LlamaBatch,
+    prompt: &[LlamaToken],
+) -> Result<i32, String> {
+    let chunks: Vec<&[LlamaToken]> = prompt.chunks(ctx.n_batch() as usize).collect();
+    let mut position = 0i32;
+    for (index, chunk) in chunks.iter().enumerate() {
+        batch.clear();
+        for (offset, token) in chunk.iter().enumerate() {
+            let last = index + 1 == chunks.len() && offset + 1 == chunk.len();
+            batch
+                .add(*token, position, &[0], last)
+                .map_err(|e| e.to_string())?;
+            position += 1;
+        }
+        ctx.decode(batch).map_err(|e| e.to_string())?;
+    }
+    Ok(position)
 }

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod app;
+pub mod bad_model;
 pub mod keys;
 pub mod screen;
 pub mod tmux;
