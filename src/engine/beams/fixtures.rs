@@ -189,3 +189,105 @@ fn returned_scores_are_the_summed_logprobs_over_length_to_the_penalty() {
         }
     }
 }
+
+/// Greedy decoding over the fixture model: the most likely token until an
+/// EOS token or `max_new_tokens`.
+fn greedy(prompt: &[i32], eos: &[i32], max_new_tokens: usize) -> Vec<i32> {
+    let mut seq = prompt.to_vec();
+    let mut out = Vec::new();
+    while out.len() < max_new_tokens {
+        let logits = fixture_logits(&seq);
+        let best = (0..logits.len())
+            .max_by(|&a, &b| logits[a].total_cmp(&logits[b]).then(b.cmp(&a)))
+            .unwrap() as i32;
+        out.push(best);
+        seq.push(best);
+        if eos.contains(&best) {
+            break;
+        }
+    }
+    out
+}
+
+#[test]
+fn one_beam_is_greedy_decoding_whatever_early_stopping_says() {
+    for prompt in [vec![5, 2, 6], vec![8, 9, 7], vec![1], vec![4, 4, 1]] {
+        for early in [
+            EarlyStopping::True,
+            EarlyStopping::False,
+            EarlyStopping::Never,
+        ] {
+            let options = BeamOptions {
+                early_stopping: early,
+                length_penalty: 2.0,
+                ..BeamOptions::new(1, 9, vec![0])
+            };
+            let mut model = FixtureModel {
+                prompt: prompt.clone(),
+                beams: Vec::new(),
+            };
+            let result = search(&mut model, &prompt, &options).unwrap();
+            assert_eq!(result.hypotheses.len(), 1);
+            assert_eq!(
+                result.hypotheses[0].tokens,
+                greedy(&prompt, &[0], 9),
+                "{prompt:?}"
+            );
+        }
+    }
+}
+
+/// A model that fails or gives unusable logits on request.
+struct BrokenModel {
+    prompt: Vec<f32>,
+    advance: Result<Vec<Vec<f32>>, String>,
+}
+
+impl BeamModel for BrokenModel {
+    fn prompt_logits(&mut self) -> Result<Vec<f32>, String> {
+        Ok(self.prompt.clone())
+    }
+
+    fn advance(&mut self, _: &[usize], _: &[i32]) -> Result<Vec<Vec<f32>>, String> {
+        self.advance.clone()
+    }
+}
+
+#[test]
+fn bad_logits_and_model_errors_end_the_search_with_a_reason() {
+    let options = BeamOptions::new(2, 5, vec![0]);
+    let mut cases = vec![
+        (vec![0.5], Ok(vec![]), "too small"),
+        (vec![f32::NAN; 4], Ok(vec![]), "NaN"),
+        (vec![f32::NEG_INFINITY; 4], Ok(vec![]), "no finite"),
+        (
+            vec![0.0, 1.0, 2.0, 3.0],
+            Err("decode failed".to_string()),
+            "decode failed",
+        ),
+        (
+            vec![0.0, 1.0, 2.0, 3.0],
+            Ok(vec![vec![0.0; 4]]),
+            "logits for 1 beams",
+        ),
+    ];
+    for (prompt, advance, reason) in cases.drain(..) {
+        let mut model = BrokenModel { prompt, advance };
+        let err = search(&mut model, &[1], &options).unwrap_err();
+        assert!(err.contains(reason), "{err}");
+    }
+    let bad = BeamOptions::new(2, 5, vec![0]);
+    let err = search(
+        &mut FixtureModel {
+            prompt: vec![1],
+            beams: vec![],
+        },
+        &[1],
+        &BeamOptions {
+            num_return_sequences: 3,
+            ..bad
+        },
+    )
+    .unwrap_err();
+    assert!(err.contains("num_return_sequences"), "{err}");
+}
