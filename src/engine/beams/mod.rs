@@ -5,6 +5,7 @@
 mod ngram;
 mod options;
 mod search;
+mod sequences;
 
 #[cfg(test)]
 mod fixtures;
@@ -12,3 +13,4 @@ mod fixtures;
 pub use ngram::banned_next_tokens;
 pub use options::{BeamOptions, EarlyStopping};
 pub use search::{search, BeamModel, BeamResult, Hypothesis};
+pub use sequences::beam_search;
