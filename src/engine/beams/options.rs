@@ -6,8 +6,11 @@ use serde::{Deserialize, Serialize};
 /// When the search may stop before `max_new_tokens` (transformers'
 /// `early_stopping`, see `GenerationMixin._check_early_stop_heuristic` and
 /// `_beam_search_has_unfinished_sequences` in `generation/utils.py`).
+///
+/// In TOML and JSON it is written as transformers takes it: `true`,
+/// `false` or `"never"`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(try_from = "EarlyStoppingValue", into = "EarlyStoppingValue")]
 pub enum EarlyStopping {
     /// `True`: stop as soon as `num_beams` hypotheses have finished.
     True,
@@ -19,6 +22,43 @@ pub enum EarlyStopping {
     /// running beam is scored as if it reached `max_new_tokens`, so the
     /// search stops only when no beam can improve (canonical beam search).
     Never,
+}
+
+/// `early_stopping` as written: a boolean or a word.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(untagged)]
+enum EarlyStoppingValue {
+    Bool(bool),
+    Word(String),
+}
+
+impl TryFrom<EarlyStoppingValue> for EarlyStopping {
+    type Error = String;
+
+    fn try_from(value: EarlyStoppingValue) -> Result<Self, String> {
+        match value {
+            EarlyStoppingValue::Bool(true) => Ok(Self::True),
+            EarlyStoppingValue::Bool(false) => Ok(Self::False),
+            EarlyStoppingValue::Word(word) => match word.as_str() {
+                "never" => Ok(Self::Never),
+                "true" => Ok(Self::True),
+                "false" => Ok(Self::False),
+                _ => Err(format!(
+                    "early_stopping must be true, false or \"never\", not {word:?}"
+                )),
+            },
+        }
+    }
+}
+
+impl From<EarlyStopping> for EarlyStoppingValue {
+    fn from(value: EarlyStopping) -> Self {
+        match value {
+            EarlyStopping::True => Self::Bool(true),
+            EarlyStopping::False => Self::Bool(false),
+            EarlyStopping::Never => Self::Word("never".into()),
+        }
+    }
 }
 
 /// transformers' `GenerationConfig` beam options, with its defaults.
@@ -140,6 +180,24 @@ mod tests {
             let err = options.validate().unwrap_err();
             assert!(err.contains(reason), "{err}");
         }
+    }
+
+    #[test]
+    fn early_stopping_is_written_as_transformers_takes_it() {
+        for (text, value) in [
+            ("true", EarlyStopping::True),
+            ("false", EarlyStopping::False),
+            ("\"never\"", EarlyStopping::Never),
+        ] {
+            let parsed: EarlyStopping = serde_json::from_str(text).unwrap();
+            assert_eq!(parsed, value);
+            assert_eq!(serde_json::to_string(&value).unwrap(), text);
+        }
+        let err = serde_json::from_str::<EarlyStopping>("\"sometimes\"").unwrap_err();
+        assert!(
+            err.to_string().contains("true, false or \"never\""),
+            "{err}"
+        );
     }
 
     #[test]
