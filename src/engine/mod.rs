@@ -1,6 +1,7 @@
 //! Inference: a crash-isolated worker process running llama.cpp, the typed
 //! protocol it speaks, and the async client every front end uses.
 
+pub mod beams;
 pub mod chat;
 pub mod client;
 pub mod llama_log;

@@ -71,6 +71,10 @@ pub trait Backend {
         asked: Option<ProbsRequest>,
     ) -> (f32, Option<TokenProbs>);
     fn is_eog(&self, token: LlamaToken) -> bool;
+    /// The raw logits (one per vocabulary token) at `batch_index` of the
+    /// last decode, which must have asked for them. Beam search ranks the
+    /// whole vocabulary, so it needs the row, not a sampled token.
+    fn logits(&self, batch_index: i32) -> Vec<f32>;
     /// The token's bytes as generation shows them (special tokens not rendered).
     fn piece(&self, token: LlamaToken) -> Vec<u8>;
     fn batch_clear(&mut self);
@@ -142,6 +146,10 @@ impl Backend for Session<'_> {
     #[inline]
     fn is_eog(&self, token: LlamaToken) -> bool {
         self.model.model.vocab().is_eog(token)
+    }
+
+    fn logits(&self, batch_index: i32) -> Vec<f32> {
+        self.ctx.get_logits_ith(batch_index).to_vec()
     }
 
     #[inline]

@@ -127,6 +127,22 @@ pub fn next_token(tokens: &[LlamaToken], seed: Option<u32>) -> LlamaToken {
     LlamaToken(LETTERS + (fnv(tokens, seed) % LETTER_COUNT) as i32)
 }
 
+/// The toy model's logits after `tokens`, for beam search: greedy
+/// [`next_token`] leads by 4, the other letters (and EOS) trail by 0 to 4
+/// from a hash of the sequence with them, so beams diverge and rejoin;
+/// prompt bytes cannot follow (−∞).
+pub fn toy_logits(tokens: &[LlamaToken]) -> Vec<f32> {
+    let mut logits = vec![f32::NEG_INFINITY; EOS.0 as usize + 1];
+    let mut extended = tokens.to_vec();
+    for token in (LETTERS..LETTERS + LETTER_COUNT as i32).chain([EOS.0]) {
+        extended.push(LlamaToken(token));
+        logits[token as usize] = -((fnv(&extended, 7) % 1024) as f32) / 256.0;
+        extended.pop();
+    }
+    logits[next_token(tokens, None).0 as usize] = 4.0;
+    logits
+}
+
 /// The toy model's reply to `prompt` decoded alone, token by token: what a
 /// scheduler must give whatever else it runs alongside.
 pub fn reply(
@@ -330,6 +346,13 @@ impl Backend for ToyBackend {
 
     fn is_eog(&self, token: LlamaToken) -> bool {
         token == EOS
+    }
+
+    fn logits(&self, batch_index: i32) -> Vec<f32> {
+        let tokens = self.outputs.get(&batch_index).unwrap_or_else(|| {
+            panic!("logits of batch index {batch_index}, which has none (llama.cpp panics)")
+        });
+        toy_logits(tokens)
     }
 
     fn piece(&self, token: LlamaToken) -> Vec<u8> {
