@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::process::ExitCode;
 
-use whet::engine::protocol::{ChatMessage, GenerateRequest, Prompt, Role};
+use whet::engine::protocol::{ChatMessage, Role};
 use whet::engine::{EngineClient, SamplingParams};
 use whet::metrics::Scores;
 use whet::outln;
@@ -315,30 +315,14 @@ impl Generator for EngineGenerator<'_> {
         step: &Step,
         on_text: &mut (dyn FnMut(&str) + Send),
     ) -> Result<Generated, String> {
-        let request = GenerateRequest {
-            id: 0,
-            prompt: Prompt::Chat {
-                messages: step.messages.clone(),
-            },
-            sampling: self.sampling.clone(),
-            max_tokens: self.max_tokens,
-            stop: self.stop.clone(),
-            reuse_prefix: true,
-            ignore_eos: false,
-            probs: None,
-        };
+        let request = step.request(&self.sampling, self.max_tokens, &self.stop);
         let cancel = async {
             let _ = tokio::signal::ctrl_c().await;
         };
-        let generation = self
-            .engine
+        self.engine
             .generate_until(request, on_text, cancel)
             .await
-            .map_err(|e| e.to_string())?;
-        Ok(Generated {
-            text: generation.text,
-            reason: generation.reason,
-            stats: generation.stats,
-        })
+            .map(Generated::from)
+            .map_err(|e| e.to_string())
     }
 }

@@ -10,7 +10,6 @@
 use super::cells::Cell;
 use super::prepare::Prepared;
 use super::refinement::{CellRefinement, RefinedCell};
-use crate::engine::protocol::{GenerateRequest, Prompt};
 use crate::engine::{EngineClient, EngineError};
 use crate::refine::{self, Generated, Generator, LoopEnd, RefineLoop, RefineSetup, Step};
 
@@ -112,24 +111,9 @@ impl Generator for Steps<'_> {
         step: &Step,
         on_text: &mut (dyn FnMut(&str) + Send),
     ) -> Result<Generated, String> {
-        let request = GenerateRequest {
-            id: 0,
-            prompt: Prompt::Chat {
-                messages: step.messages.clone(),
-            },
-            sampling: self.cell.sampling.clone(),
-            max_tokens: self.cell.max_tokens,
-            stop: self.cell.stop.clone(),
-            reuse_prefix: true,
-            ignore_eos: false,
-            probs: None,
-        };
+        let request = step.request(&self.cell.sampling, self.cell.max_tokens, &self.cell.stop);
         match self.client.generate(request, |text| on_text(text)).await {
-            Ok(generation) => Ok(Generated {
-                text: generation.text,
-                reason: generation.reason,
-                stats: generation.stats,
-            }),
+            Ok(generation) => Ok(generation.into()),
             Err(EngineError::Request(message)) => {
                 Err(format!("{}: {message}", step.kind.describe()))
             }

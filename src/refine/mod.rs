@@ -21,7 +21,10 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::engine::protocol::{ChatMessage, GenerationStats, Role, StopReason};
+use crate::engine::client::Generation;
+use crate::engine::protocol::{
+    ChatMessage, GenerateRequest, GenerationStats, Prompt, Role, StopReason,
+};
 use crate::engine::SamplingParams;
 use crate::metrics::{self, Scores};
 use crate::prompt::{render_text, Refine};
@@ -220,6 +223,40 @@ impl StepKind {
 pub struct Step {
     pub kind: StepKind,
     pub messages: Vec<ChatMessage>,
+}
+
+impl Step {
+    /// The engine request for this step: its messages as a chat, with the
+    /// run's sampler, token limit and stop strings.
+    pub fn request(
+        &self,
+        sampling: &SamplingParams,
+        max_tokens: u32,
+        stop: &[String],
+    ) -> GenerateRequest {
+        GenerateRequest {
+            id: 0,
+            prompt: Prompt::Chat {
+                messages: self.messages.clone(),
+            },
+            sampling: sampling.clone(),
+            max_tokens,
+            stop: stop.to_vec(),
+            reuse_prefix: true,
+            ignore_eos: false,
+            probs: None,
+        }
+    }
+}
+
+impl From<Generation> for Generated {
+    fn from(generation: Generation) -> Self {
+        Self {
+            text: generation.text,
+            reason: generation.reason,
+            stats: generation.stats,
+        }
+    }
 }
 
 /// Tokens the engine evaluated over a run, with the KV prefix reuse and as
