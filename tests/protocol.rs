@@ -26,6 +26,7 @@ fn command_is_covered(command: &Command) {
         | Command::Cancel { .. }
         | Command::CountTokens { .. }
         | Command::FormatPrompt { .. }
+        | Command::Beams(_)
         | Command::Shutdown => {}
     }
 }
@@ -38,6 +39,7 @@ fn event_is_covered(event: &Event) {
         | Event::Token { .. }
         | Event::Done { .. }
         | Event::ManyDone { .. }
+        | Event::BeamsDone { .. }
         | Event::TokenCount { .. }
         | Event::Formatted { .. }
         | Event::Error { .. } => {}
@@ -114,6 +116,18 @@ fn every_command_round_trips() {
             }],
             parallel: 4,
         },
+        Command::Beams(BeamRequest {
+            id: 14,
+            prompt: chat_prompt(),
+            beams: whet::engine::beams::BeamSettings {
+                num_beams: 3,
+                length_penalty: -0.5,
+                early_stopping: whet::engine::beams::EarlyStopping::Never,
+                num_return_sequences: 2,
+                no_repeat_ngram_size: 3,
+            },
+            max_tokens: 20,
+        }),
         Command::Cancel { id: 7 },
         Command::CountTokens {
             id: 11,
@@ -205,6 +219,24 @@ fn every_event_round_trips() {
             id: 2,
             tokens: 17,
             n_ctx: 4096,
+        },
+        Event::BeamsDone {
+            id: 14,
+            beams: vec![Beam {
+                text: "日本 \"x\"".into(),
+                tokens: vec![1, 2, 0],
+                score: -0.25,
+                logprob: -0.75,
+                eos: true,
+            }],
+            stats: BeamStats {
+                prompt_tokens: 9,
+                reused_tokens: 8,
+                prompt_eval_ms: 1.5,
+                steps: 3,
+                decoded_tokens: 6,
+                search_ms: 20.25,
+            },
         },
         Event::ManyDone {
             id: 12,

@@ -4,6 +4,7 @@ mod experiment;
 mod models;
 mod refine;
 mod run;
+mod run_beams;
 mod score;
 mod templates;
 

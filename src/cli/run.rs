@@ -37,6 +37,8 @@ pub struct RunArgs {
     pub raw: bool,
     #[command(flatten)]
     pub sampling: SamplingArgs,
+    #[command(flatten)]
+    pub beams: super::run_beams::BeamArgs,
     /// Report each token's log-probability and its N most likely
     /// alternatives (0..=20): in the JSON's tokens, and as shading (low
     /// confidence underlined) and a summary line when writing to a terminal.
@@ -158,7 +160,19 @@ pub async fn run(args: RunArgs) -> Result<ExitCode, String> {
         &sampling_defaults_for(&args.model.model_path()?)?,
         template_sampling.as_ref(),
     )?;
-    let load = args.model.load_request()?;
+    let beams = args.beams.resolve(template_sampling.as_ref())?;
+    let mut load = args.model.load_request()?;
+    if let Some(beams) = &beams {
+        if args.probs.is_some() {
+            return Err("--probs does not apply to beam search: each returned sequence comes with its log-probability".into());
+        }
+        if !args.sampling.stops.is_empty() {
+            return Err("--stop does not apply to beam search: sequences end on the model's end-of-generation tokens or the token limit".into());
+        }
+        // The sequences the search needs, so that the worker need not
+        // re-create the context.
+        load.parallel = whet::engine::beams::sequences_for(beams.num_beams);
+    }
 
     let mut engine = EngineClient::spawn(&spawn_options()?)
         .await
@@ -179,6 +193,21 @@ pub async fn run(args: RunArgs) -> Result<ExitCode, String> {
         messages.push(ChatMessage::new(Role::User, text));
         Prompt::Chat { messages }
     };
+    if let Some(beams) = beams {
+        if !stops.is_empty() {
+            eprintln!("note: the template's stop strings do not apply to beam search");
+        }
+        return super::run_beams::run(
+            engine,
+            &info,
+            prompt,
+            beams,
+            max_tokens,
+            args.json,
+            args.raw_output,
+        )
+        .await;
+    }
     let request = GenerateRequest {
         id: 0,
         prompt,

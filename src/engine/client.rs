@@ -18,8 +18,8 @@ use tokio::sync::mpsc;
 use super::parallel::ManyStats;
 use super::probs::TokenProbs;
 use super::protocol::{
-    encode_line, Command, Event, GenerateRequest, GenerationStats, LoadRequest, ModelInfo, Prompt,
-    StopReason,
+    encode_line, Beam, BeamRequest, BeamStats, Command, Event, GenerateRequest, GenerationStats,
+    LoadRequest, ModelInfo, Prompt, StopReason,
 };
 
 /// Lines of the worker's log kept for the "engine stopped" message.
@@ -524,6 +524,39 @@ impl EngineClient {
                     return Ok((results, stats));
                 }
                 _ => {}
+            }
+        }
+    }
+
+    /// Runs a beam search; sends Cancel when `cancel` completes, and the
+    /// search then ends with the worker's "cancelled" error.
+    pub async fn beams_until(
+        &mut self,
+        mut request: BeamRequest,
+        cancel: impl Future<Output = ()>,
+    ) -> Result<(Vec<Beam>, BeamStats), EngineError> {
+        request.id = self.fresh_id();
+        let id = request.id;
+        self.send(Command::Beams(request))?;
+        let canceller = self.canceller();
+        let answer = self.reply(id, |event| match event {
+            Event::BeamsDone {
+                id: event_id,
+                beams,
+                stats,
+            } if event_id == id => Some((beams, stats)),
+            _ => None,
+        });
+        tokio::pin!(answer);
+        tokio::pin!(cancel);
+        let mut cancel_sent = false;
+        loop {
+            tokio::select! {
+                result = &mut answer => return result,
+                () = &mut cancel, if !cancel_sent => {
+                    canceller.cancel(id);
+                    cancel_sent = true;
+                }
             }
         }
     }

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use super::beams::BeamSettings;
 use super::probs::{ProbsRequest, TokenProbs};
 use super::sampling::SamplingParams;
 
@@ -28,6 +29,10 @@ pub enum Command {
         requests: Vec<GenerateRequest>,
         parallel: u32,
     },
+    /// Run a beam search (transformers' `generate(num_beams=…)`); answered
+    /// by one `BeamsDone` or `Error`. The context gains the sequences the
+    /// beams need if it has fewer (its KV cache is then started afresh).
+    Beams(BeamRequest),
     /// Stop the generation with this id at the next token; it ends with `Done`
     /// and reason `Cancelled`, keeping the partial text.
     Cancel { id: u64 },
@@ -159,6 +164,60 @@ pub struct GenerateRequest {
     pub probs: Option<ProbsRequest>,
 }
 
+/// A beam search over a prompt; see [`crate::engine::beams`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BeamRequest {
+    pub id: u64,
+    pub prompt: Prompt,
+    pub beams: BeamSettings,
+    /// transformers' `max_new_tokens`.
+    pub max_tokens: u32,
+}
+
+/// One returned hypothesis of a beam search.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Beam {
+    /// The generated text, without the end-of-generation token.
+    pub text: String,
+    /// The generated tokens, the end-of-generation token included when it
+    /// ended on one.
+    pub tokens: Vec<i32>,
+    /// transformers' `sequences_scores`: `logprob / len(tokens) ** length_penalty`.
+    pub score: f32,
+    /// The summed log-probability of `tokens`.
+    pub logprob: f32,
+    /// It ended on an end-of-generation token (else on the token limit).
+    pub eos: bool,
+}
+
+/// Timings of one beam search, measured in the worker.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct BeamStats {
+    pub prompt_tokens: u32,
+    /// Of those, tokens whose KV entries were already in the cache.
+    pub reused_tokens: u32,
+    pub prompt_eval_ms: f64,
+    /// Steps of the search: tokens each beam took.
+    pub steps: u32,
+    /// Tokens decoded after the prompt, over all beams (one per beam and
+    /// step after the first).
+    pub decoded_tokens: u32,
+    /// From the prompt's logits to the end of the search.
+    pub search_ms: f64,
+}
+
+impl BeamStats {
+    /// Steps per second: how fast each beam grows.
+    pub fn steps_per_sec(&self) -> f64 {
+        per_second(self.steps.saturating_sub(1), self.search_ms)
+    }
+
+    /// Tokens decoded per second over all beams.
+    pub fn tokens_per_sec(&self) -> f64 {
+        per_second(self.decoded_tokens, self.search_ms)
+    }
+}
+
 fn yes() -> bool {
     true
 }
@@ -199,6 +258,12 @@ pub enum Event {
         text: String,
         reason: StopReason,
         stats: GenerationStats,
+    },
+    /// A beam search ended: its hypotheses, best first.
+    BeamsDone {
+        id: u64,
+        beams: Vec<Beam>,
+        stats: BeamStats,
     },
     /// Every request of a `GenerateMany` has ended.
     ManyDone {

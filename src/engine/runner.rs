@@ -220,7 +220,7 @@ impl LoadedModel {
             .with_flash_attention_policy(flash_attention_policy(request.flash_attention));
         // Several sequences share one cache (not a slice each), so any of
         // them can use the whole context and copy another's prefix.
-        let n_seq_max = request.parallel.clamp(1, super::parallel::MAX_PARALLEL);
+        let n_seq_max = request.parallel.clamp(1, MAX_SEQUENCES);
         let params = if n_seq_max > 1 {
             params.with_n_seq_max(n_seq_max).with_kv_unified(true)
         } else {
@@ -242,6 +242,10 @@ impl LoadedModel {
         })
     }
 }
+
+/// The most sequences a context gets: a beam search's (parallel requests
+/// take at most `MAX_PARALLEL`).
+pub const MAX_SEQUENCES: u32 = super::beams::MAX_BEAMS as u32 + 2;
 
 /// Replies remembered for `tokenize_with_replies`; older ones are forgotten.
 const REMEMBERED_REPLIES: usize = 256;

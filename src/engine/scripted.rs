@@ -231,6 +231,10 @@ pub struct ToyBackend {
     pub fail_decodes: HashSet<usize>,
     /// Every decode call, in order.
     pub decodes: Vec<DecodeCall>,
+    /// Sequences given cells at positions they already hold (a beam
+    /// search's graveyard): legal in llama.cpp, but such a sequence must
+    /// never be decoded into until cleared.
+    piles: HashSet<usize>,
 }
 
 impl ToyBackend {
@@ -244,6 +248,7 @@ impl ToyBackend {
             outputs: HashMap::new(),
             cached: Vec::new(),
             fail_decodes: HashSet::new(),
+            piles: HashSet::new(),
             decodes: Vec::new(),
         }
     }
@@ -375,6 +380,10 @@ impl Backend for ToyBackend {
             "a batch of more than n_batch = {} tokens (llama.cpp aborts)",
             self.n_batch
         );
+        assert!(
+            !self.piles.contains(&self.seq(seq)),
+            "decoding into sequence {seq}, which holds several cells at one position"
+        );
         self.batch.push(BatchEntry {
             token,
             position,
@@ -423,6 +432,9 @@ impl Backend for ToyBackend {
 
     fn clear_seq(&mut self, seq: i32, from: Option<u32>, to: Option<u32>) -> bool {
         let seq = self.seq(seq);
+        if from.is_none() && to.is_none() {
+            self.piles.remove(&seq);
+        }
         let tokens = &mut self.kv[seq];
         let from = from.map_or(0, |p| p as usize);
         let to = to.map_or(usize::MAX, |p| p as usize);
@@ -440,6 +452,13 @@ impl Backend for ToyBackend {
         let to = to
             .map_or(usize::MAX, |p| p as usize)
             .min(self.kv[src].len());
+        if from == 0 && !self.kv[dst].is_empty() && !self.kv[src].is_empty() {
+            // Cells piled onto cells at the same positions.
+            self.piles.insert(dst);
+            let copied = self.kv[src][..to].to_vec();
+            self.kv[dst].extend(copied);
+            return true;
+        }
         assert_eq!(
             self.kv[dst].len(),
             from,
@@ -455,6 +474,7 @@ impl Backend for ToyBackend {
         for tokens in &mut self.kv {
             tokens.clear();
         }
+        self.piles.clear();
     }
 
     fn take_cached(&mut self) -> Vec<LlamaToken> {

@@ -13,10 +13,11 @@ use std::sync::Arc;
 use llama_cpp_2::llama_backend::LlamaBackend;
 use llama_cpp_2::{send_logs_to_tracing, LogOptions};
 
+use super::beams::serve as beam_serve;
 use super::llama_log;
 use super::parallel::{generate_many, Backend, MAX_PARALLEL};
-use super::protocol::Prompt;
 use super::protocol::{encode_line, Command, Event, LoadRequest};
+use super::protocol::{BeamRequest, Prompt};
 use super::runner::{LoadedModel, Session};
 use super::scripted::{self, Script, ToyBackend};
 
@@ -81,7 +82,9 @@ pub fn run() -> i32 {
                     }
                     continue;
                 }
-                Some(Command::CountTokens { id, .. }) | Some(Command::FormatPrompt { id, .. }) => {
+                Some(Command::CountTokens { id, .. })
+                | Some(Command::FormatPrompt { id, .. })
+                | Some(Command::Beams(BeamRequest { id, .. })) => {
                     io.error(Some(id), "no model is loaded");
                     continue;
                 }
@@ -185,6 +188,44 @@ fn serve_model(backend: &LlamaBackend, request: LoadRequest, io: &mut WorkerIo) 
                     });
                 io.emit(&Event::ManyDone { id, stats });
             }
+            Some(Command::Beams(beams)) => {
+                let id = beams.id;
+                if session.is_none() {
+                    io.error(
+                        Some(id),
+                        "the model was loaded without a context (vocab only)",
+                    );
+                    continue;
+                }
+                if let Err(message) =
+                    make_room_for_beams(backend, &loaded, &request, &mut session, &beams)
+                {
+                    io.error(Some(id), &message);
+                    continue;
+                }
+                let Some(session) = session.as_mut() else {
+                    continue;
+                };
+                let cancel = Arc::clone(&io.cancel);
+                let cancelled = move || {
+                    let target = cancel.load(Ordering::Relaxed);
+                    target == id || target == CANCEL_ALL
+                };
+                let n_vocab = loaded.info.n_vocab as usize;
+                let outcome = session.tokenize(&beams.prompt).and_then(|prompt| {
+                    session.check_prompt_fits(&prompt)?;
+                    let eos = beam_serve::eog_tokens(session, n_vocab);
+                    beam_serve::serve(session, &beams, &prompt, eos, &cancelled)
+                });
+                match outcome {
+                    Ok((list, stats)) => io.emit(&Event::BeamsDone {
+                        id,
+                        beams: list,
+                        stats,
+                    }),
+                    Err(message) => io.error(Some(id), &message),
+                }
+            }
             Some(Command::CountTokens { id, prompt }) => match tokenize(&loaded, &session, &prompt)
             {
                 Ok(tokens) => io.emit(&Event::TokenCount {
@@ -206,6 +247,31 @@ fn serve_model(backend: &LlamaBackend, request: LoadRequest, io: &mut WorkerIo) 
             }
         }
     }
+}
+
+/// Gives the session the sequences a beam search needs (the prompt's, one
+/// per beam and the graveyard, in one unified cache), re-creating its context when it
+/// has fewer: the old context goes first, so both are never in memory.
+fn make_room_for_beams<'m>(
+    backend: &LlamaBackend,
+    loaded: &'m LoadedModel,
+    load: &LoadRequest,
+    session: &mut Option<Session<'m>>,
+    request: &BeamRequest,
+) -> Result<(), String> {
+    request.beams.validate()?;
+    let needed = super::beams::sequences_for(request.beams.num_beams);
+    if session.as_ref().is_some_and(|s| s.n_seq_max() >= needed) {
+        return Ok(());
+    }
+    *session = None;
+    let grown = LoadRequest {
+        parallel: needed.max(load.parallel),
+        ..load.clone()
+    };
+    tracing::info!("re-creating the context with {needed} sequences for a beam search");
+    *session = Some(loaded.new_session(backend, &grown)?);
+    Ok(())
 }
 
 /// The worker of the tests: no llama.cpp, the toy model of
@@ -256,6 +322,29 @@ fn serve_script(script: &Path, io: &mut WorkerIo) -> i32 {
                     text: scripted::prompt_text(&prompt),
                     tokens: scripted::tokenize(&prompt).len() as u32,
                 });
+                continue;
+            }
+            Some(Command::Beams(request)) => {
+                let Some(toy) = toy.as_mut() else {
+                    io.error(Some(request.id), "no model is loaded");
+                    continue;
+                };
+                let needed = super::beams::sequences_for(request.beams.num_beams);
+                if Backend::n_seq_max(toy) < needed {
+                    *toy = ToyBackend::new(Backend::n_ctx(toy), Backend::n_batch(toy), needed);
+                }
+                let prompt = scripted::tokenize(&request.prompt);
+                let eos = beam_serve::eog_tokens(toy, scripted::EOS.0 as usize + 1);
+                let cancel = Arc::clone(&io.cancel);
+                let id = request.id;
+                let cancelled = move || {
+                    let target = cancel.load(Ordering::Relaxed);
+                    target == id || target == CANCEL_ALL
+                };
+                match beam_serve::serve(toy, &request, &prompt, eos, &cancelled) {
+                    Ok((beams, stats)) => io.emit(&Event::BeamsDone { id, beams, stats }),
+                    Err(message) => io.error(Some(id), &message),
+                }
                 continue;
             }
             Some(Command::Generate(request)) => (None, vec![request], 1),

@@ -49,6 +49,7 @@
 
 use super::placeholders::{self, is_variable_name, Segment};
 use super::toml_string;
+use crate::engine::beams::{BeamSettings, EarlyStopping};
 use crate::engine::sampling::{SamplingOverrides, SamplingParams};
 use crate::text_position::line_col;
 use std::collections::BTreeMap;
@@ -149,9 +150,64 @@ pub struct TemplateSampling {
     pub max_tokens: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stop: Option<Vec<String>>,
+    /// Beam search instead of sampling, with transformers' option names
+    /// (`generate(num_beams=…)`); the other beam keys need this one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub num_beams: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub length_penalty: Option<f32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub early_stopping: Option<EarlyStopping>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub num_return_sequences: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub no_repeat_ngram_size: Option<usize>,
 }
 
 impl TemplateSampling {
+    /// The beam search this template asks for, when it sets `num_beams`;
+    /// the keys it leaves out take transformers' defaults.
+    pub fn beams(&self) -> Option<BeamSettings> {
+        let num_beams = self.num_beams?;
+        let defaults = BeamSettings::default();
+        Some(BeamSettings {
+            num_beams,
+            length_penalty: self.length_penalty.unwrap_or(defaults.length_penalty),
+            early_stopping: self.early_stopping.unwrap_or(defaults.early_stopping),
+            num_return_sequences: self
+                .num_return_sequences
+                .unwrap_or(defaults.num_return_sequences),
+            no_repeat_ngram_size: self
+                .no_repeat_ngram_size
+                .unwrap_or(defaults.no_repeat_ngram_size),
+        })
+    }
+
+    /// What is wrong with the beam keys, and which key to point at.
+    fn beam_problem(&self) -> Option<(&'static str, String)> {
+        let Some(beams) = self.beams() else {
+            let stray = [
+                ("length_penalty", self.length_penalty.is_some()),
+                ("early_stopping", self.early_stopping.is_some()),
+                ("num_return_sequences", self.num_return_sequences.is_some()),
+                ("no_repeat_ngram_size", self.no_repeat_ngram_size.is_some()),
+            ]
+            .into_iter()
+            .find(|(_, set)| *set)?;
+            return Some((
+                stray.0,
+                format!(
+                    "sampling.{} is a beam-search option; set sampling.num_beams too",
+                    stray.0
+                ),
+            ));
+        };
+        beams
+            .validate()
+            .err()
+            .map(|reason| ("num_beams", format!("sampling: {reason}")))
+    }
+
     pub fn is_empty(&self) -> bool {
         *self == TemplateSampling::default()
     }
@@ -449,6 +505,14 @@ fn parse_checked(
         }
     }
 
+    if let Some((key, problem)) = template.sampling.beam_problem() {
+        let offset = match get(doc, "sampling").map(Spanned::get_ref) {
+            Some(DeValue::Table(sampling)) => get(sampling, key).map(|v| v.span().start),
+            _ => None,
+        };
+        problems.push((offset.unwrap_or(0), problem));
+    }
+
     let at_offsets = |mut found: Vec<(usize, String)>| -> Vec<TemplateError> {
         found.sort_by_key(|(offset, _)| *offset);
         found
@@ -727,6 +791,28 @@ pub fn to_toml(template: &Template) -> String {
         if let Some(stop) = &s.stop {
             let stop: Vec<String> = stop.iter().map(|s| single_line(s)).collect();
             let _ = writeln!(out, "stop = [{}]", stop.join(", "));
+        }
+        if let Some(num_beams) = s.num_beams {
+            let _ = writeln!(out, "num_beams = {num_beams}");
+        }
+        if let Some(length_penalty) = s.length_penalty {
+            let _ = writeln!(out, "length_penalty = {}", float(length_penalty));
+        }
+        if let Some(early_stopping) = s.early_stopping {
+            let written = match early_stopping {
+                EarlyStopping::True => "true",
+                EarlyStopping::False => "false",
+                EarlyStopping::Never => "\"never\"",
+            };
+            let _ = writeln!(out, "early_stopping = {written}");
+        }
+        for (name, value) in [
+            ("num_return_sequences", s.num_return_sequences),
+            ("no_repeat_ngram_size", s.no_repeat_ngram_size),
+        ] {
+            if let Some(value) = value {
+                let _ = writeln!(out, "{name} = {value}");
+            }
         }
     }
     let r = &template.refine;
@@ -1376,6 +1462,11 @@ stop_phrase = "NO FURTHER CHANGES"
                 seed: Some(42),
                 max_tokens: Some(256),
                 stop: Some(vec!["\n\n".into(), "END\"".into()]),
+                num_beams: Some(3),
+                length_penalty: Some(-0.5),
+                early_stopping: Some(EarlyStopping::True),
+                num_return_sequences: Some(2),
+                no_repeat_ngram_size: Some(3),
             },
             refine: Refine {
                 feedback: Some("{{task}}\n{{answer}}".into()),
@@ -1386,6 +1477,40 @@ stop_phrase = "NO FURTHER CHANGES"
             },
             references: vec!["one".into(), "two\nlines".into()],
         }
+    }
+
+    #[test]
+    fn beam_keys_are_transformers_options_checked_where_written() {
+        let t = parse(
+            &with("prompt = 'x'\n[sampling]\nnum_beams = 4\nearly_stopping = \"never\"\nlength_penalty = 0.5\n"),
+            FILE,
+        )
+        .unwrap();
+        let beams = t.sampling.beams().unwrap();
+        assert_eq!(beams.num_beams, 4);
+        assert_eq!(beams.early_stopping, EarlyStopping::Never);
+        assert_eq!(beams.length_penalty, 0.5);
+        assert_eq!(beams.num_return_sequences, 1);
+        assert_eq!(parse(&to_toml(&t), FILE), Ok(t));
+
+        assert_eq!(
+            errors(&with("prompt = 'x'\n[sampling]\nlength_penalty = 2.0\n")),
+            ["t.toml:6:18: sampling.length_penalty is a beam-search option; set sampling.num_beams too"]
+        );
+        assert_eq!(
+            errors(&with(
+                "prompt = 'x'\n[sampling]\nnum_beams = 2\nnum_return_sequences = 3\n"
+            )),
+            ["t.toml:6:13: sampling: num_return_sequences (3) must not exceed num_beams (2)"]
+        );
+        assert_eq!(
+            errors(&with("prompt = 'x'\n[sampling]\nnum_beams = 9\n")),
+            ["t.toml:6:13: sampling: num_beams is 9; whet runs at most 8 beams"]
+        );
+        let err = errors(&with(
+            "prompt = 'x'\n[sampling]\nnum_beams = 2\nearly_stopping = 'soon'\n",
+        ));
+        assert!(err[0].contains("true, false or \"never\""), "{err:?}");
     }
 
     #[test]

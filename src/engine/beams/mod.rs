@@ -39,11 +39,12 @@ mod ngram;
 mod options;
 mod search;
 mod sequences;
+pub mod serve;
 
 #[cfg(test)]
 mod fixtures;
 
 pub use ngram::banned_next_tokens;
-pub use options::{BeamOptions, EarlyStopping};
+pub use options::{BeamOptions, BeamSettings, EarlyStopping, MAX_BEAMS};
 pub use search::{search, BeamModel, BeamResult, Hypothesis};
-pub use sequences::beam_search;
+pub use sequences::{beam_search, beam_search_with, sequences_for, BeamRun, CANCELLED};

@@ -61,6 +61,63 @@ impl From<EarlyStopping> for EarlyStoppingValue {
     }
 }
 
+/// The most beams a search may run: each is a sequence of the context
+/// besides the prompt's, and llama.cpp's batch of one step holds them all.
+pub const MAX_BEAMS: usize = 8;
+
+/// A beam search as a user asks for it (the command line, a template's
+/// `[sampling]`, the protocol): transformers' option names and defaults;
+/// the token limit and the end-of-generation tokens come from elsewhere.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BeamSettings {
+    pub num_beams: usize,
+    pub length_penalty: f32,
+    pub early_stopping: EarlyStopping,
+    pub num_return_sequences: usize,
+    pub no_repeat_ngram_size: usize,
+}
+
+impl Default for BeamSettings {
+    fn default() -> Self {
+        Self {
+            num_beams: 4,
+            length_penalty: 1.0,
+            early_stopping: EarlyStopping::False,
+            num_return_sequences: 1,
+            no_repeat_ngram_size: 0,
+        }
+    }
+}
+
+impl BeamSettings {
+    /// The search's options for `max_new_tokens` and the model's
+    /// end-of-generation tokens.
+    pub fn options(&self, max_new_tokens: usize, eos: Vec<i32>) -> BeamOptions {
+        BeamOptions {
+            num_beams: self.num_beams,
+            length_penalty: self.length_penalty,
+            early_stopping: self.early_stopping,
+            num_return_sequences: self.num_return_sequences,
+            no_repeat_ngram_size: self.no_repeat_ngram_size,
+            max_new_tokens,
+            eos,
+        }
+    }
+
+    /// What `BeamOptions::validate` checks, plus the beam limit of this
+    /// engine; said before a model is involved.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.num_beams > MAX_BEAMS {
+            return Err(format!(
+                "num_beams is {}; whet runs at most {MAX_BEAMS} beams",
+                self.num_beams
+            ));
+        }
+        self.options(1, Vec::new()).validate()
+    }
+}
+
 /// transformers' `GenerationConfig` beam options, with its defaults.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BeamOptions {

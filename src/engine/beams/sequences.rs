@@ -6,12 +6,36 @@
 //! When the search re-forms the beams, a child takes over its parent's
 //! sequence if it is the parent's first child, and otherwise gets a dropped
 //! beam's sequence, cleared and refilled with a KV copy of the parent.
+//!
+//! A dropped beam's cells are not freed during the search: before its
+//! sequence is cleared they are copied to a last sequence nobody reads, the
+//! graveyard. llama.cpp's attention is not invariant to the order of a
+//! sequence's cells in the cache (it accumulates over cells in cell order,
+//! partly in F16), and freed cells would be refilled by later tokens at
+//! lower cell indices than earlier ones; measured on SmolLM2, that moved a
+//! beam's log-probabilities by up to 0.06 per token from a fresh decode of
+//! the same tokens and changed which beams won. With nothing freed every
+//! new token is appended, each beam's cells stay in position order, and a
+//! beam's logits equal those of decoding its tokens alone. The search uses
+//! no more cells than its check allows (prompt + beams × new tokens); the
+//! graveyard is emptied at the end.
+
+use std::time::{Duration, Instant};
 
 use llama_cpp_2::token::LlamaToken;
 
 use super::search::{search, BeamModel, BeamResult};
 use super::BeamOptions;
 use crate::engine::parallel::Backend;
+
+/// The error of a search stopped by its caller.
+pub const CANCELLED: &str = "the beam search was cancelled";
+
+/// The sequences a search of `num_beams` beams needs: the prompt's, one
+/// per beam and the graveyard (the last one).
+pub fn sequences_for(num_beams: usize) -> u32 {
+    num_beams as u32 + 2
+}
 
 /// The sequence that holds the prompt (and single requests' cache).
 const PROMPT_SEQ: i32 = 0;
@@ -25,6 +49,26 @@ pub fn beam_search<B: Backend>(
     prompt: &[LlamaToken],
     options: &BeamOptions,
 ) -> Result<BeamResult, String> {
+    beam_search_with(backend, prompt, options, &|| false).map(|run| run.result)
+}
+
+/// A search's result and how its prompt was evaluated.
+#[derive(Debug, Clone)]
+pub struct BeamRun {
+    pub result: BeamResult,
+    /// Prompt tokens sequence 0 already held.
+    pub reused_tokens: usize,
+    pub prompt_eval: Duration,
+}
+
+/// [`beam_search`], polling `cancelled` before each step: a cancelled
+/// search ends with an error (its beams are unfinished; none is a result).
+pub fn beam_search_with<B: Backend>(
+    backend: &mut B,
+    prompt: &[LlamaToken],
+    options: &BeamOptions,
+    cancelled: &dyn Fn() -> bool,
+) -> Result<BeamRun, String> {
     options.validate()?;
     check_room(backend, prompt.len(), options)?;
     let prompt_ids: Vec<i32> = prompt.iter().map(|t| t.0).collect();
@@ -34,10 +78,24 @@ pub fn beam_search<B: Backend>(
         num_beams: options.num_beams,
         seqs: Vec::new(),
         generated: 0,
+        cancelled,
+        reused: 0,
+        prompt_eval: Duration::ZERO,
+        prompt_decoded: false,
     };
     let result = search(&mut beams, &prompt_ids, options);
-    beams.finish(result.is_ok());
-    result
+    // A cancelled search leaves the prompt's KV whole; after a failed
+    // decode nothing in the cache is trusted.
+    let prompt_intact = match &result {
+        Ok(_) => true,
+        Err(e) => e == CANCELLED && beams.prompt_decoded,
+    };
+    beams.finish(prompt_intact);
+    Ok(BeamRun {
+        result: result?,
+        reused_tokens: beams.reused,
+        prompt_eval: beams.prompt_eval,
+    })
 }
 
 /// Refuses a search the context cannot hold, before decoding anything.
@@ -49,10 +107,11 @@ fn check_room<B: Backend>(
     if prompt_len == 0 {
         return Err("beam search needs a prompt of at least one token".into());
     }
-    let seqs_needed = options.num_beams + 1;
+    let seqs_needed = sequences_for(options.num_beams) as usize;
     if seqs_needed > backend.n_seq_max() as usize {
         return Err(format!(
-            "{} beams need {seqs_needed} sequences (the prompt's and one per beam); \
+            "{} beams need {seqs_needed} sequences (the prompt's, one per beam and one \
+             that keeps dropped beams' cells); \
              the context has {}",
             options.num_beams,
             backend.n_seq_max()
@@ -88,6 +147,12 @@ struct BackendBeams<'a, B: Backend> {
     seqs: Vec<i32>,
     /// Tokens each beam holds after the prompt.
     generated: usize,
+    cancelled: &'a dyn Fn() -> bool,
+    /// Prompt tokens sequence 0 already held, and the time to decode the rest.
+    reused: usize,
+    prompt_eval: Duration,
+    /// Sequence 0 holds the whole prompt.
+    prompt_decoded: bool,
 }
 
 impl<B: Backend> BackendBeams<'_, B> {
@@ -111,6 +176,7 @@ impl<B: Backend> BackendBeams<'_, B> {
             self.backend.clear_seq(PROMPT_SEQ, None, None);
             return self.decode_prompt_from(0);
         }
+        self.reused = shared;
         self.decode_prompt_from(shared)
     }
 
@@ -170,6 +236,7 @@ impl<B: Backend> BackendBeams<'_, B> {
                 let dst = free
                     .next()
                     .expect("as many dropped beams as extra children");
+                self.backend.copy_seq(dst, self.graveyard(), None, None);
                 self.backend.clear_seq(dst, None, None);
                 self.backend.copy_seq(old[parents[i]], dst, None, None);
                 *seq = Some(dst);
@@ -178,13 +245,17 @@ impl<B: Backend> BackendBeams<'_, B> {
         self.seqs = seqs.into_iter().flatten().collect();
     }
 
-    /// Leaves sequence 0 holding the prompt (or nothing after an error)
-    /// and the beams' sequences empty.
-    fn finish(&mut self, ok: bool) {
-        for seq in 1..=self.num_beams as i32 {
+    fn graveyard(&self) -> i32 {
+        sequences_for(self.num_beams) as i32 - 1
+    }
+
+    /// Leaves sequence 0 holding the prompt (or nothing, when it may not)
+    /// and the beams' sequences and the graveyard empty.
+    fn finish(&mut self, prompt_intact: bool) {
+        for seq in 1..=self.graveyard() {
             self.backend.clear_seq(seq, None, None);
         }
-        if ok {
+        if prompt_intact {
             self.backend.put_cached(self.prompt.to_vec());
         } else {
             self.backend.clear_seq(PROMPT_SEQ, None, None);
@@ -195,11 +266,18 @@ impl<B: Backend> BackendBeams<'_, B> {
 
 impl<B: Backend> BeamModel for BackendBeams<'_, B> {
     fn prompt_logits(&mut self) -> Result<Vec<f32>, String> {
+        let started = Instant::now();
         let index = self.decode_prompt()?;
-        Ok(self.backend.logits(index))
+        let logits = self.backend.logits(index);
+        self.prompt_eval = started.elapsed();
+        self.prompt_decoded = true;
+        Ok(logits)
     }
 
     fn advance(&mut self, parents: &[usize], tokens: &[i32]) -> Result<Vec<Vec<f32>>, String> {
+        if (self.cancelled)() {
+            return Err(CANCELLED.into());
+        }
         self.reassign(parents);
         let position = (self.prompt.len() + self.generated) as i32;
         self.backend.batch_clear();
@@ -265,7 +343,7 @@ mod tests {
     fn one_beam_is_the_toy_models_greedy_reply() {
         for text in ["Once upon", "eos=5 hi", "a longer prompt than the batch"] {
             let tokens = prompt(text);
-            let mut toy = ToyBackend::new(4096, 8, 2);
+            let mut toy = ToyBackend::new(4096, 8, 3);
             let result = beam_search(&mut toy, &tokens, &options(1, 40)).unwrap();
             let mut seq = tokens.clone();
             let mut greedy = Vec::new();
@@ -288,7 +366,7 @@ mod tests {
                 let tokens = prompt(text);
                 // Exactly the sequences and the batch the search needs, so
                 // one more would trip the toy's llama.cpp checks.
-                let mut toy = ToyBackend::new(8192, num_beams, num_beams as u32 + 1);
+                let mut toy = ToyBackend::new(8192, num_beams, sequences_for(num_beams));
                 let opts = options(num_beams, 16);
                 let got = beam_search(&mut toy, &tokens, &opts).unwrap();
                 let mut reference = Recomputed {
@@ -312,7 +390,7 @@ mod tests {
     #[test]
     fn a_second_search_reuses_the_prompts_kv() {
         let tokens = prompt("eos=6 the same prompt");
-        let mut toy = ToyBackend::new(4096, 64, 5);
+        let mut toy = ToyBackend::new(4096, 64, 6);
         let first = beam_search(&mut toy, &tokens, &options(4, 10)).unwrap();
         let decodes = toy.decodes.len();
         let second = beam_search(&mut toy, &tokens, &options(4, 10)).unwrap();
@@ -325,7 +403,7 @@ mod tests {
     fn a_search_the_context_cannot_hold_is_refused_before_decoding() {
         let tokens = prompt("hello");
         let cases = [
-            (ToyBackend::new(4096, 64, 4), "sequences"),
+            (ToyBackend::new(4096, 64, 5), "sequences"),
             (ToyBackend::new(4096, 3, 8), "one batch"),
             (ToyBackend::new(40, 64, 8), "tokens of context"),
         ];
@@ -342,12 +420,33 @@ mod tests {
     #[test]
     fn a_failed_decode_ends_the_search_and_empties_the_sequences() {
         let tokens = prompt("Once upon a time");
-        let mut toy = ToyBackend::new(4096, 64, 5);
+        let mut toy = ToyBackend::new(4096, 64, 6);
         toy.fail_decodes.insert(3);
         let err = beam_search(&mut toy, &tokens, &options(4, 10)).unwrap_err();
         assert!(err.contains("scripted decode failure"), "{err}");
-        for seq in 0..5 {
+        for seq in 0..6 {
             assert!(toy.sequence(seq).is_empty(), "sequence {seq}");
         }
+    }
+
+    #[test]
+    fn a_cancelled_search_empties_the_beams_and_keeps_the_prompt() {
+        let tokens = prompt("Once upon a time");
+        let mut toy = ToyBackend::new(4096, 64, 6);
+        let steps = std::cell::Cell::new(0);
+        let cancel_at_third = || {
+            steps.set(steps.get() + 1);
+            steps.get() >= 3
+        };
+        let err =
+            beam_search_with(&mut toy, &tokens, &options(4, 10), &cancel_at_third).unwrap_err();
+        assert_eq!(err, CANCELLED);
+        assert_eq!(toy.sequence(0), tokens);
+        for seq in 1..6 {
+            assert!(toy.sequence(seq).is_empty(), "sequence {seq}");
+        }
+        // The next search finds the prompt in the cache.
+        let run = beam_search_with(&mut toy, &tokens, &options(4, 10), &|| false).unwrap();
+        assert_eq!(run.reused_tokens, tokens.len() - 1);
     }
 }
