@@ -1420,6 +1420,7 @@ fn run_record(template: &Template, values: &[(&str, &str)], output: &str) -> Run
             reason: StopReason::Eos,
         },
         stats: Some(stats()),
+        beam_search: None,
     }
 }
 
@@ -1873,4 +1874,156 @@ fn quitting_with_an_example_form_open_keeps_the_form_and_what_it_holds() {
     assert!(app.wb.overlay.is_none());
     ctrl(&mut app, 'c');
     assert!(matches!(app.wb.overlay, Some(WbOverlay::Confirm(_))));
+}
+
+/// The acronym template with `num_beams = 3` typed into its sampling text.
+fn beams_workbench() -> App {
+    let mut app = workbench_with("acronym");
+    key(&mut app, KeyCode::F(7));
+    key(&mut app, KeyCode::F(7));
+    assert_eq!(app.wb.doc.as_ref().unwrap().field, TextField::Sampling);
+    key(&mut app, KeyCode::End);
+    key(&mut app, KeyCode::Enter);
+    type_text(&mut app, "num_beams = 3");
+    key(&mut app, KeyCode::Enter);
+    type_text(&mut app, "num_return_sequences = 3");
+    app
+}
+
+fn beam(text: &str, score: f32) -> whet::engine::protocol::Beam {
+    whet::engine::protocol::Beam {
+        text: text.into(),
+        tokens: vec![1; text.len()],
+        score,
+        logprob: score * 3.0,
+        eos: true,
+    }
+}
+
+#[test]
+fn a_template_with_beams_runs_a_beam_search_whose_sequences_can_be_chosen_sent_and_refined() {
+    let mut app = beams_workbench();
+    let messages = rendered(&app);
+    let effects = ctrl(&mut app, 'g');
+    let Some(Effect::RunBeams {
+        messages: sent,
+        beams,
+        max_tokens,
+    }) = effects.first()
+    else {
+        panic!("{effects:?}");
+    };
+    assert_eq!(*sent, messages);
+    assert_eq!((beams.num_beams, beams.num_return_sequences), (3, 3));
+    assert_eq!(*max_tokens, 128);
+    assert!(app.wb.is_running());
+
+    update(&mut app, Msg::GenerationStarted { id: 9 });
+    let returned = vec![
+        beam("NASA", -0.2),
+        beam("N.A.S.A.", -0.4),
+        beam("nasa", -0.9),
+    ];
+    let stats = whet::engine::protocol::BeamStats {
+        prompt_tokens: 50,
+        steps: 4,
+        decoded_tokens: 9,
+        search_ms: 90.0,
+        ..Default::default()
+    };
+    let effects = update(
+        &mut app,
+        Msg::BeamsDone {
+            id: 9,
+            beams: returned.clone(),
+            stats: stats.clone(),
+        },
+    );
+    let Some(Effect::SaveRun(record)) = effects.first() else {
+        panic!("{effects:?}");
+    };
+    assert_eq!(record.output, "NASA");
+    let search = record.beam_search.as_ref().unwrap();
+    assert_eq!(search.beams, returned);
+    assert_eq!(search.stats.as_ref(), Some(&stats));
+    assert_eq!(
+        record.outcome,
+        RunOutcome::Done {
+            reason: StopReason::Eos
+        }
+    );
+    assert_eq!(app.engine, EngineState::Ready);
+
+    // ← → choose among them in the output pane; the choice stops at the ends.
+    assert_eq!(app.wb.focus, Pane::Output);
+    key(&mut app, KeyCode::Right);
+    key(&mut app, KeyCode::Right);
+    key(&mut app, KeyCode::Right);
+    assert_eq!(app.wb.run.as_ref().unwrap().beam_selected, 2);
+    key(&mut app, KeyCode::Left);
+    assert_eq!(
+        app.wb.run.as_ref().unwrap().chosen_beam_text(),
+        Some("N.A.S.A.")
+    );
+
+    // Sent to the chat, the chosen one is the reply; the chat asks for none.
+    let effects = ctrl(&mut app, 't');
+    let Some(Effect::StartChat { messages: sent, .. }) = effects.first() else {
+        panic!("{effects:?}");
+    };
+    let mut expected = messages.clone();
+    expected.push(ChatMessage::new(Role::Assistant, "N.A.S.A."));
+    assert_eq!(*sent, expected);
+    let mut session = Session::new("chat-beam");
+    session.system_prompt = Some(messages[0].content.clone());
+    session.messages = expected[1..]
+        .iter()
+        .map(|m| StoredMessage::new(m.role, m.content.clone()))
+        .collect();
+    let effects = update(&mut app, Msg::ChatStarted(Box::new(session)));
+    assert!(
+        !effects.iter().any(|e| matches!(e, Effect::Generate { .. })),
+        "{effects:?}"
+    );
+    assert_eq!(app.chat.entries.last().unwrap().text, "N.A.S.A.");
+
+    // Refined, the chosen one is the draft: the rounds start at feedback.
+    key(&mut app, KeyCode::F(5));
+    assert_eq!(app.screen, Screen::Workbench);
+    go_to(&mut app, Pane::Output);
+    let effects = key(&mut app, KeyCode::F(9));
+    let rounds = app.rounds.as_ref().expect("rounds");
+    let passes = &rounds.lp.run().passes;
+    assert_eq!(passes.len(), 1, "the draft pass");
+    assert_eq!(passes[0].text, "N.A.S.A.");
+    let Some(Effect::RunTemplate { messages: step, .. }) = effects.first() else {
+        panic!("{effects:?}");
+    };
+    assert!(
+        step.iter().any(|m| m.content.contains("N.A.S.A.")),
+        "{step:?}"
+    );
+}
+
+#[test]
+fn a_stopped_beam_search_is_saved_as_stopped() {
+    let mut app = beams_workbench();
+    ctrl(&mut app, 'g');
+    update(&mut app, Msg::GenerationStarted { id: 4 });
+    let effects = update(
+        &mut app,
+        Msg::GenerationFailed {
+            id: Some(4),
+            message: whet::engine::beams::CANCELLED.into(),
+        },
+    );
+    let Some(Effect::SaveRun(record)) = effects.first() else {
+        panic!("{effects:?}");
+    };
+    assert_eq!(
+        record.outcome,
+        RunOutcome::Done {
+            reason: StopReason::Cancelled
+        }
+    );
 }

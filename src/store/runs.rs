@@ -15,12 +15,14 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::atomic::write_atomic;
-use crate::engine::protocol::{ChatMessage, GenerationStats, StopReason};
+use crate::engine::beams::BeamSettings;
+use crate::engine::protocol::{Beam, BeamStats, ChatMessage, GenerationStats, StopReason};
 use crate::engine::SamplingParams;
 use crate::text_position::line_col;
 
 /// The format version this build writes; it reads this one and older.
-pub const RUN_FORMAT_VERSION: u32 = 1;
+/// 2 added `beam_search`.
+pub const RUN_FORMAT_VERSION: u32 = 2;
 
 /// Characters of output shown in a list line.
 const PREVIEW_CHARS: usize = 60;
@@ -54,6 +56,22 @@ pub struct RunRecord {
     pub output: String,
     pub outcome: RunOutcome,
     pub stats: Option<GenerationStats>,
+    /// A run of a template that sets `num_beams`: the search and what it
+    /// returned (`output` is then the best sequence's text).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub beam_search: Option<BeamSearchRun>,
+}
+
+/// A workbench run's beam search.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BeamSearchRun {
+    pub settings: BeamSettings,
+    /// Best first; empty while it runs.
+    #[serde(default)]
+    pub beams: Vec<Beam>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stats: Option<BeamStats>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -443,6 +461,7 @@ mod tests {
                 ttft_ms: 52.25,
                 generation_ms: 310.125,
             }),
+            beam_search: None,
         }
     }
 
@@ -476,7 +495,7 @@ mod tests {
             assert_eq!(path, dir.join("20261128-143456-042-summarize.json"));
             assert_eq!(load::<RunRecord>(&dir, &run.id).unwrap(), run);
             let text = std::fs::read_to_string(&path).unwrap();
-            assert!(text.starts_with("{\n  \"version\": 1,\n"), "{text}");
+            assert!(text.starts_with("{\n  \"version\": 2,\n"), "{text}");
             assert!(text.ends_with("}\n"));
         }
         let mut bare = record(0, "bare", "");
@@ -657,17 +676,44 @@ mod tests {
     }
 
     #[test]
+    fn a_beam_search_run_round_trips_and_a_version_1_file_still_loads() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut run = record(T2026, "summarize", "best");
+        run.beam_search = Some(BeamSearchRun {
+            settings: BeamSettings::default(),
+            beams: vec![Beam {
+                text: "best".into(),
+                tokens: vec![5, 6, 2],
+                score: -0.5,
+                logprob: -1.5,
+                eos: true,
+            }],
+            stats: Some(BeamStats::default()),
+        });
+        save(dir.path(), &run).unwrap();
+        assert_eq!(load::<RunRecord>(dir.path(), &run.id).unwrap(), run);
+
+        let mut old = serde_json::to_value(record(T2026, "summarize", "x")).unwrap();
+        old["version"] = 1.into();
+        old.as_object_mut().unwrap().remove("beam_search");
+        std::fs::write(dir.path().join("old.json"), old.to_string()).unwrap();
+        let loaded = load::<RunRecord>(dir.path(), "old").unwrap();
+        assert_eq!(loaded.version, 1);
+        assert_eq!(loaded.beam_search, None);
+    }
+
+    #[test]
     fn a_newer_version_is_refused_naming_the_file() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("future.json");
         let text =
-            "{\"version\": 2, \"template\": \"summarize\", \"created_unix_ms\": 5, \"tabs\": []}";
+            "{\"version\": 3, \"template\": \"summarize\", \"created_unix_ms\": 5, \"tabs\": []}";
         std::fs::write(&path, text).unwrap();
         let error = load::<RunRecord>(dir.path(), "future").unwrap_err();
         assert_eq!(
             error,
             format!(
-                "{}: run format version 2 is newer than this whet reads (1); update whet (the file was left untouched)",
+                "{}: run format version 3 is newer than this whet reads (2); update whet (the file was left untouched)",
                 path.display()
             )
         );

@@ -123,6 +123,12 @@ pub enum Msg {
         id: Option<u64>,
         message: String,
     },
+    /// A beam search (a workbench run) ended.
+    BeamsDone {
+        id: u64,
+        beams: Vec<crate::engine::protocol::Beam>,
+        stats: crate::engine::protocol::BeamStats,
+    },
     EngineStopped(String),
     /// The lists a picker shows, read from disk by the driver.
     PickerItems(PickerKind, Vec<PickerItem>),
@@ -251,6 +257,12 @@ pub enum Effect {
         sampling: SamplingParams,
         max_tokens: u32,
         stop: Vec<String>,
+    },
+    /// A beam search for the workbench, with the template's settings.
+    RunBeams {
+        messages: Vec<ChatMessage>,
+        beams: crate::engine::beams::BeamSettings,
+        max_tokens: u32,
     },
     /// Write a run record (a new id is given to one without).
     SaveRun(Box<RunRecord>),
@@ -555,6 +567,18 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
             app.last_turn = Some(figures);
             chat::on_done(app, reason)
         }
+        Msg::BeamsDone { id, beams, stats } => {
+            if app.generating != Some(id) || !wb::owns_generation(&app.wb, id) {
+                return Vec::new();
+            }
+            app.generating = None;
+            app.engine = EngineState::Ready;
+            app.last_turn = Some(TurnFigures {
+                ttft_ms: stats.prompt_eval_ms,
+                tokens_per_sec: stats.tokens_per_sec(),
+            });
+            wb::on_beams(&mut app.wb, beams, stats)
+        }
         Msg::GenerationFailed { id, message } => {
             if id.is_some() && app.generating != id {
                 return Vec::new();
@@ -565,6 +589,13 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
                 app.generating = None;
                 if app.engine == EngineState::Generating {
                     app.engine = EngineState::Ready;
+                }
+                // A stopped beam search ends with the worker's word for it.
+                if message == crate::engine::beams::CANCELLED {
+                    let outcome = RunOutcome::Done {
+                        reason: StopReason::Cancelled,
+                    };
+                    return wb::on_finished(&mut app.wb, outcome, None);
                 }
                 app.error(message.clone());
                 return wb::on_finished(&mut app.wb, RunOutcome::Failed { message }, None);

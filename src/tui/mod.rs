@@ -35,7 +35,7 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::oneshot;
 
 use crate::engine::protocol::{
-    ChatMessage, Command, Event, GenerateRequest, LoadRequest, ModelInfo, Prompt, Role,
+    BeamRequest, ChatMessage, Command, Event, GenerateRequest, LoadRequest, ModelInfo, Prompt, Role,
 };
 use crate::engine::sampling::SamplingOverrides;
 use crate::engine::{EngineClient, EngineError, SamplingParams, SpawnOptions};
@@ -431,6 +431,32 @@ async fn event_loop(
                         };
                         Some(started(engine.as_mut(), request))
                     }
+                    Effect::RunBeams {
+                        messages,
+                        beams,
+                        max_tokens,
+                    } => Some(match engine.as_mut() {
+                        Some(engine) => {
+                            let id = engine.fresh_id();
+                            let request = BeamRequest {
+                                id,
+                                prompt: Prompt::Chat { messages },
+                                beams,
+                                max_tokens,
+                            };
+                            match engine.send(Command::Beams(request)) {
+                                Ok(()) => Msg::GenerationStarted { id },
+                                Err(error) => Msg::GenerationFailed {
+                                    id: None,
+                                    message: error.to_string(),
+                                },
+                            }
+                        }
+                        None => Msg::GenerationFailed {
+                            id: None,
+                            message: "the engine is not running".into(),
+                        },
+                    }),
                     Effect::SaveRun(record) => Some(save_run(*record)),
                     Effect::ListRuns => Some(Msg::Runs(
                         runs::runs_dir()
@@ -944,6 +970,7 @@ fn engine_msg(event: Event) -> Option<Msg> {
             stats: Some(stats),
         }),
         Event::Error { id, message } => Some(Msg::GenerationFailed { id, message }),
+        Event::BeamsDone { id, beams, stats } => Some(Msg::BeamsDone { id, beams, stats }),
         _ => None,
     }
 }

@@ -87,6 +87,18 @@ pub fn on_started_from_template(app: &mut App, session: &Session) -> Vec<Effect>
     app.load_session(session);
     app.screen = Screen::Chat;
     app.chat.focus = Focus::Input;
+    let answered = session
+        .messages
+        .last()
+        .is_some_and(|m| m.role == crate::engine::protocol::Role::Assistant);
+    if answered {
+        // A beam the workbench returned is the reply already.
+        app.info(format!(
+            "chat {} started from the template with the chosen beam as the reply",
+            session.name
+        ));
+        return Vec::new();
+    }
     app.info(format!(
         "chat {} started from the template; the reply follows",
         session.name

@@ -83,8 +83,23 @@ pub fn start(app: &mut App) -> Vec<Effect> {
             Vec::new()
         },
     };
+    // From a beam-search run's list, the chosen sequence is the draft.
+    let chosen_beam = (app.wb.focus == crate::tui::workbench::Pane::Output)
+        .then(|| app.wb.run.as_ref().and_then(|r| r.chosen_beam_text()))
+        .flatten()
+        .map(str::to_string);
     match RefineLoop::new(setup) {
-        Ok(lp) => {
+        Ok(mut lp) => {
+            if let Some(text) = chosen_beam {
+                if let Some(step) = lp.next_step() {
+                    let generated = Generated {
+                        text,
+                        reason: StopReason::Eos,
+                        stats: GenerationStats::default(),
+                    };
+                    lp.record(&step, generated);
+                }
+            }
             app.rounds = Some(Rounds::new(lp));
             app.screen = Screen::Rounds;
             next_step(app)

@@ -170,6 +170,8 @@ pub struct WorkbenchRun {
     pub generation: Option<u64>,
     pub reopened: bool,
     pub scroll: u16,
+    /// The returned sequence chosen in a beam-search run (0 = the best).
+    pub beam_selected: usize,
 }
 
 impl WorkbenchRun {
@@ -179,7 +181,24 @@ impl WorkbenchRun {
             generation: None,
             reopened,
             scroll: 0,
+            beam_selected: 0,
         }
+    }
+
+    /// The returned sequences of a finished beam-search run (empty
+    /// otherwise).
+    pub fn beams(&self) -> &[crate::engine::protocol::Beam] {
+        self.record
+            .beam_search
+            .as_ref()
+            .map_or(&[], |search| search.beams.as_slice())
+    }
+
+    /// The chosen sequence's text, when this run returned several.
+    pub fn chosen_beam_text(&self) -> Option<&str> {
+        self.beams()
+            .get(self.beam_selected)
+            .map(|beam| beam.text.as_str())
     }
 
     pub fn is_streaming(&self) -> bool {

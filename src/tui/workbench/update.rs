@@ -12,11 +12,11 @@ use super::example_form::ExampleForm;
 use super::{
     AfterConfirm, HistoryList, LinePrompt, LinePurpose, Pane, WbOverlay, Workbench, WorkbenchRun,
 };
-use crate::engine::protocol::GenerationStats;
+use crate::engine::protocol::{Beam, BeamStats, ChatMessage, GenerationStats, Role, StopReason};
 use crate::engine::SamplingParams;
 use crate::prompt::template::is_template_name;
 use crate::prompt::{Source, Template, TemplateEntry};
-use crate::store::runs::{RunOutcome, RunRecord, RunSummary, RUN_FORMAT_VERSION};
+use crate::store::runs::{BeamSearchRun, RunOutcome, RunRecord, RunSummary, RUN_FORMAT_VERSION};
 use crate::tui::app::{engine_ready, App, Effect};
 use crate::tui::keymap::Action;
 use crate::tui::run_settings::run_settings;
@@ -88,12 +88,30 @@ pub fn on_key(app: &mut App, action: Option<Action>, key: KeyEvent) -> Vec<Effec
         Pane::Output => {
             let max = app.wb.scroll_limits.get()[1];
             if let Some(run) = &mut app.wb.run {
-                scroll_key(&mut run.scroll, max, action, key);
+                if !choose_beam(run, key) {
+                    scroll_key(&mut run.scroll, max, action, key);
+                }
             }
             Vec::new()
         }
     };
     with_refresh(app, effects)
+}
+
+/// ← → (or [ ]) choose among a beam-search run's sequences; true when the
+/// key did.
+fn choose_beam(run: &mut WorkbenchRun, key: KeyEvent) -> bool {
+    let count = run.beams().len();
+    if count < 2 || !key.modifiers.difference(KeyModifiers::SHIFT).is_empty() {
+        return false;
+    }
+    let selected = run.beam_selected.min(count - 1);
+    run.beam_selected = match key.code {
+        KeyCode::Left | KeyCode::Char('[') => selected.saturating_sub(1),
+        KeyCode::Right | KeyCode::Char(']') => (selected + 1).min(count - 1),
+        _ => return false,
+    };
+    true
 }
 
 /// Pasted text goes to the focused text field.
@@ -741,6 +759,11 @@ fn run(app: &mut App) -> Vec<Effect> {
         return Vec::new();
     }
     let (sampling, max_tokens, stop) = run_settings(&template);
+    let beams = template.sampling.beams();
+    if beams.is_some() && max_tokens == 0 {
+        app.error("a beam search needs a token limit: set max_tokens in [sampling]");
+        return Vec::new();
+    }
     let record = RunRecord {
         version: RUN_FORMAT_VERSION,
         id: String::new(),
@@ -757,11 +780,23 @@ fn run(app: &mut App) -> Vec<Effect> {
         output: String::new(),
         outcome: RunOutcome::Running,
         stats: None,
+        beam_search: beams.clone().map(|settings| BeamSearchRun {
+            settings,
+            beams: Vec::new(),
+            stats: None,
+        }),
     };
     app.wb.run = Some(WorkbenchRun::new(record, false));
     app.wb.focus = Pane::Output;
     app.engine = crate::tui::app::EngineState::Generating;
     app.notice = None;
+    if let Some(beams) = beams {
+        return vec![Effect::RunBeams {
+            messages,
+            beams,
+            max_tokens,
+        }];
+    }
     vec![Effect::RunTemplate {
         messages,
         sampling,
@@ -780,7 +815,14 @@ fn send_to_chat(app: &mut App) -> Vec<Effect> {
         return Vec::new();
     }
     match doc.render() {
-        Ok(messages) => {
+        Ok(mut messages) => {
+            // From a beam-search run's list, the chosen sequence goes along
+            // as the reply.
+            if app.wb.focus == Pane::Output {
+                if let Some(text) = app.wb.run.as_ref().and_then(WorkbenchRun::chosen_beam_text) {
+                    messages.push(ChatMessage::new(Role::Assistant, text));
+                }
+            }
             // The chat goes on with the template's settings: its sampler,
             // and its length and stop strings for every reply.
             let mut sampling = SamplingParams::default();
@@ -976,6 +1018,25 @@ pub fn on_token(wb: &mut Workbench, text: &str) {
     if let Some(run) = &mut wb.run {
         run.record.output.push_str(text);
     }
+}
+
+/// A beam-search run ended: its output is the best sequence, and every
+/// returned one is kept with its score; the record is saved.
+pub fn on_beams(wb: &mut Workbench, beams: Vec<Beam>, stats: BeamStats) -> Vec<Effect> {
+    let Some(run) = &mut wb.run else {
+        return Vec::new();
+    };
+    let reason = match beams.first() {
+        Some(best) if !best.eos => StopReason::MaxTokens,
+        _ => StopReason::Eos,
+    };
+    run.record.output = beams.first().map(|b| b.text.clone()).unwrap_or_default();
+    run.beam_selected = 0;
+    if let Some(search) = &mut run.record.beam_search {
+        search.beams = beams;
+        search.stats = Some(stats);
+    }
+    on_finished(wb, RunOutcome::Done { reason }, None)
 }
 
 /// The run ended; its record is saved.

@@ -13,7 +13,7 @@ use super::example_form::ExampleForm;
 use super::{HistoryList, LinePrompt, Pane, WbOverlay, WorkbenchRun};
 use crate::engine::protocol::Role;
 use crate::prompt::Source;
-use crate::store::runs::RunOutcome;
+use crate::store::runs::{BeamSearchRun, RunOutcome};
 use crate::tui::app::App;
 use crate::tui::keymap::{Action, Context};
 use crate::tui::sanitize::sanitize;
@@ -595,11 +595,14 @@ fn render_output(app: &App, frame: &mut Frame, area: Rect, focused: bool) {
         Span::styled(format!(" {state} "), theme.style(slot)),
     ]));
     let inner = block.inner(area);
-    let paragraph = Paragraph::new(Text::styled(
-        sanitize(&run.record.output),
-        theme.style(Slot::AssistantMessage),
-    ))
-    .wrap(Wrap { trim: false });
+    let text = match &run.record.beam_search {
+        Some(search) => beams_text(app, run, search),
+        None => Text::styled(
+            sanitize(&run.record.output),
+            theme.style(Slot::AssistantMessage),
+        ),
+    };
+    let paragraph = Paragraph::new(text).wrap(Wrap { trim: false });
     // While it streams, the newest lines stay in view.
     let max = (paragraph.line_count(inner.width) as u16).saturating_sub(inner.height);
     set_scroll_limit(app, 1, max);
@@ -611,6 +614,61 @@ fn render_output(app: &App, frame: &mut Frame, area: Rect, focused: bool) {
     frame.render_widget(paragraph.scroll((scroll, 0)).block(block), area);
 }
 
+/// A beam-search run: each returned sequence under a line with its rank,
+/// score and length, the chosen one marked, and how to use it.
+fn beams_text(app: &App, run: &WorkbenchRun, search: &BeamSearchRun) -> Text<'static> {
+    let theme = &app.theme;
+    let mut lines = Vec::new();
+    if search.beams.is_empty() {
+        let what = if run.is_streaming() {
+            format!(
+                "beam search with {} beams… (the sequences appear when it ends)",
+                search.settings.num_beams
+            )
+        } else {
+            "the beam search returned nothing".to_string()
+        };
+        lines.push(Line::styled(what, theme.style(Slot::Muted)));
+        return Text::from(lines);
+    }
+    if search.beams.len() > 1 {
+        lines.push(Line::styled(
+            format!(
+                "← → choose a sequence; {} sends it to the chat as the reply, {} refines it",
+                app.keymap.key_hint(Action::SendToChat),
+                app.keymap.key_hint(Action::Refine)
+            ),
+            theme.style(Slot::Muted),
+        ));
+    }
+    for (rank, beam) in search.beams.iter().enumerate() {
+        let chosen = rank == run.beam_selected;
+        let header = format!(
+            "{} {}. score {:.4} · log-probability {:.3} · {} tokens{}",
+            if chosen { "▶" } else { " " },
+            rank + 1,
+            beam.score,
+            beam.logprob,
+            beam.tokens.len(),
+            if beam.eos {
+                ""
+            } else {
+                " · cut at the token limit"
+            }
+        );
+        let slot = if chosen { Slot::Title } else { Slot::Muted };
+        lines.push(Line::styled(header, theme.style(slot)));
+        for line in sanitize(&beam.text).lines() {
+            lines.push(Line::styled(
+                line.to_string(),
+                theme.style(Slot::AssistantMessage),
+            ));
+        }
+        lines.push(Line::default());
+    }
+    Text::from(lines)
+}
+
 fn set_scroll_limit(app: &App, index: usize, max: u16) {
     let mut limits = app.wb.scroll_limits.get();
     limits[index] = max;
@@ -619,6 +677,16 @@ fn set_scroll_limit(app: &App, index: usize, max: u16) {
 
 fn run_state(run: &WorkbenchRun) -> (String, Slot) {
     let record = &run.record;
+    let beam_figures = record.beam_search.as_ref().and_then(|search| {
+        search.stats.as_ref().map(|s| {
+            format!(
+                " · {} beams × {} steps · {:.1} tok/s over all beams",
+                search.settings.num_beams,
+                s.steps,
+                s.tokens_per_sec()
+            )
+        })
+    });
     let figures = record
         .stats
         .as_ref()
@@ -629,6 +697,7 @@ fn run_state(run: &WorkbenchRun) -> (String, Slot) {
                 s.generation_tokens_per_sec()
             )
         })
+        .or(beam_figures)
         .unwrap_or_default();
     let id = if record.id.is_empty() {
         String::new()
