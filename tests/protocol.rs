@@ -84,6 +84,7 @@ fn every_command_round_trips() {
             reuse_prefix: false,
             ignore_eos: true,
             probs: None,
+            constraint: None,
         }),
         Command::Generate(GenerateRequest {
             id: 8,
@@ -99,6 +100,10 @@ fn every_command_round_trips() {
                 top: 10,
                 after_sampler: true,
             }),
+            constraint: Some(whet::engine::protocol::Constraint::Grammar {
+                text: "root ::= \"yes\" | \"no\"\n".into(),
+                source: "yn.gbnf".into(),
+            }),
         }),
         Command::GenerateMany {
             id: 12,
@@ -111,6 +116,10 @@ fn every_command_round_trips() {
                 reuse_prefix: false,
                 ignore_eos: false,
                 probs: None,
+                constraint: Some(whet::engine::protocol::Constraint::JsonSchema {
+                    schema: "{\"type\": \"object\"}".into(),
+                    source: String::new(),
+                }),
             }],
             parallel: 4,
         },
@@ -146,6 +155,7 @@ fn every_event_round_trips() {
         prompt_eval_ms: 80.5,
         ttft_ms: 90.25,
         generation_ms: 33.0,
+        grammar: Some(whet::engine::protocol::GrammarEnd::Unfinished),
     };
     let info = ModelInfo {
         path: PathBuf::from("/m.gguf"),

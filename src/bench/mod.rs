@@ -543,6 +543,7 @@ fn greedy_raw(text: String, max_tokens: u32, reuse_prefix: bool) -> GenerateRequ
         reuse_prefix,
         ignore_eos: true,
         probs: None,
+        constraint: None,
     }
 }
 
@@ -642,6 +643,7 @@ async fn chat_turn(
         reuse_prefix,
         ignore_eos: false,
         probs: None,
+        constraint: None,
     };
     engine
         .generate(request, |_| {})

@@ -57,6 +57,7 @@ impl Cell {
             reuse_prefix: true,
             ignore_eos: false,
             probs: None,
+            constraint: None,
         }
     }
 }

@@ -467,6 +467,7 @@ mod tests {
             prompt_eval_ms: ttft_ms,
             ttft_ms,
             generation_ms,
+            grammar: None,
         };
         // Another experiment on the model at parallel 2: 100 prompt tokens
         // in 200 ms, 11 tokens (10 after the first) in 100 ms.

@@ -149,6 +149,13 @@ pub struct TemplateSampling {
     pub max_tokens: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stop: Option<Vec<String>>,
+    /// A GBNF grammar file the output must follow, relative to the
+    /// template file (not both this and `json_schema`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grammar: Option<String>,
+    /// A JSON Schema file the output must match, relative to the template file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub json_schema: Option<String>,
 }
 
 impl TemplateSampling {
@@ -164,6 +171,23 @@ impl TemplateSampling {
             top_p: self.top_p,
             min_p: self.min_p,
             repeat_penalty: self.repeat_penalty,
+        }
+    }
+
+    /// The template's grammar or schema, read from its file (relative to
+    /// `dir`, the template file's folder): None when it names neither.
+    pub fn constraint(
+        &self,
+        dir: &std::path::Path,
+    ) -> Result<Option<crate::engine::constraint::Constraint>, String> {
+        use crate::engine::constraint::Constraint;
+        match (&self.grammar, &self.json_schema) {
+            (Some(_), Some(_)) => {
+                Err("[sampling] sets both grammar and json_schema; choose one".into())
+            }
+            (Some(file), None) => Constraint::grammar_file(&dir.join(file)).map(Some),
+            (None, Some(file)) => Constraint::schema_file(&dir.join(file)).map(Some),
+            (None, None) => Ok(None),
         }
     }
 
@@ -389,6 +413,16 @@ fn parse_checked(
                 ));
             }
         }
+    }
+    if template.sampling.grammar.is_some() && template.sampling.json_schema.is_some() {
+        let at = match get(doc, "sampling").map(Spanned::get_ref) {
+            Some(DeValue::Table(sampling)) => get(sampling, "json_schema").map(|v| v.span().start),
+            _ => None,
+        };
+        problems.push((
+            at.unwrap_or_else(|| span_of("sampling")),
+            "[sampling] sets both grammar and json_schema; choose one".into(),
+        ));
     }
     let places = example_places(doc);
     let mut warnings: Vec<(usize, String)> = Vec::new();
@@ -727,6 +761,11 @@ pub fn to_toml(template: &Template) -> String {
         if let Some(stop) = &s.stop {
             let stop: Vec<String> = stop.iter().map(|s| single_line(s)).collect();
             let _ = writeln!(out, "stop = [{}]", stop.join(", "));
+        }
+        for (name, value) in [("grammar", &s.grammar), ("json_schema", &s.json_schema)] {
+            if let Some(value) = value {
+                let _ = writeln!(out, "{name} = {}", single_line(value));
+            }
         }
     }
     let r = &template.refine;
@@ -1376,6 +1415,8 @@ stop_phrase = "NO FURTHER CHANGES"
                 seed: Some(42),
                 max_tokens: Some(256),
                 stop: Some(vec!["\n\n".into(), "END\"".into()]),
+                grammar: None,
+                json_schema: None,
             },
             refine: Refine {
                 feedback: Some("{{task}}\n{{answer}}".into()),
