@@ -64,6 +64,9 @@ impl Grammar {
         let ((result, logged), printed) = stderr_capture::capture(|| {
             llama_log::capture(|| LlamaSampler::grammar(model, &text, constraint::ROOT))
         });
+        if !printed.trim().is_empty() {
+            tracing::debug!("llama.cpp on the grammar of {source}: {}", printed.trim());
+        }
         let sampler = result.map_err(|e| {
             let logged = llama_log::most_specific_reason(&logged);
             let reason = match e {

@@ -4,8 +4,8 @@
 //! (a grammar that does not parse, a JSON schema it converts incompletely),
 //! outside its log callback. To put that reason into an error message, fd 2
 //! points at a temporary file while the call runs, and is put back after.
-//! Whatever else was written to stderr meanwhile (other threads' logs) is
-//! written on to the real stderr afterwards, so nothing is lost.
+//! What was captured is not written on to the real stderr: a front end's
+//! stderr may be the terminal under a full-screen UI. Callers log it.
 
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::fd::AsRawFd;
@@ -24,9 +24,6 @@ pub fn capture<T>(f: impl FnOnce() -> T) -> (T, String) {
     };
     let result = f();
     let text = redirect.finish();
-    if !text.is_empty() {
-        let _ = std::io::stderr().write_all(text.as_bytes());
-    }
     (result, text)
 }
 

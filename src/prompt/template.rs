@@ -996,6 +996,28 @@ stop_phrase = "NO FURTHER CHANGES"
     }
 
     #[test]
+    fn a_grammar_or_a_schema_file_relative_to_the_template() {
+        let t = parse(
+            &with("prompt = \"x\"\n[sampling]\njson_schema = \"schemas/p.json\"\n"),
+            FILE,
+        )
+        .unwrap();
+        assert_eq!(t.sampling.json_schema.as_deref(), Some("schemas/p.json"));
+        assert!(to_toml(&t).contains("json_schema = \"schemas/p.json\"\n"));
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("schemas")).unwrap();
+        std::fs::write(dir.path().join("schemas/p.json"), "{\"type\": \"object\"}").unwrap();
+        let constraint = t.sampling.constraint(dir.path()).unwrap().unwrap();
+        assert!(constraint.source().ends_with("schemas/p.json"));
+        assert_eq!(
+            errors(&with(
+                "prompt = \"x\"\n[sampling]\ngrammar = \"g.gbnf\"\njson_schema = \"s.json\"\n"
+            )),
+            ["t.toml:7:15: [sampling] sets both grammar and json_schema; choose one"]
+        );
+    }
+
+    #[test]
     fn variables_of_system_then_prompt_undeclared_included() {
         let t = parse(
             &with("system = \"{{who}} {{b}}\"\nprompt = \"{{a}} {{who}} {{c}}\"\n[variables.c]\ndefault = \"1\"\n[variables.unused]\n"),
