@@ -526,6 +526,7 @@ mod tests {
             model: None,
             chat_format: None,
             refine: None,
+            constraint: None,
         };
         let e = estimate(&speed, &[&cell, &cell], &[50, 50], 2);
         assert!((e.seconds - 0.29).abs() < 1e-9, "{}", e.seconds);
@@ -588,6 +589,7 @@ mod tests {
             model: None,
             chat_format: None,
             refine: None,
+            constraint: None,
         };
         let refined = |key: &str| Cell {
             key: key.into(),
