@@ -472,3 +472,31 @@ fn an_experiment_variant_with_a_schema_passes_the_json_schema_check() {
         }
     }
 }
+
+#[test]
+fn a_templates_grammar_is_read_relative_to_the_template_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let prompts = dir.path().join("config").join("prompts");
+    std::fs::create_dir_all(prompts.join("grammars")).unwrap();
+    write(&prompts, "grammars/yn.gbnf", "root ::= \"yes\" | \"no\"\n");
+    write(
+        &prompts,
+        "yn.toml",
+        "version = 1\nname = \"yn\"\ndescription = \"d\"\nprompt = \"Is {{thing}} blue?\"\n\
+         [variables.thing]\ndefault = \"the sky\"\n[sampling]\ntemperature = 0\ngrammar = \"grammars/yn.gbnf\"\n",
+    );
+    let model = smollm2();
+    let output = whet(
+        &[
+            "run",
+            "--model",
+            model.to_str().unwrap(),
+            "--template",
+            "yn",
+        ],
+        dir.path(),
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    let text = stdout(&output);
+    assert!(text.trim() == "yes" || text.trim() == "no", "{text:?}");
+}
