@@ -78,6 +78,7 @@ fn greedy(prompt: Prompt, max_tokens: u32) -> GenerateRequest {
         reuse_prefix: true,
         ignore_eos: false,
         probs: None,
+        constraint: None,
     }
 }
 

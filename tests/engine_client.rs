@@ -17,6 +17,7 @@ fn greedy(prompt: Prompt, max_tokens: u32, reuse_prefix: bool) -> GenerateReques
         reuse_prefix,
         ignore_eos: false,
         probs: None,
+        constraint: None,
     }
 }
 

@@ -34,6 +34,7 @@ fn question(text: &str, max_tokens: u32) -> GenerateRequest {
         reuse_prefix: false,
         ignore_eos: false,
         probs: None,
+        constraint: None,
     }
 }
 

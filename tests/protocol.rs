@@ -86,6 +86,7 @@ fn every_command_round_trips() {
             reuse_prefix: false,
             ignore_eos: true,
             probs: None,
+            constraint: None,
         }),
         Command::Generate(GenerateRequest {
             id: 8,
@@ -101,6 +102,10 @@ fn every_command_round_trips() {
                 top: 10,
                 after_sampler: true,
             }),
+            constraint: Some(whet::engine::protocol::Constraint::Grammar {
+                text: "root ::= \"yes\" | \"no\"\n".into(),
+                source: "yn.gbnf".into(),
+            }),
         }),
         Command::GenerateMany {
             id: 12,
@@ -113,6 +118,10 @@ fn every_command_round_trips() {
                 reuse_prefix: false,
                 ignore_eos: false,
                 probs: None,
+                constraint: Some(whet::engine::protocol::Constraint::JsonSchema {
+                    schema: "{\"type\": \"object\"}".into(),
+                    source: String::new(),
+                }),
             }],
             parallel: 4,
         },
@@ -160,6 +169,7 @@ fn every_event_round_trips() {
         prompt_eval_ms: 80.5,
         ttft_ms: 90.25,
         generation_ms: 33.0,
+        grammar: Some(whet::engine::protocol::GrammarEnd::Unfinished),
     };
     let info = ModelInfo {
         path: PathBuf::from("/m.gguf"),

@@ -27,6 +27,7 @@ fn stats(n: u32) -> GenerationStats {
         prompt_eval_ms: 90.0,
         ttft_ms: 100.0,
         generation_ms: 300.0,
+        grammar: None,
     }
 }
 

@@ -39,6 +39,7 @@ fn stats(n: u32) -> GenerationStats {
         prompt_eval_ms: 30.0,
         ttft_ms: 40.0,
         generation_ms: 110.0 + f64::from(n),
+        grammar: None,
     }
 }
 

@@ -29,6 +29,7 @@ fn greedy_with_probs(top: u8, max_tokens: u32) -> GenerateRequest {
             top,
             after_sampler: false,
         }),
+        constraint: None,
     }
 }
 

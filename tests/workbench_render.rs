@@ -70,6 +70,7 @@ fn run_to_the_end(app: &mut App) {
                 prompt_eval_ms: 700.0,
                 ttft_ms: 700.0,
                 generation_ms: 250.0,
+                grammar: None,
             }),
         },
     );

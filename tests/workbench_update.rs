@@ -41,6 +41,7 @@ fn stats() -> GenerationStats {
         prompt_eval_ms: 30.0,
         ttft_ms: 40.0,
         generation_ms: 110.0,
+        grammar: None,
     }
 }
 

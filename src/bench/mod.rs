@@ -3,6 +3,7 @@
 //! prompt, measured in the same run, alternating the two, several times.
 
 pub mod depth;
+pub mod grammar;
 pub mod history;
 pub mod parallel;
 pub mod raw;
@@ -78,6 +79,11 @@ pub struct BenchArgs {
     /// Tokens per second of the simulated reply for `--saves`.
     #[arg(long, default_value_t = 90.0)]
     pub saves_rate: f64,
+    /// Measure generation with and without this JSON schema instead
+    /// (10 chat prompts, greedy, `--reps` times each), and the share of
+    /// constrained outputs that validate.
+    #[arg(long, value_name = "FILE")]
+    pub json_schema: Option<PathBuf>,
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -235,6 +241,9 @@ pub async fn run(args: BenchArgs) -> Result<ExitCode, String> {
     if !args.parallel.is_empty() {
         return run_parallel(&args).await;
     }
+    if let Some(schema) = &args.json_schema {
+        return run_grammar(&args, schema).await;
+    }
     if let Some(messages) = args.ui {
         let report = ui::measure(messages, 200)?;
         if args.json {
@@ -304,6 +313,34 @@ async fn start_worker(
         .map_err(|e| e.to_string())?;
     engine.load(load).await.map_err(|e| e.to_string())?;
     Ok((engine, model, threads))
+}
+
+async fn run_grammar(args: &BenchArgs, schema: &std::path::Path) -> Result<ExitCode, String> {
+    if args.reps == 0 || args.gen_tokens < 2 {
+        return Err("--reps must be at least 1 and --gen-tokens at least 2".into());
+    }
+    let constraint = crate::engine::constraint::Constraint::schema_file(schema)?;
+    constraint.gbnf()?;
+    let (mut engine, model, threads) = start_worker(args, args.n_ctx, 1).await?;
+    let report = grammar::measure(&mut engine, &constraint, args.gen_tokens, args.reps).await?;
+    engine.shutdown().await;
+    if args.json {
+        print_json(&serde_json::json!({
+            "model": model,
+            "threads": threads,
+            "grammar": report,
+        }))?;
+    } else {
+        outln!("model {} | threads {threads}", model.display());
+        for line in grammar::table(&report) {
+            outln!("{line}");
+        }
+    }
+    Ok(if report.valid == report.outputs {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 async fn run_parallel(args: &BenchArgs) -> Result<ExitCode, String> {
@@ -543,6 +580,7 @@ fn greedy_raw(text: String, max_tokens: u32, reuse_prefix: bool) -> GenerateRequ
         reuse_prefix,
         ignore_eos: true,
         probs: None,
+        constraint: None,
     }
 }
 
@@ -642,6 +680,7 @@ async fn chat_turn(
         reuse_prefix,
         ignore_eos: false,
         probs: None,
+        constraint: None,
     };
     engine
         .generate(request, |_| {})

@@ -89,6 +89,7 @@ pub fn cells(count: usize, gen_tokens: u32) -> Vec<GenerateRequest> {
                 reuse_prefix: true,
                 ignore_eos: gen_tokens > 0,
                 probs: None,
+                constraint: None,
             }
         })
         .collect()

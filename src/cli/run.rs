@@ -8,7 +8,7 @@ use whet::outln;
 use tokio::sync::Notify;
 use whet::engine::client::Generation;
 use whet::engine::probs::{Confidence, ProbsRequest, ReplyConfidence};
-use whet::engine::protocol::{ChatMessage, GenerateRequest, Prompt, Role, StopReason};
+use whet::engine::protocol::{ChatMessage, Constraint, GenerateRequest, Prompt, Role, StopReason};
 use whet::engine::sampling::SamplingOverrides;
 use whet::engine::{EngineClient, SamplingParams};
 use whet::prompt::TemplateSampling;
@@ -49,6 +49,14 @@ pub struct RunArgs {
     /// raw one.
     #[arg(long, requires = "probs")]
     pub probs_after_sampler: bool,
+    /// Constrain the output to this GBNF grammar (llama.cpp's format, start
+    /// rule `root`) [default: the template's `grammar`].
+    #[arg(long, value_name = "FILE.gbnf", conflicts_with = "json_schema")]
+    pub grammar: Option<std::path::PathBuf>,
+    /// Constrain the output to JSON matching this JSON Schema (converted to
+    /// a grammar by llama.cpp) [default: the template's `json_schema`].
+    #[arg(long, value_name = "FILE")]
+    pub json_schema: Option<std::path::PathBuf>,
     /// Print one JSON object with the text and statistics instead of streaming.
     #[arg(long)]
     pub json: bool,
@@ -160,11 +168,15 @@ pub async fn run(args: RunArgs) -> Result<ExitCode, String> {
         &sampling_defaults_for(&args.model.model_path()?)?,
         template_sampling.as_ref(),
     )?;
+    let constraint = constraint(&args, template_sampling.as_ref())?;
     let beams = args.beams.resolve(template_sampling.as_ref())?;
     let mut load = args.model.load_request()?;
     if let Some(beams) = &beams {
         if args.probs.is_some() {
             return Err("--probs does not apply to beam search: each returned sequence comes with its log-probability".into());
+        }
+        if constraint.is_some() {
+            return Err("a grammar or JSON schema does not apply to beam search".into());
         }
         if !args.sampling.stops.is_empty() {
             return Err("--stop does not apply to beam search: sequences end on the model's end-of-generation tokens or the token limit".into());
@@ -220,6 +232,7 @@ pub async fn run(args: RunArgs) -> Result<ExitCode, String> {
             top,
             after_sampler: args.probs_after_sampler,
         }),
+        constraint,
     };
 
     let json = args.json;
@@ -283,6 +296,7 @@ pub async fn run(args: RunArgs) -> Result<ExitCode, String> {
             "worker_peak_rss_kib": peak_rss_kib,
             "confidence": args.probs.and_then(|_| confidence_json(&generation)),
             "tokens": generation.tokens,
+            "note": grammar_note(&generation),
         });
         outln!("{report}");
     } else {
@@ -295,6 +309,9 @@ pub async fn run(args: RunArgs) -> Result<ExitCode, String> {
             outln!();
         }
         eprintln!("{}", summary_line(&generation));
+        if let Some(note) = grammar_note(&generation) {
+            eprintln!("{note}");
+        }
         if let Some(line) = args.probs.and_then(|_| confidence_line(&generation)) {
             eprintln!("{line}");
         }
@@ -307,6 +324,35 @@ pub async fn run(args: RunArgs) -> Result<ExitCode, String> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// The grammar or schema of the command line, else the template's; read
+/// and checked (a schema converted, with llama.cpp's converter) before a
+/// model is loaded. A grammar's syntax is checked by the worker, also
+/// before anything is decoded.
+fn constraint(
+    args: &RunArgs,
+    template: Option<&TemplateSampling>,
+) -> Result<Option<Constraint>, String> {
+    let constraint = match (&args.grammar, &args.json_schema, template) {
+        (Some(file), _, _) => Some(Constraint::grammar_file(file)?),
+        (None, Some(file), _) => Some(Constraint::schema_file(file)?),
+        (None, None, Some(sampling)) => {
+            let name = args.template.as_deref().unwrap_or_default();
+            sampling.constraint(&super::templates::template_dir(name)?)?
+        }
+        (None, None, None) => None,
+    };
+    if let Some(schema @ Constraint::JsonSchema { .. }) = &constraint {
+        schema.gbnf()?;
+    }
+    Ok(constraint)
+}
+
+/// "output incomplete: the grammar was not finished (stopped by max
+/// tokens)" for constrained output that does not match.
+fn grammar_note(generation: &Generation) -> Option<String> {
+    generation.stats.grammar?.note(generation.reason)
 }
 
 /// The model's recommended sampling and the user's defaults. A mistake in

@@ -66,6 +66,20 @@ pub fn render(name: &str, input: &TemplateInput) -> Result<(Template, Vec<ChatMe
     Ok((template, messages))
 }
 
+/// The folder a template's relative paths (its grammar or schema file)
+/// start from: the user's template file's folder, or the current folder
+/// for a shipped template.
+pub fn template_dir(name: &str) -> Result<std::path::PathBuf, String> {
+    let entry = library::find(name, user_dir().as_deref())?;
+    Ok(match entry.source {
+        library::Source::User(path) => path.parent().map_or_else(
+            || std::path::PathBuf::from("."),
+            std::path::Path::to_path_buf,
+        ),
+        library::Source::Shipped => std::path::PathBuf::from("."),
+    })
+}
+
 fn join_errors(errors: Vec<template::TemplateError>) -> String {
     errors
         .iter()

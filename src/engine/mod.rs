@@ -4,6 +4,8 @@
 pub mod beams;
 pub mod chat;
 pub mod client;
+pub mod constraint;
+pub mod guided;
 pub mod llama_log;
 pub mod parallel;
 pub mod probs;
@@ -11,6 +13,7 @@ pub mod protocol;
 pub mod runner;
 pub mod sampling;
 pub mod scripted;
+pub mod stderr_capture;
 pub mod stop;
 pub mod utf8;
 pub mod worker;

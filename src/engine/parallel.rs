@@ -12,8 +12,11 @@ use std::time::Instant;
 use llama_cpp_2::sampling::LlamaSampler;
 use llama_cpp_2::token::LlamaToken;
 
+use super::guided::{self, Grammar};
 use super::probs::{self, ProbsRequest, TokenProbs};
-use super::protocol::{Event, GenerateRequest, GenerationStats, Prompt, StopReason};
+use super::protocol::{
+    Constraint, Event, GenerateRequest, GenerationStats, GrammarEnd, Prompt, StopReason,
+};
 use super::runner::{
     build_sampler, check_prompt_fits, common_prefix_len, ms_between, ms_since, Outcome, Session,
 };
@@ -57,9 +60,31 @@ pub trait Backend {
     /// The prompt's tokens.
     fn prompt_tokens(&self, prompt: &Prompt) -> Result<Vec<LlamaToken>, String>;
     fn sampler(&self, params: &SamplingParams) -> Self::Sampler;
+    /// A sampler whose output must follow `constraint` (its own grammar
+    /// state: one per sequence); refused with the reason when the grammar
+    /// does not parse or the schema does not convert.
+    fn constrained_sampler(
+        &self,
+        _params: &SamplingParams,
+        constraint: &Constraint,
+    ) -> Result<Self::Sampler, String> {
+        Err(format!(
+            "{}: this engine cannot constrain output",
+            constraint.source()
+        ))
+    }
     /// Samples (and accepts) a token from the logits at `batch_index` of
-    /// the last decode.
-    fn sample(&mut self, sampler: &mut Self::Sampler, batch_index: i32) -> LlamaToken;
+    /// the last decode; fails only when a grammar allows no token.
+    fn sample(
+        &mut self,
+        sampler: &mut Self::Sampler,
+        batch_index: i32,
+    ) -> Result<LlamaToken, String>;
+    /// Where a constrained sampler's grammar stands after a generation
+    /// that stopped for `reason`; None without a constraint.
+    fn grammar_end(&self, _sampler: &mut Self::Sampler, _reason: StopReason) -> Option<GrammarEnd> {
+        None
+    }
     /// The sampled token's probability (raw softmax at temperature 1) and
     /// its full facts, from the logits at `batch_index`, when `asked`;
     /// otherwise (0, None): batch runs do not pay for a softmax per token
@@ -101,8 +126,15 @@ pub trait Backend {
     fn put_cached(&mut self, tokens: Vec<LlamaToken>);
 }
 
+/// One sequence's sampler on llama.cpp: the chain, and the grammar of a
+/// constrained request.
+pub struct SeqSampler {
+    chain: LlamaSampler,
+    grammar: Option<Grammar>,
+}
+
 impl Backend for Session<'_> {
-    type Sampler = LlamaSampler;
+    type Sampler = SeqSampler;
 
     fn n_ctx(&self) -> usize {
         self.ctx.n_ctx() as usize
@@ -120,13 +152,43 @@ impl Backend for Session<'_> {
         self.tokenize(prompt)
     }
 
-    fn sampler(&self, params: &SamplingParams) -> LlamaSampler {
-        build_sampler(params, self.model.model.n_vocab())
+    fn sampler(&self, params: &SamplingParams) -> SeqSampler {
+        SeqSampler {
+            chain: build_sampler(params, self.model.model.n_vocab()),
+            grammar: None,
+        }
+    }
+
+    fn constrained_sampler(
+        &self,
+        params: &SamplingParams,
+        constraint: &Constraint,
+    ) -> Result<SeqSampler, String> {
+        Ok(SeqSampler {
+            chain: build_sampler(params, self.model.model.n_vocab()),
+            grammar: Some(Grammar::new(&self.model.model, constraint)?),
+        })
     }
 
     #[inline]
-    fn sample(&mut self, sampler: &mut LlamaSampler, batch_index: i32) -> LlamaToken {
-        sampler.sample(&self.ctx, batch_index)
+    fn sample(&mut self, sampler: &mut SeqSampler, batch_index: i32) -> Result<LlamaToken, String> {
+        match sampler.grammar.as_mut() {
+            None => Ok(sampler.chain.sample(&self.ctx, batch_index)),
+            Some(grammar) => {
+                let vocab = self.model.model.vocab();
+                guided::sample(&mut sampler.chain, grammar, &self.ctx, batch_index, |t| {
+                    vocab.is_eog(t)
+                })
+                .map(|drawn| drawn.token)
+            }
+        }
+    }
+
+    fn grammar_end(&self, sampler: &mut SeqSampler, reason: StopReason) -> Option<GrammarEnd> {
+        sampler
+            .grammar
+            .as_mut()
+            .map(|grammar| super::runner::grammar_end(grammar, reason))
     }
 
     fn token_probs(
@@ -381,13 +443,30 @@ impl<B: Backend> Scheduler<'_, B> {
                     break;
                 }
                 queue.pop_front();
+                // A grammar that does not parse ends the request before
+                // anything of it is decoded.
+                let sampler = match &request.constraint {
+                    None => self.backend.sampler(&request.sampling),
+                    Some(constraint) => {
+                        match self
+                            .backend
+                            .constrained_sampler(&request.sampling, constraint)
+                        {
+                            Ok(sampler) => sampler,
+                            Err(message) => {
+                                outcomes[index] = Some(Err(message));
+                                continue;
+                            }
+                        }
+                    }
+                };
                 let shared = self.share_prefix(&mut slots, free, &prompt);
                 stats.prompt_tokens_shared += shared as u32;
                 let now = Instant::now();
                 slots[free].job = Some(Job {
                     index,
                     next_prompt: shared,
-                    sampler: self.backend.sampler(&request.sampling),
+                    sampler,
                     utf8: Utf8Stream::new(),
                     stops: StopMatcher::new(&request.stop),
                     text: String::new(),
@@ -416,8 +495,11 @@ impl<B: Backend> Scheduler<'_, B> {
                     .as_ref()
                     .is_some_and(|j| cancelled(requests[j.index].id));
                 if cancel {
-                    let job = slot.job.take().expect("checked");
+                    let mut job = slot.job.take().expect("checked");
                     let index = job.index;
+                    job.stats.grammar = self
+                        .backend
+                        .grammar_end(&mut job.sampler, StopReason::Cancelled);
                     outcomes[index] = Some(Ok(finish(job, StopReason::Cancelled, emit, requests)));
                 }
             }
@@ -500,7 +582,14 @@ impl<B: Backend> Scheduler<'_, B> {
                 if job.first_token_at.is_none() && job.stats.prompt_eval_ms == 0.0 {
                     job.stats.prompt_eval_ms = ms_since(job.started);
                 }
-                let token = self.backend.sample(&mut job.sampler, at);
+                let token = match self.backend.sample(&mut job.sampler, at) {
+                    Ok(token) => token,
+                    Err(message) => {
+                        let job = slot.job.take().expect("checked");
+                        outcomes[job.index] = Some(Err(message));
+                        continue;
+                    }
+                };
                 let (prob, token_probs) = self.backend.token_probs(at, token, request.probs);
                 job.last_token_at = Instant::now();
                 if job.first_token_at.is_none() {
@@ -540,7 +629,8 @@ impl<B: Backend> Scheduler<'_, B> {
                     }
                 };
                 if let Some(reason) = reason {
-                    let job = slot.job.take().expect("checked");
+                    let mut job = slot.job.take().expect("checked");
+                    job.stats.grammar = self.backend.grammar_end(&mut job.sampler, reason);
                     let index = job.index;
                     outcomes[index] = Some(Ok(finish(job, reason, emit, requests)));
                 }
@@ -679,6 +769,7 @@ mod tests {
             reuse_prefix: true,
             ignore_eos: false,
             probs: None,
+            constraint: None,
         }
     }
 

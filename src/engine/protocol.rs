@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use super::beams::BeamSettings;
+pub use super::constraint::Constraint;
 use super::probs::{ProbsRequest, TokenProbs};
 use super::sampling::SamplingParams;
 
@@ -162,6 +163,10 @@ pub struct GenerateRequest {
     /// `Token` event.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub probs: Option<ProbsRequest>,
+    /// A grammar or JSON Schema the output must follow (llama.cpp's grammar
+    /// sampler); refused with llama.cpp's reason before anything is decoded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub constraint: Option<Constraint>,
 }
 
 /// A beam search over a prompt; see [`crate::engine::beams`].
@@ -325,6 +330,35 @@ pub struct GenerationStats {
     pub ttft_ms: f64,
     /// From the first sampled token to the last one.
     pub generation_ms: f64,
+    /// For a constrained request: whether the output ended with the grammar
+    /// complete. Only `Complete` output is guaranteed to match; output cut
+    /// by max tokens, a full context, cancelling or a stop string is not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grammar: Option<GrammarEnd>,
+}
+
+/// Where a constrained generation left its grammar.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GrammarEnd {
+    /// The output is a complete match of the grammar (or schema).
+    Complete,
+    /// The output stopped before the grammar was finished: it does not match.
+    Unfinished,
+}
+
+impl GrammarEnd {
+    /// The note a front end shows with output that does not match, naming
+    /// why it stopped; None for complete output.
+    pub fn note(self, reason: StopReason) -> Option<String> {
+        match self {
+            GrammarEnd::Complete => None,
+            GrammarEnd::Unfinished => Some(format!(
+                "output incomplete: the grammar was not finished (stopped by {})",
+                reason.describe()
+            )),
+        }
+    }
 }
 
 impl GenerationStats {

@@ -16,10 +16,12 @@ use llama_cpp_2::token::data_array::LlamaTokenDataArray;
 use llama_cpp_2::token::LlamaToken;
 
 use super::chat;
+use super::guided::{self, Grammar};
 use super::llama_log;
 use super::probs;
 use super::protocol::{
-    ChatFormat, Event, GenerateRequest, GenerationStats, LoadRequest, ModelInfo, Prompt, StopReason,
+    ChatFormat, Event, GenerateRequest, GenerationStats, GrammarEnd, LoadRequest, ModelInfo,
+    Prompt, StopReason,
 };
 use super::sampling::SamplingParams;
 use super::stop::{StopMatcher, StopOutcome};
@@ -308,6 +310,11 @@ impl Session<'_> {
         if let Some(asked) = &request.probs {
             asked.validate()?;
         }
+        // A grammar that does not parse is refused before anything is decoded.
+        let mut grammar = match &request.constraint {
+            Some(constraint) => Some(Grammar::new(&self.model.model, constraint)?),
+            None => None,
+        };
         let (prompt, open_reply) = self
             .model
             .tokenize_with_replies(&request.prompt, &self.replies)?;
@@ -340,11 +347,14 @@ impl Session<'_> {
             if cancelled() {
                 break StopReason::Cancelled;
             }
-            let (token, prob, token_probs) = match request.probs {
-                Some(asked) if asked.after_sampler => {
+            let (token, prob, token_probs) = match (grammar.as_mut(), request.probs) {
+                (Some(grammar), asked) => {
+                    self.sample_with_grammar(&mut sampler, grammar, logits_index, asked)?
+                }
+                (None, Some(asked)) if asked.after_sampler => {
                     self.sample_reporting_the_draw(&mut sampler, logits_index, asked.top)?
                 }
-                asked => {
+                (None, asked) => {
                     let token = sampler.sample(&self.ctx, logits_index);
                     let (prob, token_probs) = probs::of_sampled(
                         self.ctx.get_logits_ith(logits_index),
@@ -415,6 +425,7 @@ impl Session<'_> {
         if let Some(first) = first_token_at {
             stats.generation_ms = ms_between(first, last_token_at);
         }
+        stats.grammar = grammar.as_mut().map(|g| grammar_end(g, reason));
         // A continued reply is remembered whole: the next turn sends it whole.
         let (whole_text, whole_tokens) = match open_reply {
             Some(open) => (
@@ -465,6 +476,45 @@ impl Session<'_> {
         let prob = probs::token_probability(self.ctx.get_logits_ith(logits_index), token.0);
         let drawn = probs::after_sampler(&left, token.0, top, |t| self.model.piece_text(t));
         Ok((token, prob, drawn))
+    }
+
+    /// Samples under a grammar (see [`guided`]). Probabilities before the
+    /// sampler are the model's raw ones as without a grammar; after the
+    /// sampler they are the distribution the token was drawn from: the
+    /// chain's when its first draw was allowed, the grammar-masked one when
+    /// it had to draw again.
+    fn sample_with_grammar(
+        &self,
+        sampler: &mut LlamaSampler,
+        grammar: &mut Grammar,
+        logits_index: i32,
+        asked: Option<probs::ProbsRequest>,
+    ) -> Result<(LlamaToken, f32, Option<probs::TokenProbs>), String> {
+        let vocab = self.model.model.vocab();
+        let drawn = guided::sample(sampler, grammar, &self.ctx, logits_index, |t| {
+            vocab.is_eog(t)
+        })?;
+        let token = drawn.token;
+        let logits = self.ctx.get_logits_ith(logits_index);
+        match asked {
+            Some(asked) if asked.after_sampler => {
+                let left: Vec<(i32, f32, f32)> = drawn
+                    .candidates
+                    .data
+                    .iter()
+                    .map(|d| (d.id().0, d.logit(), d.p()))
+                    .collect();
+                let prob = probs::token_probability(logits, token.0);
+                let after =
+                    probs::after_sampler(&left, token.0, asked.top, |t| self.model.piece_text(t));
+                Ok((token, prob, after))
+            }
+            asked => {
+                let (prob, token_probs) =
+                    probs::of_sampled(logits, token.0, asked, |t| self.model.piece_text(t));
+                Ok((token, prob, token_probs))
+            }
+        }
     }
 
     /// Brings the KV cache to hold exactly `prompt`, decoding only what is not
@@ -541,6 +591,19 @@ impl Session<'_> {
             self.cached.clear();
             format!("llama.cpp failed to decode: {e}")
         })
+    }
+}
+
+/// Where a constrained generation that stopped for `reason` left its
+/// grammar. An end-of-generation token is only drawn when the grammar
+/// allows it, that is when it is complete; a stop string cuts the text
+/// the grammar saw, so that output does not match whatever the grammar's
+/// state; otherwise the grammar is asked.
+pub(super) fn grammar_end(grammar: &mut Grammar, reason: StopReason) -> GrammarEnd {
+    match reason {
+        StopReason::Eos => GrammarEnd::Complete,
+        StopReason::StopString => GrammarEnd::Unfinished,
+        _ => grammar.end(),
     }
 }
 

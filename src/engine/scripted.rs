@@ -321,11 +321,11 @@ impl Backend for ToyBackend {
         ToySampler::new(params)
     }
 
-    fn sample(&mut self, sampler: &mut ToySampler, batch_index: i32) -> LlamaToken {
+    fn sample(&mut self, sampler: &mut ToySampler, batch_index: i32) -> Result<LlamaToken, String> {
         let tokens = self.outputs.get(&batch_index).unwrap_or_else(|| {
             panic!("sampling batch index {batch_index}, which has no logits (llama.cpp aborts)")
         });
-        next_token(tokens, sampler.seed)
+        Ok(next_token(tokens, sampler.seed))
     }
 
     /// The toy model's "distribution" is uniform over what it can generate

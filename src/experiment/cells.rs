@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 use super::prepare::Prepared;
 use super::refinement::CellRefinement;
 use super::spec::Examples;
-use crate::engine::protocol::{ChatMessage, GenerateRequest, Prompt};
+use crate::engine::protocol::{ChatMessage, Constraint, GenerateRequest, Prompt};
 use crate::engine::SamplingParams;
 use crate::prompt::render::{render, ExampleSelection};
 
@@ -40,6 +40,8 @@ pub struct Cell {
     pub chat_format: Option<String>,
     /// A refined cell's loop (None: one generation).
     pub refine: Option<CellRefinement>,
+    /// The grammar or schema its output must follow.
+    pub constraint: Option<Constraint>,
 }
 
 impl Cell {
@@ -57,6 +59,7 @@ impl Cell {
             reuse_prefix: true,
             ignore_eos: false,
             probs: None,
+            constraint: self.constraint.clone(),
         }
     }
 }
@@ -76,6 +79,9 @@ struct KeyParts<'a> {
     /// variants could refine.
     #[serde(skip_serializing_if = "Option::is_none")]
     refine: Option<&'a CellRefinement>,
+    /// Left out without one, so unconstrained keys are what they were.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    constraint: Option<&'a Constraint>,
 }
 
 /// The model a variant runs on: its file (None: the run's model) and the
@@ -156,6 +162,7 @@ pub fn cells_on(prepared: &Prepared, models: &[VariantModel]) -> Result<Vec<Cell
                 .refine
                 .as_ref()
                 .map(|r| CellRefinement::resolve(r, &template.refine));
+            let constraint = prepared.constraints.get(&variant.name).cloned();
             for repeat in 0..prepared.repeats_of(variant) {
                 let sampling = SamplingParams {
                     seed: experiment.seed.wrapping_add(repeat),
@@ -173,6 +180,7 @@ pub fn cells_on(prepared: &Prepared, models: &[VariantModel]) -> Result<Vec<Cell
                     stop: &stop,
                     repeat,
                     refine: refine.as_ref(),
+                    constraint: constraint.as_ref(),
                 };
                 let json = serde_json::to_vec(&parts).unwrap_or_default();
                 let key = hex(&Sha256::digest(&json));
@@ -188,6 +196,7 @@ pub fn cells_on(prepared: &Prepared, models: &[VariantModel]) -> Result<Vec<Cell
                     model: model.path.clone(),
                     chat_format: model.chat_format.clone(),
                     refine: refine.clone(),
+                    constraint: constraint.clone(),
                 });
             }
         }

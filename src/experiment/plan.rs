@@ -467,6 +467,7 @@ mod tests {
             prompt_eval_ms: ttft_ms,
             ttft_ms,
             generation_ms,
+            grammar: None,
         };
         // Another experiment on the model at parallel 2: 100 prompt tokens
         // in 200 ms, 11 tokens (10 after the first) in 100 ms.
@@ -525,6 +526,7 @@ mod tests {
             model: None,
             chat_format: None,
             refine: None,
+            constraint: None,
         };
         let e = estimate(&speed, &[&cell, &cell], &[50, 50], 2);
         assert!((e.seconds - 0.29).abs() < 1e-9, "{}", e.seconds);
@@ -587,6 +589,7 @@ mod tests {
             model: None,
             chat_format: None,
             refine: None,
+            constraint: None,
         };
         let refined = |key: &str| Cell {
             key: key.into(),

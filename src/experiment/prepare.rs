@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use super::dataset::{self, Item};
 use super::spec::{self, Examples, Experiment, PromptSource, Variant};
+use crate::engine::constraint::Constraint;
 use crate::prompt::library;
 use crate::prompt::template::Template;
 
@@ -24,6 +25,9 @@ pub struct Prepared {
     pub items_in_file: usize,
     /// The template each variant renders, by variant name.
     pub templates: BTreeMap<String, Template>,
+    /// The grammar or JSON Schema each constrained variant's output must
+    /// follow, by variant name: the variant's own, else its template's.
+    pub constraints: BTreeMap<String, Constraint>,
     /// Doubts that do not stop the experiment.
     pub warnings: Vec<String>,
 }
@@ -69,13 +73,30 @@ pub fn prepare(path: &Path, user_templates: Option<&Path>) -> Result<Prepared, V
     let file = path.display().to_string();
     let text = library::read_template_file(path).map_err(|e| vec![format!("{file}: {e}")])?;
     let file_name = path.file_stem().map(|s| s.to_string_lossy().into_owned());
-    let experiment = spec::parse(&text, &file, file_name.as_deref())
+    let mut experiment = spec::parse(&text, &file, file_name.as_deref())
         .map_err(|errors| errors.iter().map(ToString::to_string).collect::<Vec<_>>())?;
     let mut errors = Vec::new();
     let mut warnings = Vec::new();
+    let here = path.parent().unwrap_or(Path::new(".")).to_path_buf();
 
-    // Templates, loaded once each.
+    // json-schema checks: their schemas, relative to the experiment file.
+    for check in &mut experiment.checks {
+        if let spec::Check::JsonSchema {
+            file: schema_file,
+            schema,
+        } = check
+        {
+            match load_schema(&here.join(&*schema_file)) {
+                Ok(value) => *schema = value,
+                Err(message) => errors.push(format!("{file}: check 'json-schema': {message}")),
+            }
+        }
+    }
+
+    // Templates, loaded once each, with the folder their files are in.
     let mut loaded: BTreeMap<String, Template> = BTreeMap::new();
+    let mut template_dirs: BTreeMap<String, PathBuf> = BTreeMap::new();
+    let mut constraints = BTreeMap::new();
     let mut templates = BTreeMap::new();
     for variant in &experiment.variants {
         let base = match (&variant.template, &experiment.prompt) {
@@ -87,16 +108,25 @@ pub fn prepare(path: &Path, user_templates: Option<&Path>) -> Result<Prepared, V
                         library::find(name, user_templates)
                     };
                     match entry.and_then(|entry| {
-                        library::load(&entry).map_err(|errors| {
-                            errors
-                                .iter()
-                                .map(ToString::to_string)
-                                .collect::<Vec<_>>()
-                                .join("; ")
-                        })
+                        let dir = match &entry.source {
+                            crate::prompt::Source::User(file) => {
+                                file.parent().unwrap_or(Path::new(".")).to_path_buf()
+                            }
+                            crate::prompt::Source::Shipped => here.clone(),
+                        };
+                        library::load(&entry)
+                            .map(|template| (template, dir))
+                            .map_err(|errors| {
+                                errors
+                                    .iter()
+                                    .map(ToString::to_string)
+                                    .collect::<Vec<_>>()
+                                    .join("; ")
+                            })
                     }) {
-                        Ok(template) => {
+                        Ok((template, dir)) => {
                             loaded.insert(name.clone(), template);
+                            template_dirs.insert(name.clone(), dir);
                         }
                         Err(message) => {
                             errors.push(format!("{file}: variant '{}': {message}", variant.name));
@@ -137,6 +167,46 @@ pub fn prepare(path: &Path, user_templates: Option<&Path>) -> Result<Prepared, V
                         .join(", ")
                 ));
             }
+        }
+        // The variant's grammar or schema, else its template's.
+        let constraint = match (&variant.grammar, &variant.json_schema) {
+            (Some(grammar), _) => Constraint::grammar_file(&here.join(grammar)).map(Some),
+            (None, Some(schema)) => Constraint::schema_file(&here.join(schema)).map(Some),
+            (None, None) => {
+                let dir = variant
+                    .template
+                    .as_ref()
+                    .or(match &experiment.prompt {
+                        PromptSource::Template(name) => Some(name),
+                        PromptSource::Inline { .. } => None,
+                    })
+                    .and_then(|name| template_dirs.get(name))
+                    .unwrap_or(&here);
+                template
+                    .sampling
+                    .constraint(dir)
+                    .map_err(|e| format!("template '{}': {e}", template.name))
+            }
+        };
+        match constraint {
+            Ok(Some(_)) if variant.refine.is_some() => errors.push(format!(
+                "{file}: variant '{}': refinement rounds are not constrained by a grammar or \
+                 schema yet; give it to a plain variant",
+                variant.name
+            )),
+            Ok(Some(constraint)) => {
+                // A schema llama.cpp cannot convert is said now, not per cell.
+                match constraint.gbnf() {
+                    Ok(_) => {
+                        constraints.insert(variant.name.clone(), constraint);
+                    }
+                    Err(message) => {
+                        errors.push(format!("{file}: variant '{}': {message}", variant.name))
+                    }
+                }
+            }
+            Ok(None) => {}
+            Err(message) => errors.push(format!("{file}: variant '{}': {message}", variant.name)),
         }
         templates.insert(variant.name.clone(), template);
     }
@@ -239,8 +309,20 @@ pub fn prepare(path: &Path, user_templates: Option<&Path>) -> Result<Prepared, V
         items,
         items_in_file,
         templates,
+        constraints,
         warnings,
     })
+}
+
+/// A json-schema check's schema: JSON (errors at file:line:col) that the
+/// validator accepts as a schema.
+fn load_schema(path: &Path) -> Result<serde_json::Value, String> {
+    let source = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {source}: {e}"))?;
+    let value = crate::engine::constraint::check_schema_json(&text, &source)?;
+    jsonschema::validator_for(&value)
+        .map_err(|e| format!("{source}: not a valid JSON schema: {e}"))?;
+    Ok(value)
 }
 
 /// A template named by its file (`template = "edits/summarize.toml"`),
@@ -285,6 +367,53 @@ mod tests {
         let path = dir.join(name);
         std::fs::write(&path, text).unwrap();
         path
+    }
+
+    #[test]
+    fn grammars_schemas_and_json_schema_checks_are_read_relative_to_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "d.jsonl", "{\"q\": \"a\"}\n");
+        write(dir.path(), "yn.gbnf", "root ::= \"yes\" | \"no\"\n");
+        write(
+            dir.path(),
+            "s.json",
+            "{\"type\": \"object\", \"required\": [\"a\"]}",
+        );
+        let path = write(
+            dir.path(),
+            "c.toml",
+            "name = \"c\"\nprompt = \"{{q}}\"\ndataset = \"d.jsonl\"\nchecks = [{ json-schema = \"s.json\" }]\n[[variants]]\nname = \"g\"\ngrammar = \"yn.gbnf\"\n[[variants]]\nname = \"s\"\njson_schema = \"s.json\"\n[[variants]]\nname = \"free\"\n",
+        );
+        let prepared = prepare(&path, None).unwrap();
+        assert!(matches!(
+            prepared.constraints.get("g"),
+            Some(Constraint::Grammar { text, .. }) if text.contains("yes")
+        ));
+        assert!(matches!(
+            prepared.constraints.get("s"),
+            Some(Constraint::JsonSchema { .. })
+        ));
+        assert!(!prepared.constraints.contains_key("free"));
+        let spec::Check::JsonSchema { schema, .. } = &prepared.experiment.checks[0] else {
+            panic!("{:?}", prepared.experiment.checks);
+        };
+        assert_eq!(schema["required"][0], "a");
+        let cells = super::super::cells::cells(&prepared, "sha").unwrap();
+        assert_eq!(
+            cells[0].request().constraint,
+            prepared.constraints.get("g").cloned()
+        );
+        assert_eq!(cells[2].request().constraint, None);
+
+        write(dir.path(), "s.json", "{\n  \"type\": \"object\",,\n}");
+        let errors = prepare(&path, None).unwrap_err();
+        let broken = dir.path().join("s.json").display().to_string();
+        assert!(
+            errors.iter().any(|e| e.contains(&format!(
+                "check 'json-schema': {broken}:2:20: not valid JSON"
+            ))),
+            "{errors:?}"
+        );
     }
 
     #[test]

@@ -59,7 +59,18 @@ pub fn passes(check: &Check, output: &str) -> bool {
         Check::Regex(pattern) => regex::Regex::new(pattern).is_ok_and(|r| r.is_match(output)),
         Check::MaxWords(n) => output.split_whitespace().count() <= *n,
         Check::IsJson => serde_json::from_str::<serde_json::Value>(output.trim()).is_ok(),
+        Check::JsonSchema { schema, .. } => matches_schema(schema, output),
     }
+}
+
+/// Whether `output` (surrounding whitespace ignored) is JSON that `schema`
+/// validates. A schema that does not compile fails every output (it was
+/// checked when the experiment was prepared).
+pub fn matches_schema(schema: &serde_json::Value, output: &str) -> bool {
+    let Ok(value) = serde_json::from_str::<serde_json::Value>(output.trim()) else {
+        return false;
+    };
+    jsonschema::validator_for(schema).is_ok_and(|validator| validator.is_valid(&value))
 }
 
 #[cfg(test)]
@@ -90,5 +101,22 @@ mod tests {
         let without = score("x", &[], &["bleu".into(), "length".into()], &[]);
         assert_eq!(without.metrics.keys().collect::<Vec<_>>(), ["length"]);
         assert!(passes(&Check::IsJson, " {\"a\": 1} "));
+    }
+
+    #[test]
+    fn json_schema_checks_validate_the_output() {
+        let check = Check::JsonSchema {
+            file: "s.json".into(),
+            schema: serde_json::json!({
+                "type": "object",
+                "properties": {"age": {"type": "integer"}},
+                "required": ["age"]
+            }),
+        };
+        assert!(passes(&check, " {\"age\": 3} "));
+        assert!(!passes(&check, "{\"age\": \"3\"}"));
+        assert!(!passes(&check, "{}"));
+        assert!(!passes(&check, "{\"age\": 3"));
+        assert_eq!(check.label(), "json-schema \"s.json\"");
     }
 }

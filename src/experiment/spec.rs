@@ -9,6 +9,7 @@
 //! dataset = "sentiment-reviews.jsonl"  # relative to this file; JSONL or CSV
 //! metrics = ["chrf", "bleu", "rougeL", "exact", "length"]
 //! checks = [{ contains = "great" }, { max-words = 60 }, { is-json = true }]
+//!                                      # also { json-schema = "schema.json" }
 //! baseline = "0-shot"                  # default: the first variant
 //! repeats = 1                          # seeds seed, seed+1, … (greedy runs once)
 //! seed = 42
@@ -22,7 +23,9 @@
 //! name = "3-shot"
 //! examples = "all"
 //! temperature = 0.2                    # also top_k, top_p, min_p, repeat_penalty,
-//!                                      # max_tokens, stop, system, template, model
+//!                                      # max_tokens, stop, system, template, model,
+//!                                      # grammar or json_schema (files, relative
+//!                                      # to this file)
 //!
 //! [[variants]]
 //! name = "3-shot refined"
@@ -98,6 +101,13 @@ pub enum Check {
     Regex(String),
     MaxWords(usize),
     IsJson,
+    /// The output is JSON that the schema in this file (relative to the
+    /// experiment file) validates; `schema` is filled in when the
+    /// experiment is prepared.
+    JsonSchema {
+        file: String,
+        schema: serde_json::Value,
+    },
 }
 
 impl Check {
@@ -111,6 +121,7 @@ impl Check {
             Check::Regex(v) => format!("regex {v:?}"),
             Check::MaxWords(n) => format!("max-words {n}"),
             Check::IsJson => "is-json".to_string(),
+            Check::JsonSchema { file, .. } => format!("json-schema {file:?}"),
         }
     }
 }
@@ -137,6 +148,12 @@ pub struct Variant {
     pub chat_format: Option<String>,
     /// Refinement rounds (at least one; None: a plain variant).
     pub refine: Option<Refinement>,
+    /// A GBNF grammar file the output must follow (relative to the
+    /// experiment file); None keeps the template's.
+    pub grammar: Option<String>,
+    /// A JSON Schema file the output must match (relative to the
+    /// experiment file); None keeps the template's.
+    pub json_schema: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -200,6 +217,8 @@ struct FileVariant {
     model: Option<String>,
     chat_format: Option<String>,
     refine: Option<Spanned<FileRefinement>>,
+    grammar: Option<String>,
+    json_schema: Option<Spanned<String>>,
 }
 
 /// Reads and checks an experiment file; `file` names it in messages and
@@ -422,7 +441,8 @@ pub fn parse(
 type Located = (Option<usize>, String);
 
 fn parse_check(table: &BTreeMap<String, Spanned<toml::Value>>) -> Result<Check, Located> {
-    const KINDS: &str = "equals, contains, icontains, not-contains, regex, max-words, is-json";
+    const KINDS: &str =
+        "equals, contains, icontains, not-contains, regex, max-words, is-json, json-schema";
     if table.len() != 1 {
         return Err((
             None,
@@ -453,6 +473,10 @@ fn parse_check(table: &BTreeMap<String, Spanned<toml::Value>>) -> Result<Check, 
         "max-words" => match value.get_ref() {
             toml::Value::Integer(n) if *n >= 0 => Check::MaxWords(*n as usize),
             _ => return Err((offset, "check 'max-words' takes a whole number".into())),
+        },
+        "json-schema" => Check::JsonSchema {
+            file: text()?,
+            schema: serde_json::Value::Null,
         },
         "is-json" => match value.get_ref() {
             toml::Value::Boolean(true) => Check::IsJson,
@@ -496,6 +520,12 @@ fn variant(file: &FileVariant, metrics: &[String]) -> Result<Variant, (usize, St
     if name.is_empty() {
         return Err((file.name.span().start, "a variant needs a name".into()));
     }
+    if let (Some(_), Some(schema)) = (&file.grammar, &file.json_schema) {
+        return Err((
+            schema.span().start,
+            format!("variant '{name}' sets both grammar and json_schema; choose one"),
+        ));
+    }
     Ok(Variant {
         name,
         template: file.template.clone(),
@@ -515,6 +545,8 @@ fn variant(file: &FileVariant, metrics: &[String]) -> Result<Variant, (usize, St
             .as_ref()
             .map(|r| refinement::parse(r, metrics))
             .transpose()?,
+        grammar: file.grammar.clone(),
+        json_schema: file.json_schema.as_ref().map(|s| s.get_ref().clone()),
     })
 }
 
@@ -660,6 +692,26 @@ temperature = 0.2
         assert_eq!(e.variants.len(), 2);
         assert_eq!(e.variants[1].examples, Some(Examples::Only(vec![1, 2, 3])));
         assert_eq!(e.variants[1].temperature, Some(0.2));
+    }
+
+    #[test]
+    fn constraints_and_json_schema_checks_read() {
+        let text = "name = \"c\"\nprompt = \"x\"\ndataset = \"d.csv\"\nchecks = [{ json-schema = \"s.json\" }]\n[[variants]]\nname = \"g\"\ngrammar = \"g.gbnf\"\n[[variants]]\nname = \"s\"\njson_schema = \"s.json\"\n";
+        let e = parse(text, "e.toml", None).unwrap();
+        assert_eq!(
+            e.checks,
+            [Check::JsonSchema {
+                file: "s.json".into(),
+                schema: serde_json::Value::Null
+            }]
+        );
+        assert_eq!(e.variants[0].grammar.as_deref(), Some("g.gbnf"));
+        assert_eq!(e.variants[1].json_schema.as_deref(), Some("s.json"));
+        let both = "name = \"c\"\nprompt = \"x\"\ndataset = \"d.csv\"\n[[variants]]\nname = \"b\"\ngrammar = \"g.gbnf\"\njson_schema = \"s.json\"\n";
+        assert_eq!(
+            errors(both),
+            ["e.toml:7:15: variant 'b' sets both grammar and json_schema; choose one"]
+        );
     }
 
     #[test]

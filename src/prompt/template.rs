@@ -162,6 +162,13 @@ pub struct TemplateSampling {
     pub num_return_sequences: Option<usize>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub no_repeat_ngram_size: Option<usize>,
+    /// A GBNF grammar file the output must follow, relative to the
+    /// template file (not both this and `json_schema`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grammar: Option<String>,
+    /// A JSON Schema file the output must match, relative to the template file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub json_schema: Option<String>,
 }
 
 impl TemplateSampling {
@@ -220,6 +227,23 @@ impl TemplateSampling {
             top_p: self.top_p,
             min_p: self.min_p,
             repeat_penalty: self.repeat_penalty,
+        }
+    }
+
+    /// The template's grammar or schema, read from its file (relative to
+    /// `dir`, the template file's folder): None when it names neither.
+    pub fn constraint(
+        &self,
+        dir: &std::path::Path,
+    ) -> Result<Option<crate::engine::constraint::Constraint>, String> {
+        use crate::engine::constraint::Constraint;
+        match (&self.grammar, &self.json_schema) {
+            (Some(_), Some(_)) => {
+                Err("[sampling] sets both grammar and json_schema; choose one".into())
+            }
+            (Some(file), None) => Constraint::grammar_file(&dir.join(file)).map(Some),
+            (None, Some(file)) => Constraint::schema_file(&dir.join(file)).map(Some),
+            (None, None) => Ok(None),
         }
     }
 
@@ -445,6 +469,16 @@ fn parse_checked(
                 ));
             }
         }
+    }
+    if template.sampling.grammar.is_some() && template.sampling.json_schema.is_some() {
+        let at = match get(doc, "sampling").map(Spanned::get_ref) {
+            Some(DeValue::Table(sampling)) => get(sampling, "json_schema").map(|v| v.span().start),
+            _ => None,
+        };
+        problems.push((
+            at.unwrap_or_else(|| span_of("sampling")),
+            "[sampling] sets both grammar and json_schema; choose one".into(),
+        ));
     }
     let places = example_places(doc);
     let mut warnings: Vec<(usize, String)> = Vec::new();
@@ -814,6 +848,11 @@ pub fn to_toml(template: &Template) -> String {
                 let _ = writeln!(out, "{name} = {value}");
             }
         }
+        for (name, value) in [("grammar", &s.grammar), ("json_schema", &s.json_schema)] {
+            if let Some(value) = value {
+                let _ = writeln!(out, "{name} = {}", single_line(value));
+            }
+        }
     }
     let r = &template.refine;
     if !r.is_empty() {
@@ -1039,6 +1078,28 @@ stop_phrase = "NO FURTHER CHANGES"
         assert_eq!(
             (params.temperature, params.top_k, params.seed),
             (0.3, 40, 42)
+        );
+    }
+
+    #[test]
+    fn a_grammar_or_a_schema_file_relative_to_the_template() {
+        let t = parse(
+            &with("prompt = \"x\"\n[sampling]\njson_schema = \"schemas/p.json\"\n"),
+            FILE,
+        )
+        .unwrap();
+        assert_eq!(t.sampling.json_schema.as_deref(), Some("schemas/p.json"));
+        assert!(to_toml(&t).contains("json_schema = \"schemas/p.json\"\n"));
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("schemas")).unwrap();
+        std::fs::write(dir.path().join("schemas/p.json"), "{\"type\": \"object\"}").unwrap();
+        let constraint = t.sampling.constraint(dir.path()).unwrap().unwrap();
+        assert!(constraint.source().ends_with("schemas/p.json"));
+        assert_eq!(
+            errors(&with(
+                "prompt = \"x\"\n[sampling]\ngrammar = \"g.gbnf\"\njson_schema = \"s.json\"\n"
+            )),
+            ["t.toml:7:15: [sampling] sets both grammar and json_schema; choose one"]
         );
     }
 
@@ -1467,6 +1528,8 @@ stop_phrase = "NO FURTHER CHANGES"
                 early_stopping: Some(EarlyStopping::True),
                 num_return_sequences: Some(2),
                 no_repeat_ngram_size: Some(3),
+                grammar: None,
+                json_schema: None,
             },
             refine: Refine {
                 feedback: Some("{{task}}\n{{answer}}".into()),

@@ -245,6 +245,7 @@ impl Step {
             reuse_prefix: true,
             ignore_eos: false,
             probs: None,
+            constraint: None,
         }
     }
 }

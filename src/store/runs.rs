@@ -460,6 +460,7 @@ mod tests {
                 prompt_eval_ms: 40.5,
                 ttft_ms: 52.25,
                 generation_ms: 310.125,
+                grammar: None,
             }),
             beam_search: None,
         }

@@ -428,6 +428,7 @@ async fn event_loop(
                             reuse_prefix: true,
                             ignore_eos: false,
                             probs: None,
+                            constraint: None,
                         };
                         Some(started(engine.as_mut(), request))
                     }
@@ -664,6 +665,7 @@ fn start_generation(
         reuse_prefix: true,
         ignore_eos: false,
         probs: None,
+        constraint: None,
     };
     started(engine, request)
 }
