@@ -619,7 +619,10 @@ fn start_generation(
     let request = GenerateRequest {
         id: 0,
         prompt: if continue_reply {
-            Prompt::ChatContinue { messages }
+            Prompt::ChatContinue {
+                messages,
+                open_tokens: None,
+            }
         } else {
             Prompt::Chat { messages }
         },
