@@ -135,6 +135,8 @@ fn answer(app: &mut App, id: u64, pieces: &[&str], reason: StopReason) -> Vec<Ef
             app,
             Msg::Token {
                 context_used: 0,
+                token: -1,
+                probs: None,
                 id,
                 text: piece.to_string()
             }
@@ -245,6 +247,8 @@ fn f9_runs_draft_feedback_and_refined_passes_until_the_rounds_run_out() {
             &mut app,
             Msg::Token {
                 context_used: 0,
+                token: -1,
+                probs: None,
                 id: 1,
                 text: piece.into(),
             },
@@ -257,6 +261,8 @@ fn f9_runs_draft_feedback_and_refined_passes_until_the_rounds_run_out() {
         &mut app,
         Msg::Token {
             context_used: 0,
+            token: -1,
+            probs: None,
             id: 99,
             text: "stray".into(),
         },
@@ -501,6 +507,8 @@ fn esc_stops_a_step_keeping_the_partial_pass_and_then_goes_back() {
         &mut app,
         Msg::Token {
             context_used: 0,
+            token: -1,
+            probs: None,
             id: 3,
             text: "SCU".into(),
         },
@@ -549,6 +557,8 @@ fn esc_during_a_feedback_keeps_the_partial_feedback() {
         &mut app,
         Msg::Token {
             context_used: 0,
+            token: -1,
+            probs: None,
             id: 2,
             text: "* Ease of".into(),
         },
@@ -604,6 +614,8 @@ fn a_failed_generation_ends_the_loop_as_failed_and_saves_it() {
         &mut app,
         Msg::Token {
             context_used: 0,
+            token: -1,
+            probs: None,
             id: 2,
             text: "* Ease".into(),
         },
@@ -1037,6 +1049,8 @@ fn f9_waits_for_the_engine_and_for_a_workbench_run() {
         &mut app,
         Msg::Token {
             context_used: 0,
+            token: -1,
+            probs: None,
             id: 5,
             text: "SCUBA".into(),
         },

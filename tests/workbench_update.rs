@@ -1214,6 +1214,8 @@ fn a_run_streams_into_the_output_and_is_saved_with_its_stats() {
             &mut app,
             Msg::Token {
                 context_used: 0,
+                token: -1,
+                probs: None,
                 id: 7,
                 text: piece.into(),
             },
@@ -1287,6 +1289,8 @@ fn a_run_streams_into_the_output_and_is_saved_with_its_stats() {
         &mut app,
         Msg::Token {
             context_used: 0,
+            token: -1,
+            probs: None,
             id: 8,
             text: "PAR".into(),
         },
@@ -1738,6 +1742,8 @@ fn every_key_on_every_pane_with_a_template_open_does_not_panic() {
                     &mut app,
                     Msg::Token {
                         context_used: 0,
+                        token: -1,
+                        probs: None,
                         id: 1,
                         text: "x".into(),
                     },

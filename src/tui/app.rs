@@ -21,6 +21,7 @@ use super::sanitize::sanitize;
 use super::settings::SettingsForm;
 use super::theme::Theme;
 use super::workbench::{self, update as wb, Workbench};
+use crate::engine::probs::TokenProbs;
 use crate::engine::protocol::{ChatMessage, GenerationStats, StopReason};
 use crate::engine::sampling::SamplingOverrides;
 use crate::engine::SamplingParams;
@@ -110,6 +111,11 @@ pub enum Msg {
         text: String,
         /// Tokens in the context after this one (0 when unknown).
         context_used: u32,
+        /// The sampled token's id; −1 for text that ends a reply without
+        /// a token of its own (held back by a stop string check).
+        token: i32,
+        /// Its probability and alternatives, when they were asked for.
+        probs: Option<TokenProbs>,
     },
     GenerationDone {
         id: u64,
@@ -206,6 +212,12 @@ pub enum Effect {
         /// Go on writing the last message (a stopped reply) instead of
         /// starting a new one.
         continue_reply: bool,
+    },
+    /// Start a chat generation that goes on writing the last message from
+    /// exactly these tokens (a fork from the lens).
+    ContinueFrom {
+        messages: Vec<ChatMessage>,
+        open_tokens: Vec<i32>,
     },
     Cancel {
         id: u64,
@@ -511,6 +523,8 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
             id,
             text,
             context_used,
+            token,
+            probs,
         } => {
             if app.generating == Some(id) && context_used > 0 {
                 app.context_used = context_used;
@@ -521,7 +535,7 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
                 // Kept as the model wrote it: it goes into the next prompt.
                 rd::on_token(app, &text);
             } else if app.generating == Some(id) {
-                chat::on_token(app, &sanitize(&text));
+                chat::on_token(app, &sanitize(&text), token, probs.as_ref());
             }
             Vec::new()
         }

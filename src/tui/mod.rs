@@ -10,6 +10,7 @@ pub mod chat;
 pub mod conversation;
 pub mod experiments;
 pub mod keymap;
+pub mod lens;
 pub mod markdown;
 pub mod picker;
 pub mod rating;
@@ -351,6 +352,17 @@ async fn event_loop(
                         engine.as_mut(),
                         messages,
                         continue_reply,
+                        None,
+                    )),
+                    Effect::ContinueFrom {
+                        messages,
+                        open_tokens,
+                    } => Some(start_generation(
+                        &app,
+                        engine.as_mut(),
+                        messages,
+                        true,
+                        Some(open_tokens),
                     )),
                     Effect::Cancel { id } => {
                         if let Some(engine) = &engine {
@@ -614,14 +626,15 @@ fn start_generation(
     engine: Option<&mut EngineClient>,
     messages: Vec<crate::engine::protocol::ChatMessage>,
     continue_reply: bool,
+    open_tokens: Option<Vec<i32>>,
 ) -> Msg {
     let settings = &app.chat.settings;
     let request = GenerateRequest {
         id: 0,
-        prompt: if continue_reply {
+        prompt: if continue_reply || open_tokens.is_some() {
             Prompt::ChatContinue {
                 messages,
-                open_tokens: None,
+                open_tokens,
             }
         } else {
             Prompt::Chat { messages }
@@ -640,7 +653,7 @@ fn start_generation(
         stop: settings.reply.stop.clone(),
         reuse_prefix: true,
         ignore_eos: false,
-        probs: None,
+        probs: settings.reply.probabilities.then_some(lens::PROBS),
     };
     started(engine, request)
 }
@@ -928,11 +941,15 @@ fn engine_msg(event: Event) -> Option<Msg> {
             id,
             text,
             context_used,
+            token,
+            probs,
             ..
         } => Some(Msg::Token {
             id,
             text,
             context_used,
+            token,
+            probs,
         }),
         Event::Done {
             id, reason, stats, ..
