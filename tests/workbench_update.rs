@@ -1424,6 +1424,8 @@ fn run_record(template: &Template, values: &[(&str, &str)], output: &str) -> Run
             reason: StopReason::Eos,
         },
         stats: Some(stats()),
+        tokens: None,
+        forked_from: None,
     }
 }
 

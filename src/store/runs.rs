@@ -15,12 +15,15 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::atomic::write_atomic;
+use super::tokens::{write_pretty, KeptToken};
 use crate::engine::protocol::{ChatMessage, GenerationStats, StopReason};
 use crate::engine::SamplingParams;
 use crate::text_position::line_col;
 
 /// The format version this build writes; it reads this one and older.
-pub const RUN_FORMAT_VERSION: u32 = 1;
+/// Version 2 keeps the output's tokens with their probabilities and where
+/// a forked run came from.
+pub const RUN_FORMAT_VERSION: u32 = 2;
 
 /// Characters of output shown in a list line.
 const PREVIEW_CHARS: usize = 60;
@@ -54,6 +57,22 @@ pub struct RunRecord {
     pub output: String,
     pub outcome: RunOutcome,
     pub stats: Option<GenerationStats>,
+    /// The output's tokens with their probabilities, when they were
+    /// computed (from version 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokens: Option<Vec<KeptToken>>,
+    /// The run this one was forked from with the lens (from version 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forked_from: Option<ForkedFrom>,
+}
+
+/// Where a forked run's output left its parent's: the parent's id and the
+/// index of the token replaced by another.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ForkedFrom {
+    pub run: String,
+    pub token: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -189,10 +208,11 @@ pub fn save<R: Record>(dir: &Path, record: &R) -> Result<PathBuf, String> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(format!("{}: cannot save the {kind}: {e}", path.display())),
     }
-    let mut json = serde_json::to_string_pretty(record)
+    // A run's tokens go on one line; the rest is pretty.
+    let mut json = write_pretty(record)
         .map_err(|e| format!("{}: cannot save the {kind}: {e}", path.display()))?;
-    json.push('\n');
-    write_atomic(&path, json.as_bytes())
+    json.push(b'\n');
+    write_atomic(&path, &json)
         .map_err(|e| format!("{}: cannot save the {kind}: {e}", path.display()))?;
     Ok(path)
 }
@@ -443,6 +463,8 @@ mod tests {
                 ttft_ms: 52.25,
                 generation_ms: 310.125,
             }),
+            tokens: None,
+            forked_from: None,
         }
     }
 
@@ -476,7 +498,7 @@ mod tests {
             assert_eq!(path, dir.join("20261128-143456-042-summarize.json"));
             assert_eq!(load::<RunRecord>(&dir, &run.id).unwrap(), run);
             let text = std::fs::read_to_string(&path).unwrap();
-            assert!(text.starts_with("{\n  \"version\": 1,\n"), "{text}");
+            assert!(text.starts_with("{\n  \"version\": 2,\n"), "{text}");
             assert!(text.ends_with("}\n"));
         }
         let mut bare = record(0, "bare", "");
@@ -657,17 +679,62 @@ mod tests {
     }
 
     #[test]
+    fn tokens_and_the_fork_round_trip_and_version_1_files_still_load() {
+        use crate::store::tokens::{KeptAlternative, MilliNats};
+        let dir = tempfile::tempdir().unwrap();
+        let dir = dir.path();
+        let mut run = record(T2026, "summarize", "Hi!");
+        run.tokens = Some(vec![KeptToken {
+            id: 5,
+            text: "Hi!".into(),
+            logprob: MilliNats(-120),
+            entropy: Some(MilliNats(640)),
+            top: vec![KeptAlternative {
+                id: 5,
+                text: "Hi!".into(),
+                logprob: MilliNats(-120),
+            }],
+        }]);
+        run.forked_from = Some(ForkedFrom {
+            run: "20261128-143400-000-summarize".into(),
+            token: 3,
+        });
+        let path = save(dir, &run).unwrap();
+        assert_eq!(load::<RunRecord>(dir, &run.id).unwrap(), run);
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            text.contains("\"tokens\": [[5,\"Hi!\",-120,640,[[5,\"Hi!\",-120]]]],\n"),
+            "{text}"
+        );
+        // A file of version 1 (no tokens, no fork) reads as before.
+        let mut old = record(T2026 + 1, "summarize", "old");
+        old.version = 1;
+        let mut json: serde_json::Value = serde_json::to_value(&old).unwrap();
+        json.as_object_mut().unwrap().remove("tokens");
+        std::fs::write(
+            dir.join(format!("{}.json", old.id)),
+            serde_json::to_string_pretty(&json).unwrap(),
+        )
+        .unwrap();
+        let loaded = load::<RunRecord>(dir, &old.id).unwrap();
+        assert_eq!(
+            (loaded.version, loaded.tokens, loaded.forked_from),
+            (1, None, None)
+        );
+    }
+
+    #[test]
     fn a_newer_version_is_refused_naming_the_file() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("future.json");
         let text =
-            "{\"version\": 2, \"template\": \"summarize\", \"created_unix_ms\": 5, \"tabs\": []}";
+            "{\"version\": 3, \"template\": \"summarize\", \"created_unix_ms\": 5, \"tabs\": []}";
         std::fs::write(&path, text).unwrap();
         let error = load::<RunRecord>(dir.path(), "future").unwrap_err();
         assert_eq!(
             error,
             format!(
-                "{}: run format version 2 is newer than this whet reads (1); update whet (the file was left untouched)",
+                "{}: run format version 3 is newer than this whet reads (2); update whet (the file was left untouched)",
                 path.display()
             )
         );

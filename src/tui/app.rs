@@ -264,6 +264,15 @@ pub enum Effect {
         max_tokens: u32,
         stop: Vec<String>,
     },
+    /// Generate for the workbench going on writing the last message from
+    /// exactly these tokens (a fork of a run from the lens).
+    ForkRun {
+        messages: Vec<ChatMessage>,
+        open_tokens: Vec<i32>,
+        sampling: SamplingParams,
+        max_tokens: u32,
+        stop: Vec<String>,
+    },
     /// Write a run record (a new id is given to one without).
     SaveRun(Box<RunRecord>),
     ListRuns,
@@ -530,7 +539,7 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
                 app.context_used = context_used;
             }
             if wb::owns_generation(&app.wb, id) {
-                wb::on_token(&mut app.wb, &sanitize(&text));
+                wb::on_token(&mut app.wb, &sanitize(&text), token, probs.as_ref());
             } else if rd::owns_generation(app, id) {
                 // Kept as the model wrote it: it goes into the next prompt.
                 rd::on_token(app, &text);

@@ -573,6 +573,7 @@ const DEFAULTS: &[(Context, Action, &[&str])] = &[
     (Context::Messages, Action::BranchNext, &["]"]),
     (Context::Messages, Action::BranchPrev, &["["]),
     (Context::Messages, Action::Lens, &["t"]),
+    (Context::WorkbenchList, Action::Lens, &["t"]),
     (Context::Messages, Action::Help, &["?"]),
     (Context::Settings, Action::Apply, &["ctrl+s"]),
     (Context::Settings, Action::Close, &["esc"]),

@@ -439,7 +439,29 @@ async fn event_loop(
                             stop,
                             reuse_prefix: true,
                             ignore_eos: false,
-                            probs: None,
+                            probs: run_probs(&app),
+                        };
+                        Some(started(engine.as_mut(), request))
+                    }
+                    Effect::ForkRun {
+                        messages,
+                        open_tokens,
+                        sampling,
+                        max_tokens,
+                        stop,
+                    } => {
+                        let request = GenerateRequest {
+                            id: 0,
+                            prompt: Prompt::ChatContinue {
+                                messages,
+                                open_tokens: Some(open_tokens),
+                            },
+                            sampling,
+                            max_tokens,
+                            stop,
+                            reuse_prefix: true,
+                            ignore_eos: false,
+                            probs: run_probs(&app),
                         };
                         Some(started(engine.as_mut(), request))
                     }
@@ -656,6 +678,15 @@ fn start_generation(
         probs: settings.reply.probabilities.then_some(lens::PROBS),
     };
     started(engine, request)
+}
+
+/// A workbench run asks for probabilities when its record keeps them.
+fn run_probs(app: &App) -> Option<crate::engine::probs::ProbsRequest> {
+    app.wb
+        .run
+        .as_ref()
+        .and_then(|run| run.record.tokens.as_ref())
+        .map(|_| lens::PROBS)
 }
 
 fn started(engine: Option<&mut EngineClient>, request: GenerateRequest) -> Msg {

@@ -170,6 +170,8 @@ pub struct WorkbenchRun {
     pub generation: Option<u64>,
     pub reopened: bool,
     pub scroll: u16,
+    /// The lens on the output, when open.
+    pub lens: Option<crate::tui::lens::Lens>,
 }
 
 impl WorkbenchRun {
@@ -179,6 +181,7 @@ impl WorkbenchRun {
             generation: None,
             reopened,
             scroll: 0,
+            lens: None,
         }
     }
 

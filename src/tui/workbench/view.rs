@@ -595,6 +595,22 @@ fn render_output(app: &App, frame: &mut Frame, area: Rect, focused: bool) {
         Span::styled(format!(" {state} "), theme.style(slot)),
     ]));
     let inner = block.inner(area);
+    if let Some(lens) = run.lens.as_ref().filter(|_| focused) {
+        frame.render_widget(block, area);
+        let hints = format!(
+            "←/→ token · ↑/↓ choose · Enter forks a new run · {} closes",
+            app.keymap.key_hint_in(Context::WorkbenchList, Action::Lens)
+        );
+        crate::tui::lens::render(
+            frame,
+            inner,
+            theme,
+            run.record.tokens.as_deref(),
+            lens,
+            &hints,
+        );
+        return;
+    }
     let paragraph = Paragraph::new(Text::styled(
         sanitize(&run.record.output),
         theme.style(Slot::AssistantMessage),
