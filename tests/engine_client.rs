@@ -407,6 +407,7 @@ async fn a_stopped_reply_continues_as_if_it_had_never_stopped() {
             ChatMessage::new(question.0, question.1),
             ChatMessage::new(Role::Assistant, first.text.clone()),
         ],
+        open_tokens: None,
     };
     // The model sees the reply with its turn still open: no end-of-turn markup.
     let (text, _) = engine.format_prompt(open.clone()).await.unwrap();
@@ -429,6 +430,7 @@ async fn a_stopped_reply_continues_as_if_it_had_never_stopped() {
             greedy(
                 Prompt::ChatContinue {
                     messages: vec![ChatMessage::new(question.0, question.1)],
+                    open_tokens: None,
                 },
                 8,
                 true,

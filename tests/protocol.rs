@@ -142,6 +142,14 @@ fn every_command_round_trips() {
             id: 11,
             prompt: Prompt::ChatContinue {
                 messages: vec![ChatMessage::new(Role::Assistant, "Once upon")],
+                open_tokens: None,
+            },
+        },
+        Command::CountTokens {
+            id: 12,
+            prompt: Prompt::ChatContinue {
+                messages: vec![ChatMessage::new(Role::Assistant, "Once upon")],
+                open_tokens: Some(vec![7454, 2402]),
             },
         },
         Command::CountTokens {
@@ -223,6 +231,7 @@ fn every_event_round_trips() {
                         logprob: -2.76,
                     },
                 ],
+                entropy: Some(1.25),
             }),
         },
         Event::TokenCount {

@@ -45,6 +45,8 @@ fn step(app: &mut App, id: u64, text: &str, end: bool) -> Vec<Effect> {
             app,
             Msg::Token {
                 context_used: 0,
+                token: -1,
+                probs: None,
                 id,
                 text: piece.into(),
             },

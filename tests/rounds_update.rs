@@ -136,6 +136,8 @@ fn answer(app: &mut App, id: u64, pieces: &[&str], reason: StopReason) -> Vec<Ef
             app,
             Msg::Token {
                 context_used: 0,
+                token: -1,
+                probs: None,
                 id,
                 text: piece.to_string()
             }
@@ -246,6 +248,8 @@ fn f9_runs_draft_feedback_and_refined_passes_until_the_rounds_run_out() {
             &mut app,
             Msg::Token {
                 context_used: 0,
+                token: -1,
+                probs: None,
                 id: 1,
                 text: piece.into(),
             },
@@ -258,6 +262,8 @@ fn f9_runs_draft_feedback_and_refined_passes_until_the_rounds_run_out() {
         &mut app,
         Msg::Token {
             context_used: 0,
+            token: -1,
+            probs: None,
             id: 99,
             text: "stray".into(),
         },
@@ -502,6 +508,8 @@ fn esc_stops_a_step_keeping_the_partial_pass_and_then_goes_back() {
         &mut app,
         Msg::Token {
             context_used: 0,
+            token: -1,
+            probs: None,
             id: 3,
             text: "SCU".into(),
         },
@@ -550,6 +558,8 @@ fn esc_during_a_feedback_keeps_the_partial_feedback() {
         &mut app,
         Msg::Token {
             context_used: 0,
+            token: -1,
+            probs: None,
             id: 2,
             text: "* Ease of".into(),
         },
@@ -605,6 +615,8 @@ fn a_failed_generation_ends_the_loop_as_failed_and_saves_it() {
         &mut app,
         Msg::Token {
             context_used: 0,
+            token: -1,
+            probs: None,
             id: 2,
             text: "* Ease".into(),
         },
@@ -1038,6 +1050,8 @@ fn f9_waits_for_the_engine_and_for_a_workbench_run() {
         &mut app,
         Msg::Token {
             context_used: 0,
+            token: -1,
+            probs: None,
             id: 5,
             text: "SCUBA".into(),
         },

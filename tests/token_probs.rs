@@ -102,6 +102,17 @@ async fn first_token_probabilities_equal_an_exact_softmax_of_the_logits() {
     });
 
     assert_eq!(generation.tokens[0].token, order[0]);
+    // The entropy over the whole vocabulary, in f64.
+    let entropy: f64 = -(0..logits.len() as i32)
+        .map(logprob)
+        .filter(|l| l.is_finite())
+        .map(|l| l.exp() * l)
+        .sum::<f64>();
+    let reported_entropy = f64::from(reported.entropy.expect("entropy"));
+    assert!(
+        (reported_entropy - entropy).abs() < 1e-2,
+        "{reported_entropy} vs {entropy}"
+    );
     assert!((f64::from(reported.logprob) - logprob(order[0])).abs() < 1e-3);
     let tokens: Vec<i32> = reported.top.iter().map(|a| a.token).collect();
     assert_eq!(tokens, order[..20].to_vec());

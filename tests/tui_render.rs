@@ -40,6 +40,8 @@ fn conversation() -> App {
         &mut app,
         Msg::Token {
             context_used: 0,
+            token: -1,
+            probs: None,
             id: 1,
             text: "こんにちは！ e\u{301}t\u{e9} 🎉\n\nIn **Rust**:\n```rust\nfn main() {\n\tprintln!(\"hi\");\n}\n```".into(),
         },
@@ -62,7 +64,7 @@ fn conversation() -> App {
         "And a longer answer, please, so that it wraps across several lines of the view.",
     );
     update(&mut app, Msg::GenerationStarted { id: 2 });
-    update(&mut app, Msg::Token { context_used: 0, id: 2, text: "Sure: the quick brown fox jumps over the lazy dog, again and again, until the line wraps.".into() });
+    update(&mut app, Msg::Token { context_used: 0, token: -1, probs: None, id: 2, text: "Sure: the quick brown fox jumps over the lazy dog, again and again, until the line wraps.".into() });
     app
 }
 
@@ -322,6 +324,8 @@ fn scrolled_up_the_view_stays_put_while_the_reply_grows() {
             app,
             Msg::Token {
                 context_used: 0,
+                token: -1,
+                probs: None,
                 id: 1,
                 text: text.into(),
             },

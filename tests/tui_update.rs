@@ -98,6 +98,8 @@ fn stream_reply(app: &mut App, id: u64, text: &str, reason: StopReason) {
             app,
             Msg::Token {
                 context_used: 0,
+                token: -1,
+                probs: None,
                 id,
                 text: piece.into(),
             },
@@ -555,6 +557,8 @@ fn continue_goes_on_writing_a_stopped_last_reply() {
         &mut app,
         Msg::Token {
             context_used: 0,
+            token: -1,
+            probs: None,
             id: 1,
             text: "Once upon".into(),
         },
@@ -602,6 +606,8 @@ fn continue_goes_on_writing_a_stopped_last_reply() {
         &mut app,
         Msg::Token {
             context_used: 0,
+            token: -1,
+            probs: None,
             id: 2,
             text: " a time".into(),
         },
@@ -779,7 +785,7 @@ fn tab_shift_tab_enter_and_arrows_move_between_settings_fields() {
     press(&mut app, KeyCode::BackTab, KeyModifiers::SHIFT);
     press(&mut app, KeyCode::BackTab, KeyModifiers::SHIFT);
     // Around the end to the last field.
-    assert_eq!(form(&app).focused_field(), Field::Context);
+    assert_eq!(form(&app).focused_field(), Field::Probabilities);
     assert_eq!(field_text(&app, Field::Temperature), "0.8");
 }
 
@@ -1486,6 +1492,8 @@ fn regenerating_waits_for_an_edit_in_progress_so_no_stream_is_buried() {
         &mut app,
         Msg::Token {
             context_used: 0,
+            token: -1,
+            probs: None,
             id: 7,
             text: "streamed".into(),
         },
@@ -1623,6 +1631,8 @@ fn a_message_sent_while_the_reply_stops_waits_for_it_and_goes_out_alone() {
             id: 3,
             text: "partial".into(),
             context_used: 0,
+            token: -1,
+            probs: None,
         },
     );
     assert_eq!(key(&mut app, KeyCode::Esc), vec![Effect::Cancel { id: 3 }]);
@@ -1730,6 +1740,8 @@ fn the_context_used_follows_the_tokens_while_a_reply_streams() {
             id: 1,
             text: "Hel".into(),
             context_used: 31,
+            token: -1,
+            probs: None,
         },
     );
     assert_eq!(app.context_used, 31);
@@ -1740,6 +1752,8 @@ fn the_context_used_follows_the_tokens_while_a_reply_streams() {
             id: 9,
             text: "x".into(),
             context_used: 999,
+            token: -1,
+            probs: None,
         },
     );
     assert_eq!(app.context_used, 31);

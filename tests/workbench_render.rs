@@ -49,6 +49,8 @@ fn run_to_the_end(app: &mut App) {
         app,
         Msg::Token {
             context_used: 0,
+            token: -1,
+            probs: None,
             id: 4,
             text: "Honeybees dance to show where food is: 日本 🐝 café.".into(),
         },

@@ -1215,6 +1215,8 @@ fn a_run_streams_into_the_output_and_is_saved_with_its_stats() {
             &mut app,
             Msg::Token {
                 context_used: 0,
+                token: -1,
+                probs: None,
                 id: 7,
                 text: piece.into(),
             },
@@ -1288,6 +1290,8 @@ fn a_run_streams_into_the_output_and_is_saved_with_its_stats() {
         &mut app,
         Msg::Token {
             context_used: 0,
+            token: -1,
+            probs: None,
             id: 8,
             text: "PAR".into(),
         },
@@ -1422,6 +1426,8 @@ fn run_record(template: &Template, values: &[(&str, &str)], output: &str) -> Run
         },
         stats: Some(stats()),
         beam_search: None,
+        tokens: None,
+        forked_from: None,
     }
 }
 
@@ -1740,6 +1746,8 @@ fn every_key_on_every_pane_with_a_template_open_does_not_panic() {
                     &mut app,
                     Msg::Token {
                         context_used: 0,
+                        token: -1,
+                        probs: None,
                         id: 1,
                         text: "x".into(),
                     },

@@ -46,6 +46,12 @@ pub struct TokenProbs {
     /// when it is likely enough).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub top: Vec<Alternative>,
+    /// Entropy in nats of the whole distribution the token was drawn from
+    /// (the full vocabulary; with `after_sampler`, the candidates the
+    /// chain left): how unsure the model was at this point, whichever
+    /// token came out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entropy: Option<f32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -137,6 +143,23 @@ impl LogSoftmax {
     pub fn logprob(&self, logit: f32) -> f32 {
         logit - self.max - self.log_sum
     }
+
+    /// Like `of`, with the entropy of the distribution in nats from the
+    /// same pass: H = log S − Σ eᵢ·(lᵢ − max) / S with eᵢ = exp(lᵢ − max)
+    /// and S = Σ eᵢ (one more multiply-add per logit).
+    pub fn with_entropy(logits: &[f32]) -> Option<(Self, f32)> {
+        let max = max_of(logits);
+        if !max.is_finite() {
+            return None;
+        }
+        let (sum, weighted) = sum_exp_weighted_below(logits, max);
+        if !(sum > 0.0 && sum.is_finite()) {
+            return None;
+        }
+        let log_sum = sum.ln();
+        let entropy = (log_sum - weighted / sum).max(0.0);
+        Some((Self { max, log_sum }, entropy))
+    }
 }
 
 /// The `n` largest logits as (token, logit), largest first; equal logits in
@@ -166,7 +189,7 @@ pub fn token_probs(
     top: u8,
     piece: impl Fn(i32) -> String,
 ) -> Option<TokenProbs> {
-    let softmax = LogSoftmax::of(logits)?;
+    let (softmax, entropy) = LogSoftmax::with_entropy(logits)?;
     let logit = *usize::try_from(token).ok().and_then(|i| logits.get(i))?;
     let top = top_logits(logits, usize::from(top.min(MAX_TOP)))
         .into_iter()
@@ -179,6 +202,7 @@ pub fn token_probs(
     Some(TokenProbs {
         logprob: softmax.logprob(logit),
         top,
+        entropy: Some(entropy),
     })
 }
 
@@ -220,6 +244,11 @@ pub fn after_sampler(
             .collect()
     };
     let chosen = drawn.iter().find(|&&(id, _)| id == token)?.1;
+    let entropy = drawn
+        .iter()
+        .filter(|&&(_, p)| p > 0.0)
+        .map(|&(_, p)| -f64::from(p) * f64::from(p).ln())
+        .sum::<f64>() as f32;
     let mut ranked: Vec<(i32, f32)> = drawn.into_iter().filter(|&(_, p)| p > 0.0).collect();
     ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
     ranked.truncate(usize::from(top.min(MAX_TOP)));
@@ -233,6 +262,7 @@ pub fn after_sampler(
                 logprob: p.ln(),
             })
             .collect(),
+        entropy: Some(entropy.max(0.0)),
     })
 }
 
@@ -267,6 +297,34 @@ fn sum_exp_below(logits: &[f32], max: f32) -> f32 {
         }
     }
     lane_sum.iter().sum::<f32>() + rest.iter().map(|&l| fast_exp(l - max)).sum::<f32>()
+}
+
+/// Σ exp(logit − max) and Σ exp(logit − max)·(logit − max), for the
+/// entropy; logits of −∞ add nothing to either.
+fn sum_exp_weighted_below(logits: &[f32], max: f32) -> (f32, f32) {
+    let chunks = logits.chunks_exact(LANES);
+    let rest = chunks.remainder();
+    let mut lane_sum = [0f32; LANES];
+    let mut lane_weighted = [0f32; LANES];
+    for chunk in chunks {
+        for ((s, w), &l) in lane_sum.iter_mut().zip(lane_weighted.iter_mut()).zip(chunk) {
+            // exp underflows to 0 long before x·exp(x) could be NaN, but
+            // −∞·0 is NaN: clamp the difference.
+            let x = (l - max).max(-1.0e4);
+            let e = fast_exp(x);
+            *s += e;
+            *w += e * x;
+        }
+    }
+    let mut sum = lane_sum.iter().sum::<f32>();
+    let mut weighted = lane_weighted.iter().sum::<f32>();
+    for &l in rest {
+        let x = (l - max).max(-1.0e4);
+        let e = fast_exp(x);
+        sum += e;
+        weighted += e * x;
+    }
+    (sum, weighted)
 }
 
 /// The probability of `token` under the softmax of `logits` (0 when it
@@ -352,6 +410,43 @@ mod tests {
             let got = f64::from(softmax.logprob(logits[i]));
             assert!((got - exact[i]).abs() < 5e-4, "{i}: {got} vs {}", exact[i]);
         }
+    }
+
+    #[test]
+    fn entropy_matches_an_f64_reference() {
+        let entropy_of = |logits: &[f32]| {
+            let exact = exact_logprobs(logits);
+            -exact
+                .iter()
+                .filter(|l| l.is_finite())
+                .map(|&l| l.exp() * l)
+                .sum::<f64>()
+        };
+        let spread: Vec<f32> = (0..49_152)
+            .map(|i| ((i * 7919) % 1000) as f32 / 50.0 - 10.0)
+            .collect();
+        let peaked: Vec<f32> = (0..1_003)
+            .map(|i| if i == 17 { 25.0 } else { (i % 13) as f32 * 0.1 })
+            .collect();
+        let mut masked = vec![f32::NEG_INFINITY; 40];
+        masked[3] = 1.0;
+        masked[30] = 1.0;
+        for logits in [&spread[..], &peaked[..], &masked[..], &[0.0, 0.0, 0.0, 0.0]] {
+            let (_, got) = LogSoftmax::with_entropy(logits).unwrap();
+            let want = entropy_of(logits);
+            assert!(
+                (f64::from(got) - want).abs() < 1e-3 * want.max(1.0),
+                "{got} vs {want}"
+            );
+        }
+        // Two equal tokens: ln 2; one certain token: 0.
+        let (_, two) = LogSoftmax::with_entropy(&masked).unwrap();
+        assert!((two - std::f32::consts::LN_2).abs() < 1e-3);
+        let (_, none) = LogSoftmax::with_entropy(&[0.0, f32::NEG_INFINITY]).unwrap();
+        assert!(none.abs() < 1e-6, "{none}");
+        assert!(LogSoftmax::with_entropy(&[f32::NEG_INFINITY; 3]).is_none());
+        let probs = token_probs(&spread, 5, 3, |_| String::new()).unwrap();
+        assert!((f64::from(probs.entropy.unwrap()) - entropy_of(&spread)).abs() < 1e-2);
     }
 
     #[test]

@@ -107,7 +107,16 @@ pub enum Prompt {
     Chat { messages: Vec<ChatMessage> },
     /// Like `Chat`, but the last message (the assistant's, cut short) is left
     /// open: the model goes on writing it instead of starting a new turn.
-    ChatContinue { messages: Vec<ChatMessage> },
+    ChatContinue {
+        messages: Vec<ChatMessage>,
+        /// The open message as exact token ids, used instead of tokenizing
+        /// its text: a reply cut before one of its tokens (and perhaps
+        /// given another there) continues from exactly the tokens it had,
+        /// which re-tokenizing its text may not give back. Each id must be
+        /// in the model's vocabulary.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        open_tokens: Option<Vec<i32>>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

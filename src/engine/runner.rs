@@ -125,7 +125,7 @@ impl LoadedModel {
         &self,
         prompt: &Prompt,
         replies: &VecDeque<Reply>,
-    ) -> Result<(Vec<LlamaToken>, Option<Reply>), String> {
+    ) -> Result<(Vec<LlamaToken>, Option<OpenReply>), String> {
         let vocab = self.model.vocab();
         let mut tokens = Vec::new();
         if vocab.should_add_bos() {
@@ -134,7 +134,7 @@ impl LoadedModel {
         let mut open_reply = None;
         match prompt {
             Prompt::Raw { text } => tokens.extend(vocab.tokenize(text.as_bytes(), false, true)),
-            Prompt::Chat { messages } | Prompt::ChatContinue { messages } => {
+            Prompt::Chat { messages } | Prompt::ChatContinue { messages, .. } => {
                 let template = self
                     .template
                     .as_ref()
@@ -143,24 +143,33 @@ impl LoadedModel {
                 if matches!(prompt, Prompt::ChatContinue { .. }) {
                     chat::leave_last_message_open(&mut segments, messages)?;
                 }
+                let open_tokens = match prompt {
+                    Prompt::ChatContinue {
+                        open_tokens: Some(ids),
+                        ..
+                    } => Some(self.vocabulary_tokens(ids)?),
+                    _ => None,
+                };
                 let last = segments.len().saturating_sub(1);
                 for (index, segment) in segments.iter().enumerate() {
                     let sampled = (!segment.parse_special)
                         .then(|| replies.iter().rev().find(|r| r.text == segment.text))
                         .flatten();
                     let start = tokens.len();
-                    match sampled {
-                        Some(reply) => tokens.extend_from_slice(&reply.tokens),
-                        None => tokens.extend(vocab.tokenize(
+                    match (sampled, &open_tokens) {
+                        (_, Some(open)) if index == last => tokens.extend_from_slice(open),
+                        (Some(reply), _) => tokens.extend_from_slice(&reply.tokens),
+                        (None, _) => tokens.extend(vocab.tokenize(
                             segment.text.as_bytes(),
                             false,
                             segment.parse_special,
                         )),
                     }
                     if index == last && matches!(prompt, Prompt::ChatContinue { .. }) {
-                        open_reply = Some(Reply {
+                        open_reply = Some(OpenReply {
                             text: segment.text.clone(),
                             tokens: tokens[start..].to_vec(),
+                            given: open_tokens.is_some(),
                         });
                     }
                 }
@@ -171,6 +180,21 @@ impl LoadedModel {
             tokens.remove(0);
         }
         Ok((tokens, open_reply))
+    }
+
+    /// Token ids from a request, each checked against the vocabulary: an id
+    /// out of range would make llama.cpp read past its tables or abort.
+    fn vocabulary_tokens(&self, ids: &[i32]) -> Result<Vec<LlamaToken>, String> {
+        let n_vocab = self.model.n_vocab();
+        ids.iter()
+            .map(|&id| {
+                if (0..n_vocab).contains(&id) {
+                    Ok(LlamaToken(id))
+                } else {
+                    Err(bad_token_message(id, n_vocab))
+                }
+            })
+            .collect()
     }
 
     /// The exact text the model sees for these tokens, special tokens included.
@@ -259,6 +283,15 @@ struct Reply {
     tokens: Vec<LlamaToken>,
 }
 
+/// The open reply of a `ChatContinue` prompt: its text, the tokens it
+/// ends the prompt with, and whether they were given as ids.
+#[derive(Debug, Clone)]
+struct OpenReply {
+    text: String,
+    tokens: Vec<LlamaToken>,
+    given: bool,
+}
+
 /// A context with the token sequence currently held in its KV cache.
 pub struct Session<'m> {
     pub(super) model: &'m LoadedModel,
@@ -324,6 +357,18 @@ impl Session<'_> {
             prompt_tokens: prompt.len() as u32,
             ..GenerationStats::default()
         };
+        // A reply given ending in an end-of-generation token (an alternative
+        // chosen there) is finished: nothing follows it.
+        if let Some(open) = &open_reply {
+            if open.given
+                && open
+                    .tokens
+                    .last()
+                    .is_some_and(|&t| self.model.model.vocab().is_eog(t))
+            {
+                return Ok((String::new(), StopReason::Eos, stats));
+            }
+        }
 
         let eval_started = Instant::now();
         let Some(reused) = self.evaluate_prompt(&prompt, request.reuse_prefix, cancelled)? else {
@@ -657,6 +702,14 @@ pub(super) fn check_prompt_fits(prompt: &[LlamaToken], n_ctx: usize) -> Result<(
         ));
     }
     Ok(())
+}
+
+/// What a request with a token id outside the vocabulary is told.
+pub fn bad_token_message(id: i32, n_vocab: i32) -> String {
+    format!(
+        "token id {id} is not in the model's vocabulary (0 to {})",
+        n_vocab - 1
+    )
 }
 
 pub fn common_prefix_len(a: &[LlamaToken], b: &[LlamaToken]) -> usize {

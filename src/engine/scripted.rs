@@ -47,7 +47,7 @@ const LETTER_COUNT: u64 = 27;
 pub fn prompt_text(prompt: &Prompt) -> String {
     match prompt {
         Prompt::Raw { text } => text.clone(),
-        Prompt::Chat { messages } | Prompt::ChatContinue { messages } => {
+        Prompt::Chat { messages } | Prompt::ChatContinue { messages, .. } => {
             let mut text = String::new();
             for (index, message) in messages.iter().enumerate() {
                 text.push_str(message.role.as_str());
@@ -67,8 +67,26 @@ pub fn prompt_text(prompt: &Prompt) -> String {
     }
 }
 
-/// The toy model's tokens for a prompt: one per byte of its text.
+/// The toy model's tokens for a prompt: one per byte of its text; an open
+/// reply given as token ids is those ids.
 pub fn tokenize(prompt: &Prompt) -> Vec<LlamaToken> {
+    if let Prompt::ChatContinue {
+        messages,
+        open_tokens: Some(ids),
+    } = prompt
+    {
+        let mut messages = messages.clone();
+        if let Some(last) = messages.last_mut() {
+            last.content.clear();
+        }
+        let head = Prompt::ChatContinue {
+            messages,
+            open_tokens: None,
+        };
+        let mut tokens = tokenize(&head);
+        tokens.extend(ids.iter().map(|&id| LlamaToken(id)));
+        return tokens;
+    }
     prompt_text(prompt)
         .bytes()
         .map(|b| LlamaToken(i32::from(b)))

@@ -10,3 +10,4 @@ pub mod lock;
 pub mod rescue;
 pub mod runs;
 pub mod session;
+pub mod tokens;

@@ -15,13 +15,15 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::atomic::write_atomic;
+use super::tokens::{write_pretty, KeptToken};
 use crate::engine::beams::BeamSettings;
 use crate::engine::protocol::{Beam, BeamStats, ChatMessage, GenerationStats, StopReason};
 use crate::engine::SamplingParams;
 use crate::text_position::line_col;
 
 /// The format version this build writes; it reads this one and older.
-/// 2 added `beam_search`.
+/// Version 2 keeps the output's tokens with their probabilities, where
+/// a forked run came from, and a beam search's sequences.
 pub const RUN_FORMAT_VERSION: u32 = 2;
 
 /// Characters of output shown in a list line.
@@ -60,6 +62,13 @@ pub struct RunRecord {
     /// returned (`output` is then the best sequence's text).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub beam_search: Option<BeamSearchRun>,
+    /// The output's tokens with their probabilities, when they were
+    /// computed (from version 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokens: Option<Vec<KeptToken>>,
+    /// The run this one was forked from with the lens (from version 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forked_from: Option<ForkedFrom>,
 }
 
 /// A workbench run's beam search.
@@ -72,6 +81,15 @@ pub struct BeamSearchRun {
     pub beams: Vec<Beam>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stats: Option<BeamStats>,
+}
+
+/// Where a forked run's output left its parent's: the parent's id and the
+/// index of the token replaced by another.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ForkedFrom {
+    pub run: String,
+    pub token: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -207,10 +225,11 @@ pub fn save<R: Record>(dir: &Path, record: &R) -> Result<PathBuf, String> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(format!("{}: cannot save the {kind}: {e}", path.display())),
     }
-    let mut json = serde_json::to_string_pretty(record)
+    // A run's tokens go on one line; the rest is pretty.
+    let mut json = write_pretty(record)
         .map_err(|e| format!("{}: cannot save the {kind}: {e}", path.display()))?;
-    json.push('\n');
-    write_atomic(&path, json.as_bytes())
+    json.push(b'\n');
+    write_atomic(&path, &json)
         .map_err(|e| format!("{}: cannot save the {kind}: {e}", path.display()))?;
     Ok(path)
 }
@@ -463,6 +482,8 @@ mod tests {
                 grammar: None,
             }),
             beam_search: None,
+            tokens: None,
+            forked_from: None,
         }
     }
 
@@ -701,6 +722,51 @@ mod tests {
         let loaded = load::<RunRecord>(dir.path(), "old").unwrap();
         assert_eq!(loaded.version, 1);
         assert_eq!(loaded.beam_search, None);
+    }
+
+    #[test]
+    fn tokens_and_the_fork_round_trip_and_version_1_files_still_load() {
+        use crate::store::tokens::{KeptAlternative, MilliNats};
+        let dir = tempfile::tempdir().unwrap();
+        let dir = dir.path();
+        let mut run = record(T2026, "summarize", "Hi!");
+        run.tokens = Some(vec![KeptToken {
+            id: 5,
+            text: "Hi!".into(),
+            logprob: MilliNats(-120),
+            entropy: Some(MilliNats(640)),
+            top: vec![KeptAlternative {
+                id: 5,
+                text: "Hi!".into(),
+                logprob: MilliNats(-120),
+            }],
+        }]);
+        run.forked_from = Some(ForkedFrom {
+            run: "20261128-143400-000-summarize".into(),
+            token: 3,
+        });
+        let path = save(dir, &run).unwrap();
+        assert_eq!(load::<RunRecord>(dir, &run.id).unwrap(), run);
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            text.contains("\"tokens\": [[5,\"Hi!\",-120,640,[[5,\"Hi!\",-120]]]],\n"),
+            "{text}"
+        );
+        // A file of version 1 (no tokens, no fork) reads as before.
+        let mut old = record(T2026 + 1, "summarize", "old");
+        old.version = 1;
+        let mut json: serde_json::Value = serde_json::to_value(&old).unwrap();
+        json.as_object_mut().unwrap().remove("tokens");
+        std::fs::write(
+            dir.join(format!("{}.json", old.id)),
+            serde_json::to_string_pretty(&json).unwrap(),
+        )
+        .unwrap();
+        let loaded = load::<RunRecord>(dir, &old.id).unwrap();
+        assert_eq!(
+            (loaded.version, loaded.tokens, loaded.forked_from),
+            (1, None, None)
+        );
     }
 
     #[test]

@@ -6,14 +6,16 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::atomic::write_atomic;
+use super::tokens::{write_pretty, KeptToken};
 use crate::engine::protocol::Role;
 use crate::engine::sampling::SamplingOverrides;
 use crate::engine::SamplingParams;
 
 /// The format version this build writes; it reads this one and older.
 /// Version 2 added reply settings and kept branches of edited turns;
-/// version 3 records which sampler settings the session chose itself.
-pub const SESSION_VERSION: u32 = 3;
+/// version 3 records which sampler settings the session chose itself;
+/// version 4 keeps replies' tokens with their probabilities.
+pub const SESSION_VERSION: u32 = 4;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -50,6 +52,8 @@ pub struct ReplySettings {
     pub stop: Vec<String>,
     /// Context size to load the model with; None = the command line's.
     pub n_ctx: Option<u32>,
+    /// Keep each reply token's probability and alternatives (for the lens).
+    pub probabilities: bool,
 }
 
 impl Default for ReplySettings {
@@ -59,6 +63,7 @@ impl Default for ReplySettings {
             max_tokens: 1024,
             stop: Vec::new(),
             n_ctx: None,
+            probabilities: true,
         }
     }
 }
@@ -76,6 +81,10 @@ pub struct StoredMessage {
     /// of this message.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub branches: Vec<Vec<StoredMessage>>,
+    /// A reply's tokens with their probabilities, when they were computed
+    /// (from version 4).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokens: Option<Vec<KeptToken>>,
 }
 
 impl StoredMessage {
@@ -85,6 +94,7 @@ impl StoredMessage {
             text: text.into(),
             note: None,
             branches: Vec::new(),
+            tokens: None,
         }
     }
 }
@@ -186,10 +196,9 @@ pub fn save(path: &Path, session: &Session) -> Result<(), SessionError> {
         path: path.to_path_buf(),
         source,
     };
-    let mut json =
-        serde_json::to_string_pretty(session).map_err(|e| write_error(std::io::Error::other(e)))?;
-    json.push('\n');
-    write_atomic(path, json.as_bytes()).map_err(write_error)
+    let mut json = write_pretty(session).map_err(|e| write_error(std::io::Error::other(e)))?;
+    json.push(b'\n');
+    write_atomic(path, &json).map_err(write_error)
 }
 
 /// A name for a new session: `chat-YYYYMMDD-HHMMSS` in UTC.
@@ -277,7 +286,7 @@ mod tests {
         std::fs::write(&path, "{\"version\": 9, \"name\": \"x\", \"tabs\": []}").unwrap();
         let error = load(&path).unwrap_err().to_string();
         assert!(
-            error.contains("session format version 9 is newer than this whet reads (3)"),
+            error.contains("session format version 9 is newer than this whet reads (4)"),
             "{error}"
         );
     }
@@ -292,6 +301,116 @@ mod tests {
         assert_eq!(session.messages, [StoredMessage::new(Role::User, "hi")]);
         assert_eq!(session.reply, ReplySettings::default());
     }
+
+    fn with_tokens() -> Session {
+        use super::super::tokens::{KeptAlternative, MilliNats};
+        let mut session = sample();
+        let token = |id: i32, text: &str, logprob: i32| KeptToken {
+            id,
+            text: text.into(),
+            logprob: MilliNats(logprob),
+            entropy: Some(MilliNats(812)),
+            top: vec![
+                KeptAlternative {
+                    id,
+                    text: text.into(),
+                    logprob: MilliNats(logprob),
+                },
+                KeptAlternative {
+                    id: 2,
+                    text: "<|im_end|>".into(),
+                    logprob: MilliNats(-3000),
+                },
+            ],
+        };
+        session.messages[1].text = "pa\nrt".into();
+        session.messages[1].tokens = Some(vec![token(5, "pa\n", -100), token(6, "rt", -1800)]);
+        session.messages[0].branches[0][1].tokens = Some(vec![token(9, "its reply", -5)]);
+        session
+    }
+
+    #[test]
+    fn probabilities_round_trip_on_one_line_per_reply() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = session_path(dir.path(), "demo").unwrap();
+        save(&path, &with_tokens()).unwrap();
+        assert_eq!(load(&path).unwrap(), with_tokens());
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains("\"version\": 4,\n"), "{text}");
+        assert!(
+            text.contains(
+                r#""tokens": [[5,"pa\n",-100,812,[[5,"pa\n",-100],[2,"<|im_end|>",-3000]]],[6,"rt",-1800,812,"#
+            ),
+            "{text}"
+        );
+        // A message without probabilities has no `tokens` at all.
+        assert_eq!(text.matches("\"tokens\"").count(), 2);
+    }
+
+    #[test]
+    fn version_3_files_still_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v3.json");
+        std::fs::write(&path, V3_FILE).unwrap();
+        let session = load(&path).unwrap();
+        assert_eq!(session.version, 3);
+        assert_eq!(session.messages.len(), 2);
+        assert_eq!(session.messages[1].tokens, None);
+        assert_eq!(session.messages[0].branches[0][1].text, "an older reply");
+        // Saved again, it is a version 4 file and reads back the same.
+        let mut again = session.clone();
+        again.version = SESSION_VERSION;
+        save(&path, &again).unwrap();
+        assert_eq!(load(&path).unwrap(), again);
+    }
+
+    /// A session as whet wrote it with format version 3.
+    const V3_FILE: &str = r#"{
+  "version": 3,
+  "name": "old",
+  "model": "/models/SmolLM2-135M-Instruct.Q4_1.gguf",
+  "system_prompt": "Be brief.",
+  "sampling": {
+    "temperature": 0.2,
+    "top_k": 40,
+    "top_p": 0.95,
+    "min_p": 0.05,
+    "repeat_penalty": 1.0,
+    "repeat_last_n": 64,
+    "seed": 7
+  },
+  "sampling_set": {},
+  "reply": {
+    "fixed_seed": false,
+    "max_tokens": 1024,
+    "stop": [],
+    "n_ctx": null
+  },
+  "messages": [
+    {
+      "role": "user",
+      "text": "hello",
+      "branches": [
+        [
+          {
+            "role": "user",
+            "text": "hi"
+          },
+          {
+            "role": "assistant",
+            "text": "an older reply"
+          }
+        ]
+      ]
+    },
+    {
+      "role": "assistant",
+      "text": "Hello! How can I help?",
+      "note": "stopped"
+    }
+  ]
+}
+"#;
 
     #[test]
     fn names_are_checked() {

@@ -21,6 +21,7 @@ use super::sanitize::sanitize;
 use super::settings::SettingsForm;
 use super::theme::Theme;
 use super::workbench::{self, update as wb, Workbench};
+use crate::engine::probs::TokenProbs;
 use crate::engine::protocol::{ChatMessage, GenerationStats, StopReason};
 use crate::engine::sampling::SamplingOverrides;
 use crate::engine::SamplingParams;
@@ -110,6 +111,11 @@ pub enum Msg {
         text: String,
         /// Tokens in the context after this one (0 when unknown).
         context_used: u32,
+        /// The sampled token's id; −1 for text that ends a reply without
+        /// a token of its own (held back by a stop string check).
+        token: i32,
+        /// Its probability and alternatives, when they were asked for.
+        probs: Option<TokenProbs>,
     },
     GenerationDone {
         id: u64,
@@ -213,6 +219,12 @@ pub enum Effect {
         /// starting a new one.
         continue_reply: bool,
     },
+    /// Start a chat generation that goes on writing the last message from
+    /// exactly these tokens (a fork from the lens).
+    ContinueFrom {
+        messages: Vec<ChatMessage>,
+        open_tokens: Vec<i32>,
+    },
     Cancel {
         id: u64,
     },
@@ -263,6 +275,15 @@ pub enum Effect {
         messages: Vec<ChatMessage>,
         beams: crate::engine::beams::BeamSettings,
         max_tokens: u32,
+    },
+    /// Generate for the workbench going on writing the last message from
+    /// exactly these tokens (a fork of a run from the lens).
+    ForkRun {
+        messages: Vec<ChatMessage>,
+        open_tokens: Vec<i32>,
+        sampling: SamplingParams,
+        max_tokens: u32,
+        stop: Vec<String>,
     },
     /// Write a run record (a new id is given to one without).
     SaveRun(Box<RunRecord>),
@@ -523,17 +544,19 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
             id,
             text,
             context_used,
+            token,
+            probs,
         } => {
             if app.generating == Some(id) && context_used > 0 {
                 app.context_used = context_used;
             }
             if wb::owns_generation(&app.wb, id) {
-                wb::on_token(&mut app.wb, &sanitize(&text));
+                wb::on_token(&mut app.wb, &sanitize(&text), token, probs.as_ref());
             } else if rd::owns_generation(app, id) {
                 // Kept as the model wrote it: it goes into the next prompt.
                 rd::on_token(app, &text);
             } else if app.generating == Some(id) {
-                chat::on_token(app, &sanitize(&text));
+                chat::on_token(app, &sanitize(&text), token, probs.as_ref());
             }
             Vec::new()
         }

@@ -3,6 +3,7 @@
 
 use crate::engine::protocol::{ChatMessage, Role};
 use crate::store::session::StoredMessage;
+use crate::store::tokens::KeptToken;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EntryStatus {
@@ -22,6 +23,9 @@ pub struct Entry {
     /// Other versions of the conversation from this entry on (see
     /// `StoredMessage::branches`).
     pub branches: Vec<Vec<Entry>>,
+    /// A reply's tokens with their probabilities, when they were asked
+    /// for: their texts make up `text`.
+    pub tokens: Option<Vec<KeptToken>>,
 }
 
 impl Entry {
@@ -31,6 +35,7 @@ impl Entry {
             text: text.into(),
             status,
             branches: Vec::new(),
+            tokens: None,
         }
     }
 
@@ -50,6 +55,12 @@ impl Entry {
                 .iter()
                 .map(|branch| branch.iter().map(Entry::from_stored).collect())
                 .collect(),
+            // Tokens that do not spell the text (an edited file) are not
+            // trusted: the lens would point at the wrong places.
+            tokens: message
+                .tokens
+                .clone()
+                .filter(|tokens| spells(tokens, &message.text)),
         }
     }
 
@@ -70,6 +81,7 @@ impl Entry {
                 .iter()
                 .map(|branch| branch.iter().map(Entry::to_stored).collect())
                 .collect(),
+            tokens: self.tokens.clone(),
         }
     }
 
@@ -77,6 +89,18 @@ impl Entry {
     pub fn is_context(&self) -> bool {
         !matches!(self.status, EntryStatus::Failed(_) | EntryStatus::Streaming)
     }
+}
+
+/// Whether the tokens' texts, one after another, are `text`.
+pub fn spells(tokens: &[KeptToken], text: &str) -> bool {
+    let mut rest = text;
+    for token in tokens {
+        match rest.strip_prefix(token.text.as_str()) {
+            Some(after) => rest = after,
+            None => return false,
+        }
+    }
+    rest.is_empty()
 }
 
 /// The messages the model sees: the system prompt, then every finished turn.
@@ -94,17 +118,22 @@ pub fn chat_messages(system_prompt: Option<&str>, entries: &[Entry]) -> Vec<Chat
 /// Replaces the entry at `index` with a new version and drops the turns after
 /// it from view; the old version and its turns are kept as a branch.
 pub fn replace_with_branch(entries: &mut Vec<Entry>, index: usize, text: String) {
+    let Some(role) = entries.get(index).map(|e| e.role) else {
+        return;
+    };
+    replace_with_version(entries, index, Entry::new(role, text, EntryStatus::Done));
+}
+
+/// Like `replace_with_branch`, with the new version given whole (a fork:
+/// a reply streaming from a kept prefix of the old one).
+pub fn replace_with_version(entries: &mut Vec<Entry>, index: usize, new: Entry) {
     if index >= entries.len() {
         return;
     }
     let mut old = entries.split_off(index);
     let mut branches = std::mem::take(&mut old[0].branches);
-    let role = old[0].role;
     branches.push(old);
-    entries.push(Entry {
-        branches,
-        ..Entry::new(role, text, EntryStatus::Done)
-    });
+    entries.push(Entry { branches, ..new });
 }
 
 /// Switches the conversation from `index` on to the next (or previous) kept

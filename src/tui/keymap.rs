@@ -175,6 +175,7 @@ pub enum Action {
     CopyCode,
     BranchNext,
     BranchPrev,
+    Lens,
     // Settings
     Apply,
     Close,
@@ -238,6 +239,7 @@ const ROUNDS: &[Context] = &[Context::Rounds, Context::Experiments];
 const EXPERIMENTS: &[Context] = &[Context::Experiments];
 const COPY: &[Context] = &[Context::Messages, Context::Rounds, Context::Experiments];
 const BRANCHES: &[Context] = &[Context::Messages, Context::Experiments];
+const LENS: &[Context] = &[Context::Messages, Context::WorkbenchList];
 const POPUPS: &[Context] = &[Context::Settings, Context::Picker, Context::WorkbenchForm];
 const INPUTS: &[Context] = &[Context::Input, Context::Workbench, Context::WorkbenchForm];
 const PICKERS: &[Context] = &[
@@ -291,6 +293,7 @@ impl Action {
         Action::CopyCode,
         Action::BranchNext,
         Action::BranchPrev,
+        Action::Lens,
         Action::Apply,
         Action::Close,
         Action::FieldNext,
@@ -378,6 +381,11 @@ impl Action {
                 "branch_prev",
                 "Show the previous kept branch (or repeat)",
                 BRANCHES,
+            ),
+            Action::Lens => (
+                "lens",
+                "Lens on the reply: ←/→ token, ↑/↓ alternative, Enter forks",
+                LENS,
             ),
             Action::Apply => ("apply", "Apply the settings or the form", FORMS),
             Action::Close => ("close", "Close", POPUPS),
@@ -564,6 +572,8 @@ const DEFAULTS: &[(Context, Action, &[&str])] = &[
     (Context::Messages, Action::CopyCode, &["Y"]),
     (Context::Messages, Action::BranchNext, &["]"]),
     (Context::Messages, Action::BranchPrev, &["["]),
+    (Context::Messages, Action::Lens, &["t"]),
+    (Context::WorkbenchList, Action::Lens, &["t"]),
     (Context::Messages, Action::Help, &["?"]),
     (Context::Settings, Action::Apply, &["ctrl+s"]),
     (Context::Settings, Action::Close, &["esc"]),

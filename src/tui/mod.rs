@@ -10,6 +10,7 @@ pub mod chat;
 pub mod conversation;
 pub mod experiments;
 pub mod keymap;
+pub mod lens;
 pub mod markdown;
 pub mod picker;
 pub mod rating;
@@ -351,6 +352,17 @@ async fn event_loop(
                         engine.as_mut(),
                         messages,
                         continue_reply,
+                        None,
+                    )),
+                    Effect::ContinueFrom {
+                        messages,
+                        open_tokens,
+                    } => Some(start_generation(
+                        &app,
+                        engine.as_mut(),
+                        messages,
+                        true,
+                        Some(open_tokens),
                     )),
                     Effect::Cancel { id } => {
                         if let Some(engine) = &engine {
@@ -427,7 +439,30 @@ async fn event_loop(
                             stop,
                             reuse_prefix: true,
                             ignore_eos: false,
-                            probs: None,
+                            probs: run_probs(&app),
+                            constraint: None,
+                        };
+                        Some(started(engine.as_mut(), request))
+                    }
+                    Effect::ForkRun {
+                        messages,
+                        open_tokens,
+                        sampling,
+                        max_tokens,
+                        stop,
+                    } => {
+                        let request = GenerateRequest {
+                            id: 0,
+                            prompt: Prompt::ChatContinue {
+                                messages,
+                                open_tokens: Some(open_tokens),
+                            },
+                            sampling,
+                            max_tokens,
+                            stop,
+                            reuse_prefix: true,
+                            ignore_eos: false,
+                            probs: run_probs(&app),
                             constraint: None,
                         };
                         Some(started(engine.as_mut(), request))
@@ -641,12 +676,16 @@ fn start_generation(
     engine: Option<&mut EngineClient>,
     messages: Vec<crate::engine::protocol::ChatMessage>,
     continue_reply: bool,
+    open_tokens: Option<Vec<i32>>,
 ) -> Msg {
     let settings = &app.chat.settings;
     let request = GenerateRequest {
         id: 0,
-        prompt: if continue_reply {
-            Prompt::ChatContinue { messages }
+        prompt: if continue_reply || open_tokens.is_some() {
+            Prompt::ChatContinue {
+                messages,
+                open_tokens,
+            }
         } else {
             Prompt::Chat { messages }
         },
@@ -664,10 +703,19 @@ fn start_generation(
         stop: settings.reply.stop.clone(),
         reuse_prefix: true,
         ignore_eos: false,
-        probs: None,
+        probs: settings.reply.probabilities.then_some(lens::PROBS),
         constraint: None,
     };
     started(engine, request)
+}
+
+/// A workbench run asks for probabilities when its record keeps them.
+fn run_probs(app: &App) -> Option<crate::engine::probs::ProbsRequest> {
+    app.wb
+        .run
+        .as_ref()
+        .and_then(|run| run.record.tokens.as_ref())
+        .map(|_| lens::PROBS)
 }
 
 fn started(engine: Option<&mut EngineClient>, request: GenerateRequest) -> Msg {
@@ -953,11 +1001,15 @@ fn engine_msg(event: Event) -> Option<Msg> {
             id,
             text,
             context_used,
+            token,
+            probs,
             ..
         } => Some(Msg::Token {
             id,
             text,
             context_used,
+            token,
+            probs,
         }),
         Event::Done {
             id, reason, stats, ..

@@ -31,10 +31,11 @@ pub enum Field {
     MaxTokens,
     Stop,
     Context,
+    Probabilities,
 }
 
 impl Field {
-    pub const ALL: [Field; 10] = [
+    pub const ALL: [Field; 11] = [
         Field::SystemPrompt,
         Field::Temperature,
         Field::TopK,
@@ -45,6 +46,7 @@ impl Field {
         Field::MaxTokens,
         Field::Stop,
         Field::Context,
+        Field::Probabilities,
     ];
 
     pub fn label(self) -> &'static str {
@@ -59,6 +61,7 @@ impl Field {
             Field::MaxTokens => "Max tokens",
             Field::Stop => "Stop strings",
             Field::Context => "Context size",
+            Field::Probabilities => "Probabilities",
         }
     }
 
@@ -87,6 +90,9 @@ impl Field {
             Field::MaxTokens => "per reply; 0 = until the context is full",
             Field::Stop => "comma-separated; \\n newline, \\, comma, \\\\ backslash",
             Field::Context => "tokens; 'default' = the command line's; reloads the model",
+            Field::Probabilities => {
+                "on: keep each token's probability and alternatives (the lens); off"
+            }
         }
     }
 }
@@ -144,6 +150,7 @@ impl SettingsForm {
             Field::Context => r
                 .n_ctx
                 .map_or_else(|| "default".to_string(), |n| n.to_string()),
+            Field::Probabilities => if r.probabilities { "on" } else { "off" }.to_string(),
         };
         let without_session = defaults.resolve(&SamplingOverrides::default(), s);
         let origin = |field: Field| {
@@ -285,6 +292,17 @@ impl SettingsForm {
                 ));
             }
             Some(n)
+        };
+        let probabilities = self.text(Field::Probabilities);
+        next.reply.probabilities = match probabilities.trim().to_ascii_lowercase().as_str() {
+            "on" | "yes" | "true" | "" => true,
+            "off" | "no" | "false" => false,
+            other => {
+                return Err(format!(
+                    "{}: '{other}' is not on or off",
+                    Field::Probabilities.label()
+                ))
+            }
         };
         Ok(next)
     }

@@ -134,6 +134,11 @@ pub enum Slot {
     HeatMiddle,
     HeatGood,
     HeatBest,
+    /// The lens: tokens the model gave less than 25 % (always underlined
+    /// as well, so they show without colour), 25–60 %, and more.
+    ConfidenceLow,
+    ConfidenceMedium,
+    ConfidenceHigh,
 }
 
 impl Slot {
@@ -171,6 +176,9 @@ impl Slot {
         Slot::HeatMiddle,
         Slot::HeatGood,
         Slot::HeatBest,
+        Slot::ConfidenceLow,
+        Slot::ConfidenceMedium,
+        Slot::ConfidenceHigh,
     ];
 
     /// The name in theme files (snake_case).
@@ -208,6 +216,9 @@ impl Slot {
             Slot::HeatMiddle => "heat_middle",
             Slot::HeatGood => "heat_good",
             Slot::HeatBest => "heat_best",
+            Slot::ConfidenceLow => "confidence_low",
+            Slot::ConfidenceMedium => "confidence_medium",
+            Slot::ConfidenceHigh => "confidence_high",
         }
     }
 
@@ -264,6 +275,18 @@ impl Theme {
             theme
         })
         .clone()
+    }
+}
+
+impl Theme {
+    /// No colours and no modifiers in any slot: what `NO_COLOR` asks for.
+    /// Views add what must show without colour (a selection marker, the
+    /// lens's underline) themselves.
+    pub fn plain() -> Theme {
+        Theme {
+            name: "plain".to_string(),
+            styles: [Style::new(); SLOTS],
+        }
     }
 }
 

@@ -11,12 +11,14 @@ use std::path::Path;
 use ratatui_textarea::TextArea;
 
 use super::conversation::{chat_messages, Entry, EntryStatus};
+use super::lens::Lens;
 use super::settings::ChatSettings;
 use crate::engine::protocol::ChatMessage;
 use crate::engine::sampling::SamplingOverrides;
 use crate::engine::SamplingParams;
 use crate::sampling_defaults::SamplingDefaults;
 use crate::store::session::{ReplySettings, Session};
+use crate::store::tokens::KeptAlternative;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Focus {
@@ -57,6 +59,19 @@ pub struct Chat {
     /// Where a rescue copy goes when quitting with unsaved turns (said in
     /// the question before quitting).
     pub rescue_hint: String,
+    /// The lens, open on the reply at this index.
+    pub lens: Option<(usize, Lens)>,
+    /// A fork chosen while a reply streamed: it starts once the reply has
+    /// stopped.
+    pub pending_fork: Option<PendingFork>,
+}
+
+/// A fork of reply `entry` at token `at` with `choice`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingFork {
+    pub entry: usize,
+    pub at: usize,
+    pub choice: KeptAlternative,
 }
 
 impl Chat {
@@ -86,6 +101,8 @@ impl Chat {
             queued: None,
             unsaved: None,
             rescue_hint: String::new(),
+            lens: None,
+            pending_fork: None,
         }
     }
 
@@ -106,6 +123,8 @@ impl Chat {
         };
         self.entries = session.messages.iter().map(Entry::from_stored).collect();
         self.selected = None;
+        self.lens = None;
+        self.pending_fork = None;
         // An edit belongs to the conversation it was started in.
         if let Some((_, draft)) = self.editing.take() {
             self.input = update::input_with(draft);

@@ -5,13 +5,18 @@ use crossterm::event::{KeyCode, KeyEvent, MouseButton, MouseEvent, MouseEventKin
 use ratatui::layout::Position;
 use ratatui_textarea::TextArea;
 
-use super::Focus;
-use crate::engine::protocol::{prompt_too_long, Role, StopReason};
+use super::{Focus, PendingFork};
+use crate::engine::probs::TokenProbs;
+use crate::engine::protocol::{prompt_too_long, ChatMessage, Role, StopReason};
 use crate::store::session::Session;
+use crate::store::tokens::{KeptAlternative, KeptToken};
 use crate::tui::app::{engine_ready, restart, App, Effect, EngineState, Overlay, Screen};
+use crate::tui::conversation::chat_messages;
 use crate::tui::conversation::{self, Entry, EntryStatus};
 use crate::tui::keymap::{Action, Context};
+use crate::tui::lens::{self, Lens, LensKey};
 use crate::tui::picker::{Picker, PickerKind};
+use crate::tui::sanitize::sanitize;
 use crate::tui::settings::SettingsForm;
 
 const INPUT_PLACEHOLDER: &str = "Type a message; Enter sends, Alt+Enter or Ctrl+J adds a line";
@@ -24,10 +29,38 @@ pub fn on_paste(app: &mut App, text: String) {
     app.chat.input.insert_str(text);
 }
 
-/// A token of the chat's reply.
-pub fn on_token(app: &mut App, text: &str) {
-    if let Some(entry) = app.chat.streaming_entry() {
-        entry.text.push_str(text);
+/// A token of the chat's reply: its text, and its probabilities when the
+/// reply keeps them.
+pub fn on_token(app: &mut App, text: &str, token: i32, probs: Option<&TokenProbs>) {
+    let Some(entry) = app.chat.streaming_entry() else {
+        return;
+    };
+    entry.text.push_str(text);
+    if let Some(tokens) = &mut entry.tokens {
+        match (probs, tokens.last_mut()) {
+            (Some(probs), _) if token >= 0 => tokens.push(KeptToken::new(token, text, probs)),
+            // Text held back to the end belongs to the last token.
+            (None, Some(last)) if token < 0 => last.text.push_str(text),
+            (None, None) if token < 0 && text.is_empty() => {}
+            // The tokens could no longer spell the reply.
+            _ => entry.tokens = None,
+        }
+    }
+    let index = app.chat.entries.len() - 1;
+    settle_lens(app, index);
+}
+
+/// Keeps the lens on a token of its reply (which grew or changed).
+fn settle_lens(app: &mut App, index: usize) {
+    if let Some((at, lens)) = &mut app.chat.lens {
+        if *at == index {
+            let tokens = app
+                .chat
+                .entries
+                .get(index)
+                .and_then(|e| e.tokens.as_deref());
+            lens.settle(tokens.unwrap_or_default());
+        }
     }
 }
 
@@ -161,6 +194,11 @@ pub fn on_key(app: &mut App, action: Option<Action>, key: KeyEvent) -> Vec<Effec
     if action != Some(Action::DeleteMessage) {
         app.chat.delete_armed = false;
     }
+    if app.chat.lens.is_some() && app.chat.focus == Focus::Messages {
+        if let Some(effects) = lens_key(app, action, key) {
+            return effects;
+        }
+    }
     let Some(action) = action else {
         if app.chat.focus == Focus::Input {
             app.chat.input.input(key);
@@ -224,6 +262,7 @@ pub fn on_key(app: &mut App, action: Option<Action>, key: KeyEvent) -> Vec<Effec
         Action::CopyCode => copy_code(app),
         Action::BranchNext => switch_branch(app, true),
         Action::BranchPrev => switch_branch(app, false),
+        Action::Lens => open_lens(app),
         // Keys of other contexts never come back for this one.
         _ => Vec::new(),
     }
@@ -231,6 +270,9 @@ pub fn on_key(app: &mut App, action: Option<Action>, key: KeyEvent) -> Vec<Effec
 
 fn set_focus(app: &mut App, focus: Focus) {
     app.chat.focus = focus;
+    if focus == Focus::Input {
+        app.chat.lens = None;
+    }
     if focus == Focus::Messages && app.chat.selected.is_none() {
         app.chat.selected = app.chat.entries.len().checked_sub(1);
         app.chat.follow_selection = true;
@@ -311,9 +353,10 @@ fn regenerate(app: &mut App) -> Vec<Effect> {
 /// Appends an empty reply that the next tokens stream into.
 fn start_reply(app: &mut App) -> Vec<Effect> {
     let messages = app.conversation();
-    app.chat
-        .entries
-        .push(Entry::new(Role::Assistant, "", EntryStatus::Streaming));
+    app.chat.entries.push(Entry {
+        tokens: app.chat.settings.reply.probabilities.then(Vec::new),
+        ..Entry::new(Role::Assistant, "", EntryStatus::Streaming)
+    });
     follow_stream(app);
     vec![
         Effect::SaveSession,
@@ -402,10 +445,16 @@ fn restore_queued(app: &mut App, text: &str) {
     app.chat.input = input_with(lines);
 }
 
-/// A chat reply has ended (done, stopped or failed): a message that waited
-/// for it goes out now.
+/// A chat reply has ended (done, stopped or failed): a fork or a message
+/// that waited for it goes out now.
 fn reply_ended(app: &mut App) -> Vec<Effect> {
     app.chat.stopping = false;
+    if let Some(fork) = app.chat.pending_fork.take() {
+        if app.engine == EngineState::Ready {
+            return start_fork(app, fork);
+        }
+        app.info("the fork was not started: the engine is not ready");
+    }
     let Some(text) = app.chat.queued.take() else {
         return Vec::new();
     };
@@ -505,6 +554,10 @@ fn continue_reply(app: &mut App) -> Vec<Effect> {
     app.chat.entries[last].status = EntryStatus::Done;
     let messages = app.conversation();
     app.chat.entries[last].status = EntryStatus::Streaming;
+    if !app.chat.settings.reply.probabilities {
+        // Only the first part would have them: the lens would mislead.
+        app.chat.entries[last].tokens = None;
+    }
     follow_stream(app);
     vec![
         Effect::SaveSession,
@@ -579,7 +632,168 @@ fn switch_branch(app: &mut App, forward: bool) -> Vec<Effect> {
     app.chat.selected = Some(index);
     app.chat.follow_selection = true;
     app.context_used = 0;
+    // The lens stays on its reply's place if a reply is there.
+    if let Some((at, _)) = app.chat.lens {
+        let reply = app
+            .chat
+            .entries
+            .get(at)
+            .is_some_and(|e| e.role == Role::Assistant);
+        if reply {
+            app.chat.selected = Some(at);
+            settle_lens(app, at);
+        } else {
+            app.chat.lens = None;
+        }
+    }
     vec![Effect::SaveSession]
+}
+
+/// Opens the lens on the selected reply (or the last one).
+fn open_lens(app: &mut App) -> Vec<Effect> {
+    let Some(index) = app.chat.target() else {
+        app.info("there is no reply to look at yet");
+        return Vec::new();
+    };
+    let entry = &app.chat.entries[index];
+    if entry.role != Role::Assistant {
+        app.info("the lens shows a reply's tokens: select a reply");
+        return Vec::new();
+    }
+    let streaming = entry.status == EntryStatus::Streaming;
+    let lens = Lens::open(entry.tokens.as_deref().unwrap_or_default(), streaming);
+    if entry.tokens.is_none() {
+        app.info(lens::NO_PROBS);
+    }
+    app.chat.lens = Some((index, lens));
+    app.chat.selected = Some(index);
+    Vec::new()
+}
+
+/// A key while the lens is open; None hands it on to the chat (the lens
+/// closed first unless the key keeps it).
+fn lens_key(app: &mut App, action: Option<Action>, key: KeyEvent) -> Option<Vec<Effect>> {
+    let (index, mut lens) = app.chat.lens.clone()?;
+    match action {
+        Some(Action::Lens) => {
+            app.chat.lens = None;
+            return Some(Vec::new());
+        }
+        Some(Action::Stop) if app.generating.is_none() && app.chat.queued.is_none() => {
+            app.chat.lens = None;
+            return Some(Vec::new());
+        }
+        // These keep the lens: stopping, other versions, copying, help.
+        Some(
+            Action::Stop
+            | Action::BranchNext
+            | Action::BranchPrev
+            | Action::CopyMessage
+            | Action::Help
+            | Action::PageUp
+            | Action::PageDown,
+        ) => return None,
+        _ => {}
+    }
+    let Some(entry) = app.chat.entries.get(index) else {
+        app.chat.lens = None;
+        return None;
+    };
+    let tokens = entry.tokens.clone().unwrap_or_default();
+    match lens.on_key(key, &tokens) {
+        LensKey::Unhandled => {
+            app.chat.lens = None;
+            None
+        }
+        LensKey::Moved => {
+            app.chat.lens = Some((index, lens));
+            Some(Vec::new())
+        }
+        LensKey::SameToken => {
+            app.info("that is the token the reply has: choose another with ↑/↓");
+            Some(Vec::new())
+        }
+        LensKey::Fork { at, choice } => {
+            app.chat.lens = Some((index, lens));
+            Some(fork(
+                app,
+                PendingFork {
+                    entry: index,
+                    at,
+                    choice,
+                },
+            ))
+        }
+    }
+}
+
+/// Forks reply `fork.entry` at its token `fork.at`: the reply cut before
+/// it, the chosen token in its place, and the model going on from there
+/// into a new version of the reply. A reply streaming is stopped first.
+fn fork(app: &mut App, fork: PendingFork) -> Vec<Effect> {
+    if blocked_by_edit(app) {
+        return Vec::new();
+    }
+    if let Some(id) = app.generating {
+        if app.chat.is_busy() {
+            app.chat.pending_fork = Some(fork);
+            app.chat.stopping = true;
+            app.info("stopping the reply; the fork follows");
+            return vec![Effect::Cancel { id }];
+        }
+    }
+    if !engine_ready(app) {
+        return Vec::new();
+    }
+    start_fork(app, fork)
+}
+
+fn start_fork(app: &mut App, fork: PendingFork) -> Vec<Effect> {
+    let Some(entry) = app.chat.entries.get(fork.entry) else {
+        return Vec::new();
+    };
+    let Some(tokens) = entry.tokens.as_deref() else {
+        return Vec::new();
+    };
+    if fork.at >= tokens.len() {
+        return Vec::new();
+    }
+    let choice = KeptAlternative {
+        text: sanitize(&fork.choice.text),
+        ..fork.choice
+    };
+    let tokens = lens::forked_tokens(tokens, fork.at, &choice);
+    let text: String = tokens.iter().map(|t| t.text.as_str()).collect();
+    let open_tokens: Vec<i32> = tokens.iter().map(|t| t.id).collect();
+    let mut messages = chat_messages(
+        app.chat.settings.system_prompt.as_deref(),
+        &app.chat.entries[..fork.entry],
+    );
+    messages.push(ChatMessage::new(Role::Assistant, text.clone()));
+    let version = Entry {
+        tokens: Some(tokens),
+        ..Entry::new(Role::Assistant, text, EntryStatus::Streaming)
+    };
+    conversation::replace_with_version(&mut app.chat.entries, fork.entry, version);
+    follow_stream(app);
+    let mut lens = Lens::open(&[], true);
+    lens.cursor = fork.at;
+    app.chat.lens = Some((fork.entry, lens));
+    app.chat.selected = Some(fork.entry);
+    settle_lens(app, fork.entry);
+    app.info(format!(
+        "forked at token {}; the old version is kept ({}/{} switch)",
+        fork.at + 1,
+        app.keymap.key_hint(Action::BranchPrev),
+        app.keymap.key_hint(Action::BranchNext)
+    ));
+    vec![
+        Effect::SaveSession,
+        Effect::ContinueFrom {
+            messages,
+            open_tokens,
+        },
+    ]
 }
 
 pub fn on_settings_key(app: &mut App, action: Option<Action>, key: KeyEvent) -> Vec<Effect> {
@@ -748,6 +962,8 @@ mod tests {
             &mut app,
             Msg::Token {
                 context_used: 0,
+                token: -1,
+                probs: None,
                 id: 7,
                 text: "Hel".into(),
             },
@@ -756,6 +972,8 @@ mod tests {
             &mut app,
             Msg::Token {
                 context_used: 0,
+                token: -1,
+                probs: None,
                 id: 99,
                 text: "stale".into(),
             },
@@ -764,6 +982,8 @@ mod tests {
             &mut app,
             Msg::Token {
                 context_used: 0,
+                token: -1,
+                probs: None,
                 id: 7,
                 text: "lo\x1b[2J".into(),
             },
@@ -805,6 +1025,8 @@ mod tests {
             &mut app,
             Msg::Token {
                 context_used: 0,
+                token: -1,
+                probs: None,
                 id: 3,
                 text: "partial".into(),
             },
@@ -871,6 +1093,8 @@ mod tests {
             &mut app,
             Msg::Token {
                 context_used: 0,
+                token: -1,
+                probs: None,
                 id: 1,
                 text: "par".into(),
             },
@@ -924,6 +1148,8 @@ mod tests {
             &mut app,
             Msg::Token {
                 context_used: 0,
+                token: -1,
+                probs: None,
                 id: 1,
                 text: "Hel".into(),
             },
@@ -957,6 +1183,8 @@ mod tests {
             &mut app,
             Msg::Token {
                 context_used: 0,
+                token: -1,
+                probs: None,
                 id: 1,
                 text: "first".into(),
             },

@@ -10,7 +10,8 @@ use super::Focus;
 use crate::engine::protocol::Role;
 use crate::tui::app::{App, DrawnLayout};
 use crate::tui::conversation::{Entry, EntryStatus};
-use crate::tui::keymap::Action;
+use crate::tui::keymap::{Action, Context};
+use crate::tui::lens;
 use crate::tui::markdown::{self, MarkdownStyle};
 use crate::tui::sanitize::sanitize;
 use crate::tui::settings::{Field, SettingsForm};
@@ -49,6 +50,38 @@ fn render_messages(app: &App, frame: &mut Frame, area: Rect) -> (u16, usize) {
         app.chat.focus == Focus::Messages && app.overlay.is_none(),
     )
     .title(Span::styled(sanitize(&title), theme.style(Slot::Title)));
+    let lensed = app
+        .chat
+        .lens
+        .as_ref()
+        .filter(|_| app.chat.focus == Focus::Messages)
+        .and_then(|(index, lens)| Some((*index, app.chat.entries.get(*index)?, lens)));
+    if let Some((index, entry, lens)) = lensed {
+        let mut title = format!(" Lens · {} · message {}", app.model_name, index + 1);
+        if !entry.branches.is_empty() {
+            title.push_str(&format!(
+                " · {} other version{} ({}/{})",
+                entry.branches.len(),
+                if entry.branches.len() == 1 { "" } else { "s" },
+                app.keymap.key_hint(Action::BranchPrev),
+                app.keymap.key_hint(Action::BranchNext),
+            ));
+        }
+        if entry.status == EntryStatus::Streaming {
+            title.push_str(" · streaming");
+        }
+        title.push(' ');
+        let block = pane(theme, app.overlay.is_none())
+            .title(Span::styled(sanitize(&title), theme.style(Slot::Title)));
+        let inner = block.inner(area);
+        frame.render_widget(block, area);
+        let hints = format!(
+            "←/→ token · ↑/↓ choose · Enter forks · {} closes",
+            app.keymap.key_hint_in(Context::Messages, Action::Lens)
+        );
+        lens::render(frame, inner, theme, entry.tokens.as_deref(), lens, &hints);
+        return (0, 0);
+    }
     let inner = block.inner(area);
     frame.render_widget(block, area);
     if app.chat.entries.is_empty() {
@@ -255,7 +288,7 @@ pub fn render_settings(app: &App, form: &SettingsForm, frame: &mut Frame, area: 
         frame,
         area,
         96,
-        21,
+        22,
         "Settings · applied to the next turn",
     );
     let system_height = 6u16;

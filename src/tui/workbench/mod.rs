@@ -172,6 +172,8 @@ pub struct WorkbenchRun {
     pub scroll: u16,
     /// The returned sequence chosen in a beam-search run (0 = the best).
     pub beam_selected: usize,
+    /// The lens on the output, when open.
+    pub lens: Option<crate::tui::lens::Lens>,
 }
 
 impl WorkbenchRun {
@@ -182,6 +184,7 @@ impl WorkbenchRun {
             reopened,
             scroll: 0,
             beam_selected: 0,
+            lens: None,
         }
     }
 

@@ -12,14 +12,20 @@ use super::example_form::ExampleForm;
 use super::{
     AfterConfirm, HistoryList, LinePrompt, LinePurpose, Pane, WbOverlay, Workbench, WorkbenchRun,
 };
+use crate::engine::probs::TokenProbs;
 use crate::engine::protocol::{Beam, BeamStats, ChatMessage, GenerationStats, Role, StopReason};
 use crate::engine::SamplingParams;
 use crate::prompt::template::is_template_name;
 use crate::prompt::{Source, Template, TemplateEntry};
-use crate::store::runs::{BeamSearchRun, RunOutcome, RunRecord, RunSummary, RUN_FORMAT_VERSION};
+use crate::store::runs::{
+    BeamSearchRun, ForkedFrom, RunOutcome, RunRecord, RunSummary, RUN_FORMAT_VERSION,
+};
+use crate::store::tokens::{KeptAlternative, KeptToken};
 use crate::tui::app::{engine_ready, App, Effect};
 use crate::tui::keymap::Action;
+use crate::tui::lens::{self, Lens, LensKey};
 use crate::tui::run_settings::run_settings;
+use crate::tui::sanitize::sanitize;
 
 /// Keys while the workbench has the screen (and no app popup is open).
 pub fn on_key(app: &mut App, action: Option<Action>, key: KeyEvent) -> Vec<Effect> {
@@ -28,6 +34,12 @@ pub fn on_key(app: &mut App, action: Option<Action>, key: KeyEvent) -> Vec<Effec
     }
     if app.wb.overlay.is_some() {
         return on_overlay_key(app, action, key);
+    }
+    let lens_open = app.wb.run.as_ref().is_some_and(|r| r.lens.is_some());
+    if lens_open && app.wb.focus == Pane::Output {
+        if let Some(effects) = lens_key(app, action, key) {
+            return effects;
+        }
     }
     // Keys every pane shares.
     match action {
@@ -86,6 +98,9 @@ pub fn on_key(app: &mut App, action: Option<Action>, key: KeyEvent) -> Vec<Effec
             Vec::new()
         }
         Pane::Output => {
+            if action == Some(Action::Lens) {
+                return open_lens(app);
+            }
             let max = app.wb.scroll_limits.get()[1];
             if let Some(run) = &mut app.wb.run {
                 if !choose_beam(run, key) {
@@ -785,6 +800,8 @@ fn run(app: &mut App) -> Vec<Effect> {
             beams: Vec::new(),
             stats: None,
         }),
+        tokens: app.chat.settings.reply.probabilities.then(Vec::new),
+        forked_from: None,
     };
     app.wb.run = Some(WorkbenchRun::new(record, false));
     app.wb.focus = Pane::Output;
@@ -1014,10 +1031,140 @@ pub fn on_started(wb: &mut Workbench, id: u64) -> bool {
     }
 }
 
-pub fn on_token(wb: &mut Workbench, text: &str) {
-    if let Some(run) = &mut wb.run {
-        run.record.output.push_str(text);
+pub fn on_token(wb: &mut Workbench, text: &str, token: i32, probs: Option<&TokenProbs>) {
+    let Some(run) = &mut wb.run else {
+        return;
+    };
+    run.record.output.push_str(text);
+    let record = &mut run.record;
+    if let Some(tokens) = &mut record.tokens {
+        match (probs, tokens.last_mut()) {
+            (Some(probs), _) if token >= 0 => tokens.push(KeptToken::new(token, text, probs)),
+            (None, Some(last)) if token < 0 => last.text.push_str(text),
+            (None, None) if token < 0 && text.is_empty() => {}
+            _ => record.tokens = None,
+        }
     }
+    if let Some(lens) = &mut run.lens {
+        lens.settle(record.tokens.as_deref().unwrap_or_default());
+    }
+}
+
+/// A key on the output while the lens is open; None hands it on (the lens
+/// closed first unless the key keeps it).
+fn lens_key(app: &mut App, action: Option<Action>, key: KeyEvent) -> Option<Vec<Effect>> {
+    let run = app.wb.run.as_mut()?;
+    let mut lens = run.lens.clone()?;
+    match action {
+        Some(Action::Lens) => {
+            run.lens = None;
+            return Some(Vec::new());
+        }
+        Some(Action::Stop) if !run.is_streaming() => {
+            run.lens = None;
+            return Some(Vec::new());
+        }
+        Some(Action::Stop | Action::Help) => return None,
+        _ => {}
+    }
+    let tokens = run.record.tokens.clone().unwrap_or_default();
+    match lens.on_key(key, &tokens) {
+        LensKey::Unhandled => {
+            run.lens = None;
+            None
+        }
+        LensKey::Moved => {
+            run.lens = Some(lens);
+            Some(Vec::new())
+        }
+        LensKey::SameToken => {
+            app.info("that is the token the output has: choose another with ↑/↓");
+            Some(Vec::new())
+        }
+        LensKey::Fork { at, choice } => {
+            run.lens = Some(lens);
+            Some(fork_run(app, at, choice))
+        }
+    }
+}
+
+/// Opens the lens on the output.
+fn open_lens(app: &mut App) -> Vec<Effect> {
+    let Some(run) = &mut app.wb.run else {
+        app.info("run the template first: the lens shows its output's tokens");
+        return Vec::new();
+    };
+    let tokens = run.record.tokens.as_deref().unwrap_or_default();
+    run.lens = Some(Lens::open(tokens, run.is_streaming()));
+    if run.record.tokens.is_none() {
+        app.info(lens::NO_PROBS);
+    }
+    Vec::new()
+}
+
+/// Forks the shown run at token `at` with `choice`: a new run with the
+/// same messages and settings whose output starts with the kept tokens
+/// and the chosen one, the model going on from there.
+fn fork_run(app: &mut App, at: usize, choice: KeptAlternative) -> Vec<Effect> {
+    let Some(run) = &app.wb.run else {
+        return Vec::new();
+    };
+    if run.is_streaming() {
+        app.info("the run is still streaming: Esc stops it, then fork");
+        return Vec::new();
+    }
+    if run.record.tokens.as_ref().is_none_or(|t| at >= t.len()) || !engine_ready(app) {
+        return Vec::new();
+    }
+    let Some(run) = &app.wb.run else {
+        return Vec::new();
+    };
+    let Some(tokens) = run.record.tokens.as_deref() else {
+        return Vec::new();
+    };
+    let choice = KeptAlternative {
+        text: sanitize(&choice.text),
+        ..choice
+    };
+    let tokens = lens::forked_tokens(tokens, at, &choice);
+    let output: String = tokens.iter().map(|t| t.text.as_str()).collect();
+    let open_tokens: Vec<i32> = tokens.iter().map(|t| t.id).collect();
+    let parent = &run.record;
+    let mut messages = parent.messages.clone();
+    messages.push(ChatMessage::new(Role::Assistant, output.clone()));
+    let record = RunRecord {
+        id: String::new(),
+        created_unix_ms: 0,
+        output,
+        outcome: RunOutcome::Running,
+        stats: None,
+        tokens: Some(tokens),
+        forked_from: Some(ForkedFrom {
+            run: parent.id.clone(),
+            token: at,
+        }),
+        ..parent.clone()
+    };
+    let effect = Effect::ForkRun {
+        messages,
+        open_tokens,
+        sampling: parent.sampling.clone(),
+        max_tokens: parent.max_tokens.unwrap_or(0),
+        stop: parent.stop.clone(),
+    };
+    let mut new_run = WorkbenchRun::new(record, false);
+    let mut lens = Lens::open(&[], true);
+    lens.cursor = at;
+    new_run.lens = Some(lens);
+    app.wb.run = Some(new_run);
+    app.wb.focus = Pane::Output;
+    app.engine = crate::tui::app::EngineState::Generating;
+    app.info(format!(
+        "forked at token {}: a new run (the old one stays in the history, {})",
+        at + 1,
+        app.keymap.key_hint(Action::History)
+    ));
+    vec![effect]
 }
 
 /// A beam-search run ended: its output is the best sequence, and every

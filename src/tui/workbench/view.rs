@@ -595,6 +595,22 @@ fn render_output(app: &App, frame: &mut Frame, area: Rect, focused: bool) {
         Span::styled(format!(" {state} "), theme.style(slot)),
     ]));
     let inner = block.inner(area);
+    if let Some(lens) = run.lens.as_ref().filter(|_| focused) {
+        frame.render_widget(block, area);
+        let hints = format!(
+            "←/→ token · ↑/↓ choose · Enter forks a new run · {} closes",
+            app.keymap.key_hint_in(Context::WorkbenchList, Action::Lens)
+        );
+        crate::tui::lens::render(
+            frame,
+            inner,
+            theme,
+            run.record.tokens.as_deref(),
+            lens,
+            &hints,
+        );
+        return;
+    }
     let text = match &run.record.beam_search {
         Some(search) => beams_text(app, run, search),
         None => Text::styled(
@@ -603,6 +619,7 @@ fn render_output(app: &App, frame: &mut Frame, area: Rect, focused: bool) {
         ),
     };
     let paragraph = Paragraph::new(text).wrap(Wrap { trim: false });
+
     // While it streams, the newest lines stay in view.
     let max = (paragraph.line_count(inner.width) as u16).saturating_sub(inner.height);
     set_scroll_limit(app, 1, max);
