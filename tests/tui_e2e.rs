@@ -139,13 +139,13 @@ fn corrupt_and_future_sessions_are_refused_and_left_untouched() {
     assert_eq!(std::fs::read_to_string(&broken).unwrap(), text);
 
     let future = sessions.join("future.json");
-    let text = "{\"version\": 4, \"name\": \"future\", \"tabs\": []}";
+    let text = "{\"version\": 5, \"name\": \"future\", \"tabs\": []}";
     std::fs::write(&future, text).unwrap();
     let output = open_session(dir.path(), "future");
     assert_eq!(output.status.code(), Some(1));
     let err = String::from_utf8_lossy(&output.stderr).to_string();
     assert!(
-        err.contains("session format version 4 is newer than this whet reads (3)"),
+        err.contains("session format version 5 is newer than this whet reads (4)"),
         "{err}"
     );
     assert_eq!(std::fs::read_to_string(&future).unwrap(), text);
