@@ -270,8 +270,17 @@ fn make_room_for_beams<'m>(
         ..load.clone()
     };
     tracing::info!("re-creating the context with {needed} sequences for a beam search");
-    *session = Some(loaded.new_session(backend, &grown)?);
-    Ok(())
+    match loaded.new_session(backend, &grown) {
+        Ok(grown) => {
+            *session = Some(grown);
+            Ok(())
+        }
+        Err(message) => {
+            // Back to the context it had, so that plain requests still run.
+            *session = loaded.new_session(backend, load).ok();
+            Err(message)
+        }
+    }
 }
 
 /// The worker of the tests: no llama.cpp, the toy model of
