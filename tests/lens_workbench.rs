@@ -69,6 +69,7 @@ fn a_fork_of_the_output_is_a_new_run_from_the_kept_tokens() {
         sampling,
         max_tokens,
         stop,
+        ..
     }) = effects.first().cloned()
     else {
         panic!("{effects:?}");

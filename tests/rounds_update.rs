@@ -220,6 +220,7 @@ fn f9_runs_draft_feedback_and_refined_passes_until_the_rounds_run_out() {
             },
             max_tokens: 128,
             stop: Vec::new(),
+            constraint: None,
         }]
     );
     assert_eq!(app.screen, Screen::Rounds);

@@ -1187,6 +1187,7 @@ fn a_run_streams_into_the_output_and_is_saved_with_its_stats() {
             sampling: sampling.clone(),
             max_tokens: 128,
             stop: Vec::new(),
+            constraint: None,
         }]
     );
     assert_eq!(template.sampling.temperature, Some(0.3));
@@ -2034,5 +2035,55 @@ fn a_stopped_beam_search_is_saved_as_stopped() {
         RunOutcome::Done {
             reason: StopReason::Cancelled
         }
+    );
+}
+
+/// The acronym template with `line` added to its sampling text.
+fn with_sampling_line(line: &str) -> App {
+    let mut app = workbench_with("acronym");
+    key(&mut app, KeyCode::F(7));
+    key(&mut app, KeyCode::F(7));
+    key(&mut app, KeyCode::End);
+    key(&mut app, KeyCode::Enter);
+    type_text(&mut app, line);
+    app
+}
+
+#[test]
+fn a_template_grammar_constrains_the_workbench_run_and_a_missing_file_blocks_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let grammar = dir.path().join("yesno.gbnf");
+    std::fs::write(&grammar, "root ::= \"yes\" | \"no\"\n").unwrap();
+    let mut app = with_sampling_line(&format!("grammar = \"{}\"", grammar.display()));
+    let effects = ctrl(&mut app, 'g');
+    let Some(Effect::RunTemplate { constraint, .. }) = effects.first() else {
+        panic!("{effects:?}");
+    };
+    match constraint {
+        Some(whet::engine::constraint::Constraint::Grammar { text, .. }) => {
+            assert_eq!(text, "root ::= \"yes\" | \"no\"\n");
+        }
+        other => panic!("{other:?}"),
+    }
+
+    let missing = dir.path().join("gone.json");
+    let mut app = with_sampling_line(&format!("json_schema = \"{}\"", missing.display()));
+    let effects = ctrl(&mut app, 'g');
+    assert!(!has_run(&effects), "{effects:?}");
+    assert!(notice(&app).starts_with("cannot run: "), "{}", notice(&app));
+    assert!(notice(&app).contains("gone.json"), "{}", notice(&app));
+
+    let mut app = with_sampling_line(&format!("grammar = \"{}\"", grammar.display()));
+    key(&mut app, KeyCode::Enter);
+    type_text(&mut app, "num_beams = 2");
+    let effects = ctrl(&mut app, 'g');
+    assert!(
+        !effects.iter().any(|e| matches!(e, Effect::RunBeams { .. })),
+        "{effects:?}"
+    );
+    assert!(
+        notice(&app).contains("does not apply to beam search"),
+        "{}",
+        notice(&app)
     );
 }

@@ -269,6 +269,9 @@ pub enum Effect {
         sampling: SamplingParams,
         max_tokens: u32,
         stop: Vec<String>,
+        /// The template's grammar or JSON schema (workbench runs only:
+        /// refinement passes are not constrained).
+        constraint: Option<crate::engine::constraint::Constraint>,
     },
     /// A beam search for the workbench, with the template's settings.
     RunBeams {

@@ -430,6 +430,7 @@ async fn event_loop(
                         sampling,
                         max_tokens,
                         stop,
+                        constraint,
                     } => {
                         let request = GenerateRequest {
                             id: 0,
@@ -440,7 +441,7 @@ async fn event_loop(
                             reuse_prefix: true,
                             ignore_eos: false,
                             probs: run_probs(&app),
-                            constraint: None,
+                            constraint,
                         };
                         Some(started(engine.as_mut(), request))
                     }

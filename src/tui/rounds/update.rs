@@ -126,6 +126,7 @@ fn next_step(app: &mut App) -> Vec<Effect> {
                 sampling: run.sampling.clone(),
                 max_tokens: run.max_tokens,
                 stop: run.stop.clone(),
+                constraint: None,
             };
             rounds.step = Some(step);
             app.engine = EngineState::Generating;

@@ -770,6 +770,12 @@ fn run(app: &mut App) -> Vec<Effect> {
     };
     let values = doc.values();
     let examples = doc.enabled_examples();
+    // A grammar or schema file is relative to the template's file (to the
+    // working directory for a shipped or unsaved one), as for `whet run`.
+    let base = match &doc.origin {
+        Origin::User(path) => path.parent().map(PathBuf::from).unwrap_or_default(),
+        Origin::Shipped | Origin::New => PathBuf::from("."),
+    };
     if !engine_ready(app) {
         return Vec::new();
     }
@@ -777,6 +783,17 @@ fn run(app: &mut App) -> Vec<Effect> {
     let beams = template.sampling.beams();
     if beams.is_some() && max_tokens == 0 {
         app.error("a beam search needs a token limit: set max_tokens in [sampling]");
+        return Vec::new();
+    }
+    let constraint = match template.sampling.constraint(&base) {
+        Ok(constraint) => constraint,
+        Err(why) => {
+            app.error(format!("cannot run: {why}"));
+            return Vec::new();
+        }
+    };
+    if beams.is_some() && constraint.is_some() {
+        app.error("cannot run: a grammar or JSON schema does not apply to beam search");
         return Vec::new();
     }
     let record = RunRecord {
@@ -819,6 +836,7 @@ fn run(app: &mut App) -> Vec<Effect> {
         sampling,
         max_tokens,
         stop,
+        constraint,
     }]
 }
 
