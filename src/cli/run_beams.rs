@@ -26,7 +26,7 @@ pub struct BeamArgs {
     /// When the search may stop: true (as soon as N sequences have
     /// finished), false (when no running beam can beat the finished ones at
     /// its current length) or never (... at the token limit) [default: false].
-    #[arg(long, value_name = "WHEN", value_parser = parse_early_stopping)]
+    #[arg(long, value_name = "WHEN", value_parser = str::parse::<EarlyStopping>)]
     pub early_stopping: Option<EarlyStopping>,
     /// How many of the best sequences to return (at most the beams) [default: 1].
     #[arg(long = "num-return", value_name = "N")]
@@ -35,15 +35,6 @@ pub struct BeamArgs {
     /// [default: 0].
     #[arg(long, value_name = "N")]
     pub no_repeat_ngram: Option<usize>,
-}
-
-fn parse_early_stopping(text: &str) -> Result<EarlyStopping, String> {
-    match text {
-        "true" => Ok(EarlyStopping::True),
-        "false" => Ok(EarlyStopping::False),
-        "never" => Ok(EarlyStopping::Never),
-        _ => Err("expected true, false or never".into()),
-    }
 }
 
 impl BeamArgs {

@@ -833,11 +833,8 @@ pub fn to_toml(template: &Template) -> String {
             let _ = writeln!(out, "length_penalty = {}", float(length_penalty));
         }
         if let Some(early_stopping) = s.early_stopping {
-            let written = match early_stopping {
-                EarlyStopping::True => "true",
-                EarlyStopping::False => "false",
-                EarlyStopping::Never => "\"never\"",
-            };
+            // `true`, `false` or `"never"`: the same in JSON and TOML.
+            let written = serde_json::to_string(&early_stopping).unwrap_or_default();
             let _ = writeln!(out, "early_stopping = {written}");
         }
         for (name, value) in [

@@ -32,6 +32,22 @@ enum EarlyStoppingValue {
     Word(String),
 }
 
+/// The word for it, as the command line and TOML strings write it.
+impl std::str::FromStr for EarlyStopping {
+    type Err = String;
+
+    fn from_str(word: &str) -> Result<Self, String> {
+        match word {
+            "never" => Ok(Self::Never),
+            "true" => Ok(Self::True),
+            "false" => Ok(Self::False),
+            _ => Err(format!(
+                "early_stopping must be true, false or \"never\", not {word:?}"
+            )),
+        }
+    }
+}
+
 impl TryFrom<EarlyStoppingValue> for EarlyStopping {
     type Error = String;
 
@@ -39,14 +55,7 @@ impl TryFrom<EarlyStoppingValue> for EarlyStopping {
         match value {
             EarlyStoppingValue::Bool(true) => Ok(Self::True),
             EarlyStoppingValue::Bool(false) => Ok(Self::False),
-            EarlyStoppingValue::Word(word) => match word.as_str() {
-                "never" => Ok(Self::Never),
-                "true" => Ok(Self::True),
-                "false" => Ok(Self::False),
-                _ => Err(format!(
-                    "early_stopping must be true, false or \"never\", not {word:?}"
-                )),
-            },
+            EarlyStoppingValue::Word(word) => word.parse(),
         }
     }
 }
