@@ -139,3 +139,91 @@ fn a_fork_of_the_output_is_a_new_run_from_the_kept_tokens() {
     ch(&mut app, 't');
     assert!(app.wb.run.as_ref().unwrap().lens.is_none());
 }
+
+#[test]
+fn a_fork_chosen_while_the_run_streams_stops_it_then_forks_from_what_it_kept() {
+    let mut app = ready_app();
+    key(&mut app, KeyCode::F(5));
+    update(&mut app, Msg::Templates(shipped()));
+    ch(&mut app, '/');
+    type_text(&mut app, "acronym");
+    key(&mut app, KeyCode::Enter);
+    let effects = ctrl(&mut app, 'g');
+    let Some(Effect::RunTemplate { messages, .. }) = effects.first().cloned() else {
+        panic!("{effects:?}");
+    };
+    update(&mut app, Msg::GenerationStarted { id: 3 });
+    token(&mut app, 3, (40, "SCUBA", 0.9), (41, "Scuba", 0.05));
+    token(&mut app, 3, (42, ":", 0.3), (43, " is", 0.5));
+    // The lens opens on the newest token and follows the stream.
+    ch(&mut app, 't');
+    assert_eq!(
+        app.wb.run.as_ref().unwrap().lens.as_ref().unwrap().cursor,
+        1
+    );
+    token(&mut app, 3, (44, " Self", 0.8), (45, " self", 0.1));
+    key(&mut app, KeyCode::Left);
+    // Enter while streaming: the run is stopped first.
+    let effects = key(&mut app, KeyCode::Enter);
+    assert_eq!(effects, vec![Effect::Cancel { id: 3 }]);
+    assert!(app.wb.run.as_ref().unwrap().is_streaming());
+    // A token already on its way still arrives; then the stop lands.
+    token(
+        &mut app,
+        3,
+        (46, " Contained", 0.6),
+        (47, " contained", 0.3),
+    );
+    let effects = update(
+        &mut app,
+        Msg::GenerationDone {
+            id: 3,
+            reason: StopReason::Cancelled,
+            context_used: 60,
+            figures: TurnFigures {
+                ttft_ms: 50.0,
+                tokens_per_sec: 100.0,
+            },
+            stats: None,
+        },
+    );
+    // The stopped run is saved as it was, and the fork starts.
+    let Some(Effect::SaveRun(stopped)) = effects.first() else {
+        panic!("{effects:?}");
+    };
+    assert_eq!(stopped.output, "SCUBA: Self Contained");
+    assert_eq!(stopped.tokens.as_ref().map(Vec::len), Some(4));
+    let mut forked_messages = messages.clone();
+    forked_messages.push(ChatMessage::new(Role::Assistant, "SCUBA is"));
+    let Some(Effect::ForkRun {
+        messages: sent,
+        open_tokens,
+        ..
+    }) = effects.get(1)
+    else {
+        panic!("{effects:?}");
+    };
+    assert_eq!(effects.len(), 2, "{effects:?}");
+    assert_eq!(*sent, forked_messages);
+    assert_eq!(*open_tokens, vec![40, 43]);
+    let run = app.wb.run.as_ref().unwrap();
+    assert!(run.is_streaming());
+    assert_eq!(run.record.output, "SCUBA is");
+    assert_eq!(run.pending_fork, None);
+}
+
+#[test]
+fn a_stop_that_ends_the_run_without_a_fork_pending_starts_nothing() {
+    let mut app = ready_app();
+    key(&mut app, KeyCode::F(5));
+    update(&mut app, Msg::Templates(shipped()));
+    ch(&mut app, '/');
+    type_text(&mut app, "acronym");
+    key(&mut app, KeyCode::Enter);
+    ctrl(&mut app, 'g');
+    update(&mut app, Msg::GenerationStarted { id: 3 });
+    token(&mut app, 3, (40, "SCUBA", 0.9), (41, "Scuba", 0.05));
+    let effects = done(&mut app, 3);
+    assert_eq!(effects.len(), 1, "{effects:?}");
+    assert!(matches!(effects[0], Effect::SaveRun(_)));
+}

@@ -209,3 +209,65 @@ fn a_plain_prompt_is_refined_with_the_default_prompts_and_bad_input_is_refused()
         );
     }
 }
+
+#[test]
+fn a_grammar_binds_the_draft_and_every_pass_while_the_feedback_stays_free() {
+    let dir = tempfile::tempdir().unwrap();
+    let grammar = dir.path().join("colour.gbnf");
+    std::fs::write(
+        &grammar,
+        "root ::= (\"red\" | \"yellow\" | \"blue\" | \"green\") \".\"\n",
+    )
+    .unwrap();
+    let model = smollm2();
+    let output = whet_in(
+        dir.path(),
+        &[
+            "refine",
+            "--prompt",
+            "Name a primary colour.",
+            "--rounds",
+            "2",
+            "--temp",
+            "0",
+            "--max-tokens",
+            "48",
+            "--grammar",
+            grammar.to_str().unwrap(),
+            "--model",
+            model.to_str().unwrap(),
+            "--json",
+        ],
+    );
+    assert!(output.status.success(), "stderr: {}", stderr(&output));
+    let report = json(&output);
+    let run: RefineRun = serde_json::from_value(report.clone()).unwrap();
+    assert!(matches!(
+        run.constraint,
+        Some(whet::engine::constraint::Constraint::Grammar { .. })
+    ));
+    let colours = ["red.", "yellow.", "blue.", "green."];
+    for pass in &run.passes {
+        assert!(
+            colours.contains(&pass.text.as_str()),
+            "pass {} is not in the grammar: {:?}",
+            pass.index,
+            pass.text
+        );
+    }
+    // The feedback is free text: longer than any string of the grammar.
+    let feedback = run.passes[0]
+        .feedback
+        .as_ref()
+        .expect("feedback on the draft");
+    assert!(
+        feedback.text.split_whitespace().count() > 2,
+        "{:?}",
+        feedback.text
+    );
+    // The saved run keeps the grammar; it reads back the same.
+    let path = report["saved_to"].as_str().expect("saved");
+    let id = Path::new(path).file_stem().unwrap().to_str().unwrap();
+    let back: RefineRun = store::load(&dir.path().join("data").join("refinements"), id).unwrap();
+    assert_eq!(back, run);
+}

@@ -1264,3 +1264,179 @@ fn q_quits_from_the_rounds_but_asks_first_about_an_unsaved_template() {
         ))
     ));
 }
+
+// ------------------------------------------------------------ 9. the lens
+
+/// A token of generation `id` with its probability `p`, and one
+/// alternative `other` (id + 1) with the rest.
+fn token_with_probs(app: &mut App, id: u64, token: i32, text: &str, p: f32, other: &str) {
+    let top = vec![
+        whet::engine::probs::Alternative {
+            token,
+            text: text.into(),
+            logprob: p.ln(),
+        },
+        whet::engine::probs::Alternative {
+            token: token + 1,
+            text: other.into(),
+            logprob: (1.0 - p).ln(),
+        },
+    ];
+    update(
+        app,
+        Msg::Token {
+            id,
+            text: text.into(),
+            context_used: 0,
+            token,
+            probs: Some(whet::engine::probs::TokenProbs {
+                logprob: p.ln(),
+                top,
+                entropy: Some(0.6),
+            }),
+        },
+    );
+}
+
+fn done(app: &mut App, id: u64) -> Vec<Effect> {
+    update(
+        app,
+        Msg::GenerationDone {
+            id,
+            reason: StopReason::Eos,
+            context_used: 300,
+            figures: figures(),
+            stats: Some(stats(id as u32)),
+        },
+    )
+}
+
+#[test]
+fn the_lens_follows_the_steps_as_they_stream_and_each_pass_keeps_its_tokens() {
+    use whet::tui::rounds::update::wants_probs;
+    use whet::tui::rounds::LensTarget;
+    let mut app = workbench_with("acronym");
+    assert!(run_template(&key(&mut app, KeyCode::F(9))).is_some());
+    // The draft asks for probabilities (the chat's setting is on).
+    assert!(wants_probs(&app));
+    update(&mut app, Msg::GenerationStarted { id: 1 });
+    assert!(!wants_probs(&app), "only the step about to start asks");
+    token_with_probs(&mut app, 1, 40, "SCUBA", 0.9, "Scuba");
+    ch(&mut app, 't');
+    let lens = rounds(&app).lens.clone().expect("the lens is open");
+    assert_eq!(lens.target, LensTarget::Streaming);
+    token_with_probs(&mut app, 1, 42, ":", 0.4, " is");
+    assert_eq!(rounds(&app).lens.as_ref().unwrap().lens.cursor, 1);
+    let screen = common::screen::text_of(&common::screen::draw(&app, 120, 40));
+    assert!(screen.contains("Lens · draft (streaming)"), "{screen}");
+    assert!(screen.contains("token 2/2"), "{screen}");
+
+    // The draft becomes pass 0 with its tokens; the lens moves on to the
+    // feedback streaming next.
+    let effects = done(&mut app, 1);
+    assert!(run_template(&effects).is_some());
+    let draft = &run(&app).passes[0];
+    let kept: Vec<i32> = draft
+        .tokens
+        .as_ref()
+        .unwrap()
+        .iter()
+        .map(|t| t.id)
+        .collect();
+    assert_eq!(kept, [40, 42]);
+    assert_eq!(saved(&effects).passes[0].tokens, draft.tokens);
+    assert!(wants_probs(&app));
+    update(&mut app, Msg::GenerationStarted { id: 2 });
+    token_with_probs(&mut app, 2, 50, "Good", 0.7, "Fine");
+    let screen = common::screen::text_of(&common::screen::draw(&app, 120, 40));
+    assert!(screen.contains("Lens · feedback 1 (streaming)"), "{screen}");
+    assert!(screen.contains("token 1/1"), "{screen}");
+    // Small and odd sizes draw without a panic.
+    for (width, height) in [(50, 12), (51, 13), (60, 20), (200, 60), (20, 5)] {
+        common::screen::draw(&app, width, height);
+    }
+
+    // Enter on an alternative: a pass is not forked.
+    let effects = key(&mut app, KeyCode::Enter);
+    assert!(effects.is_empty(), "{effects:?}");
+    assert!(notice(&app).contains("not forked"), "{}", notice(&app));
+
+    // Esc under the lens stops the step, as without it.
+    let effects = key(&mut app, KeyCode::Esc);
+    assert_eq!(effects, vec![Effect::Cancel { id: 2 }]);
+    let effects = update(
+        &mut app,
+        Msg::GenerationDone {
+            id: 2,
+            reason: StopReason::Cancelled,
+            context_used: 300,
+            figures: figures(),
+            stats: Some(stats(2)),
+        },
+    );
+    assert!(run_template(&effects).is_none());
+    // With the rounds ended, the lens stays on the newest pass.
+    let open = rounds(&app).lens.clone().unwrap();
+    assert_eq!(open.target, LensTarget::Pass(0));
+    let screen = common::screen::text_of(&common::screen::draw(&app, 120, 40));
+    assert!(screen.contains("Lens · draft "), "{screen}");
+    assert!(screen.contains("token 1/2"), "{screen}");
+    // t closes it; the comparison is back.
+    ch(&mut app, 't');
+    assert!(rounds(&app).lens.is_none());
+}
+
+#[test]
+fn the_lens_on_a_pass_without_tokens_says_so() {
+    let mut app = workbench_with("acronym");
+    after_draft(&mut app);
+    assert!(
+        run(&app).passes[0].tokens.is_none(),
+        "no probabilities sent"
+    );
+    key(&mut app, KeyCode::Esc);
+    assert!(!rounds(&app).is_running());
+    ch(&mut app, 't');
+    assert!(
+        notice(&app).contains("no probabilities"),
+        "{}",
+        notice(&app)
+    );
+    let screen = common::screen::text_of(&common::screen::draw(&app, 120, 40));
+    assert!(screen.contains("no probabilities were kept"), "{screen}");
+}
+
+#[test]
+fn a_template_grammar_binds_the_draft_and_passes_of_the_rounds_not_the_feedback() {
+    let dir = tempfile::tempdir().unwrap();
+    let grammar = dir.path().join("words.gbnf");
+    std::fs::write(&grammar, "root ::= [A-Za-z :]+\n").unwrap();
+    let mut app = workbench_with("acronym");
+    key(&mut app, KeyCode::F(7));
+    key(&mut app, KeyCode::F(7));
+    key(&mut app, KeyCode::End);
+    key(&mut app, KeyCode::Enter);
+    type_text(&mut app, &format!("grammar = \"{}\"", grammar.display()));
+    let constraint_of = |effects: &[Effect]| {
+        effects.iter().find_map(|e| match e {
+            Effect::RunTemplate { constraint, .. } => Some(constraint.clone()),
+            _ => None,
+        })
+    };
+    let effects = key(&mut app, KeyCode::F(9));
+    let draft = constraint_of(&effects).expect("the draft runs");
+    assert!(
+        matches!(&draft, Some(whet::engine::constraint::Constraint::Grammar { text, .. }) if text.contains("[A-Za-z :]+")),
+        "{draft:?}"
+    );
+    assert_eq!(run(&app).constraint, draft);
+    let feedback = answer(&mut app, 1, &["SCUBA"], StopReason::Eos);
+    assert_eq!(constraint_of(&feedback), Some(None), "the feedback is free");
+    let pass = answer(
+        &mut app,
+        2,
+        &["* Total score: 12\nShorter."],
+        StopReason::Eos,
+    );
+    assert_eq!(constraint_of(&pass), Some(draft));
+}

@@ -139,7 +139,7 @@ fn corrupt_and_future_sessions_are_refused_and_left_untouched() {
     assert_eq!(std::fs::read_to_string(&broken).unwrap(), text);
 
     let future = sessions.join("future.json");
-    let text = "{\"version\": 5, \"name\": \"future\", \"tabs\": []}";
+    let text = "{\"version\": 99, \"name\": \"future\", \"tabs\": []}";
     std::fs::write(&future, text).unwrap();
     let output = open_session(dir.path(), "future");
     assert_eq!(output.status.code(), Some(1));

@@ -785,7 +785,7 @@ fn tab_shift_tab_enter_and_arrows_move_between_settings_fields() {
     press(&mut app, KeyCode::BackTab, KeyModifiers::SHIFT);
     press(&mut app, KeyCode::BackTab, KeyModifiers::SHIFT);
     // Around the end to the last field.
-    assert_eq!(form(&app).focused_field(), Field::Probabilities);
+    assert_eq!(form(&app).focused_field(), Field::Output);
     assert_eq!(field_text(&app, Field::Temperature), "0.8");
 }
 
@@ -819,6 +819,40 @@ fn an_invalid_setting_keeps_the_panel_open_and_names_the_field() {
     assert!(app.overlay.is_none());
     assert_eq!(app.chat.settings.sampling.temperature, 0.5);
     assert_eq!(app.chat.settings.sampling.top_k, 12);
+}
+
+#[test]
+fn a_grammar_from_a_template_shows_as_output_and_free_drops_it() {
+    let mut app = ready_app();
+    key(&mut app, KeyCode::F(2));
+    assert_eq!(field_text(&app, Field::Output), "free");
+    key(&mut app, KeyCode::Esc);
+    app.chat.settings.reply.constraint = Some(whet::engine::constraint::Constraint::Grammar {
+        text: "root ::= \"yes\" | \"no\"".into(),
+        source: "yesno.gbnf".into(),
+    });
+    let with_grammar = app.chat.settings.clone();
+    key(&mut app, KeyCode::F(2));
+    assert_eq!(field_text(&app, Field::Output), "grammar yesno.gbnf");
+    // Left as it is, it stays.
+    set_field(&mut app, Field::TopK, "12");
+    assert_eq!(ctrl(&mut app, 's'), vec![Effect::SaveSession]);
+    assert_eq!(
+        app.chat.settings.reply.constraint,
+        with_grammar.reply.constraint
+    );
+    // A new grammar cannot be typed here.
+    key(&mut app, KeyCode::F(2));
+    set_field(&mut app, Field::Output, "other.gbnf");
+    assert!(ctrl(&mut app, 's').is_empty());
+    let error = form(&app).error.clone().unwrap_or_default();
+    assert!(
+        error.starts_with("Output: 'other.gbnf' is not 'free'"),
+        "{error}"
+    );
+    set_field(&mut app, Field::Output, "free");
+    assert_eq!(ctrl(&mut app, 's'), vec![Effect::SaveSession]);
+    assert_eq!(app.chat.settings.reply.constraint, None);
 }
 
 #[test]

@@ -2038,6 +2038,46 @@ fn a_stopped_beam_search_is_saved_as_stopped() {
     );
 }
 
+#[test]
+fn a_template_grammar_goes_with_it_to_the_chat() {
+    let dir = tempfile::tempdir().unwrap();
+    let schema = dir.path().join("acronym.json");
+    std::fs::write(
+        &schema,
+        r#"{"type": "object", "properties": {"acronym": {"type": "string"}}}"#,
+    )
+    .unwrap();
+    let mut app = with_sampling_line(&format!("json_schema = \"{}\"", schema.display()));
+    let effects = ctrl(&mut app, 't');
+    let Some(Effect::StartChat { reply, .. }) = effects.first() else {
+        panic!("{effects:?}");
+    };
+    match &reply.constraint {
+        Some(whet::engine::constraint::Constraint::JsonSchema { schema: text, .. }) => {
+            assert!(text.contains("acronym"), "{text}");
+        }
+        other => panic!("{other:?}"),
+    }
+    // Without one, the chat's replies are free (an earlier grammar goes).
+    let mut app = workbench_with("acronym");
+    app.chat.settings.reply.constraint = reply.constraint.clone();
+    let effects = ctrl(&mut app, 't');
+    let Some(Effect::StartChat { reply, .. }) = effects.first() else {
+        panic!("{effects:?}");
+    };
+    assert_eq!(reply.constraint, None);
+    // A missing file blocks it, saying which.
+    let mut app = with_sampling_line("grammar = \"/nonexistent/g.gbnf\"");
+    let effects = ctrl(&mut app, 't');
+    assert!(effects.is_empty(), "{effects:?}");
+    assert!(
+        notice(&app).starts_with("cannot send: "),
+        "{}",
+        notice(&app)
+    );
+    assert!(notice(&app).contains("g.gbnf"), "{}", notice(&app));
+}
+
 /// The acronym template with `line` added to its sampling text.
 fn with_sampling_line(line: &str) -> App {
     let mut app = workbench_with("acronym");

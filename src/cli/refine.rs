@@ -15,7 +15,7 @@ use whet::refine::{
     RefineSetup, Step, StepKind, DEFAULT_ROUNDS, DEFAULT_SCORE_PATTERN,
 };
 
-use super::run::SamplingArgs;
+use super::run::{ConstraintArgs, SamplingArgs};
 use super::{load_error, spawn_options, ModelArgs};
 
 #[derive(clap::Args, Debug)]
@@ -38,6 +38,9 @@ pub struct RefineArgs {
     pub model: ModelArgs,
     #[command(flatten)]
     pub sampling: SamplingArgs,
+    /// The draft and every refined pass follow it (the feedback is free).
+    #[command(flatten)]
+    pub constraint: ConstraintArgs,
     /// Refine rounds after the draft.
     #[arg(long, default_value_t = DEFAULT_ROUNDS)]
     pub rounds: u32,
@@ -81,6 +84,9 @@ pub async fn run(args: RefineArgs) -> Result<ExitCode, String> {
         &super::run::sampling_defaults_for(&args.model.model_path()?)?,
         template_sampling.as_ref(),
     )?;
+    let constraint = args
+        .constraint
+        .resolve(args.template.as_deref(), template_sampling.as_ref())?;
     let mut references = Vec::new();
     for reference in &args.references {
         references.push(read_text(reference)?);
@@ -96,6 +102,7 @@ pub async fn run(args: RefineArgs) -> Result<ExitCode, String> {
         sampling: sampling.clone(),
         max_tokens,
         stop: stop.clone(),
+        constraint,
         config: LoopConfig {
             max_rounds: args.rounds,
             history: args.history,

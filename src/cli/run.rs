@@ -49,14 +49,8 @@ pub struct RunArgs {
     /// raw one.
     #[arg(long, requires = "probs")]
     pub probs_after_sampler: bool,
-    /// Constrain the output to this GBNF grammar (llama.cpp's format, start
-    /// rule `root`) [default: the template's `grammar`].
-    #[arg(long, value_name = "FILE.gbnf", conflicts_with = "json_schema")]
-    pub grammar: Option<std::path::PathBuf>,
-    /// Constrain the output to JSON matching this JSON Schema (converted to
-    /// a grammar by llama.cpp) [default: the template's `json_schema`].
-    #[arg(long, value_name = "FILE")]
-    pub json_schema: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    pub constraint: ConstraintArgs,
     /// Print one JSON object with the text and statistics instead of streaming.
     #[arg(long)]
     pub json: bool,
@@ -168,7 +162,9 @@ pub async fn run(args: RunArgs) -> Result<ExitCode, String> {
         &sampling_defaults_for(&args.model.model_path()?)?,
         template_sampling.as_ref(),
     )?;
-    let constraint = constraint(&args, template_sampling.as_ref())?;
+    let constraint = args
+        .constraint
+        .resolve(args.template.as_deref(), template_sampling.as_ref())?;
     let beams = args.beams.resolve(template_sampling.as_ref())?;
     let mut load = args.model.load_request()?;
     if let Some(beams) = &beams {
@@ -326,27 +322,44 @@ pub async fn run(args: RunArgs) -> Result<ExitCode, String> {
     })
 }
 
-/// The grammar or schema of the command line, else the template's; read
-/// and checked (a schema converted, with llama.cpp's converter) before a
-/// model is loaded. A grammar's syntax is checked by the worker, also
-/// before anything is decoded.
-fn constraint(
-    args: &RunArgs,
-    template: Option<&TemplateSampling>,
-) -> Result<Option<Constraint>, String> {
-    let constraint = match (&args.grammar, &args.json_schema, template) {
-        (Some(file), _, _) => Some(Constraint::grammar_file(file)?),
-        (None, Some(file), _) => Some(Constraint::schema_file(file)?),
-        (None, None, Some(sampling)) => {
-            let name = args.template.as_deref().unwrap_or_default();
-            sampling.constraint(&super::templates::template_dir(name)?)?
+/// `--grammar` / `--json-schema`, as `run` and `refine` take them.
+#[derive(clap::Args, Debug, Default)]
+pub struct ConstraintArgs {
+    /// Constrain the output to this GBNF grammar (llama.cpp's format, start
+    /// rule `root`) [default: the template's `grammar`].
+    #[arg(long, value_name = "FILE.gbnf", conflicts_with = "json_schema")]
+    pub grammar: Option<std::path::PathBuf>,
+    /// Constrain the output to JSON matching this JSON Schema (converted to
+    /// a grammar by llama.cpp) [default: the template's `json_schema`].
+    #[arg(long, value_name = "FILE")]
+    pub json_schema: Option<std::path::PathBuf>,
+}
+
+impl ConstraintArgs {
+    /// The grammar or schema of the command line, else that of template
+    /// `name` (its file relative to the template's); read and checked (a
+    /// schema converted, with llama.cpp's converter) before a model is
+    /// loaded. A grammar's syntax is checked by the worker, also before
+    /// anything is decoded.
+    pub fn resolve(
+        &self,
+        name: Option<&str>,
+        template: Option<&TemplateSampling>,
+    ) -> Result<Option<Constraint>, String> {
+        let constraint = match (&self.grammar, &self.json_schema, template) {
+            (Some(file), _, _) => Some(Constraint::grammar_file(file)?),
+            (None, Some(file), _) => Some(Constraint::schema_file(file)?),
+            (None, None, Some(sampling)) => {
+                let name = name.unwrap_or_default();
+                sampling.constraint(&super::templates::template_dir(name)?)?
+            }
+            (None, None, None) => None,
+        };
+        if let Some(schema @ Constraint::JsonSchema { .. }) = &constraint {
+            schema.gbnf()?;
         }
-        (None, None, None) => None,
-    };
-    if let Some(schema @ Constraint::JsonSchema { .. }) = &constraint {
-        schema.gbnf()?;
+        Ok(constraint)
     }
-    Ok(constraint)
 }
 
 /// "output incomplete: the grammar was not finished (stopped by max

@@ -189,11 +189,6 @@ pub fn prepare(path: &Path, user_templates: Option<&Path>) -> Result<Prepared, V
             }
         };
         match constraint {
-            Ok(Some(_)) if variant.refine.is_some() => errors.push(format!(
-                "{file}: variant '{}': refinement rounds are not constrained by a grammar or \
-                 schema yet; give it to a plain variant",
-                variant.name
-            )),
             Ok(Some(constraint)) => {
                 // A schema llama.cpp cannot convert is said now, not per cell.
                 match constraint.gbnf() {

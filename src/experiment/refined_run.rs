@@ -48,6 +48,7 @@ pub async fn refine_cell(
         sampling: cell.sampling.clone(),
         max_tokens: cell.max_tokens,
         stop: cell.stop.clone(),
+        constraint: cell.constraint.clone(),
         config: refinement.config.clone(),
         refine: refinement.as_template_refine(),
         draft_messages: cell.messages.clone(),

@@ -22,14 +22,18 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::engine::client::Generation;
+use crate::engine::constraint::Constraint;
 use crate::engine::protocol::{
     ChatMessage, GenerateRequest, GenerationStats, Prompt, Role, StopReason,
 };
 use crate::engine::SamplingParams;
 use crate::metrics::{self, Scores};
 use crate::prompt::{render_text, Refine};
+use crate::store::tokens::KeptToken;
 
-pub const REFINE_FORMAT_VERSION: u32 = 1;
+/// 2: passes keep their tokens' probabilities, and a run keeps the grammar
+/// or schema its passes followed. Version 1 files load.
+pub const REFINE_FORMAT_VERSION: u32 = 2;
 
 /// The default number of refine rounds.
 pub const DEFAULT_ROUNDS: u32 = 3;
@@ -95,6 +99,9 @@ pub struct Generated {
     pub text: String,
     pub reason: StopReason,
     pub stats: GenerationStats,
+    /// Each token with its probability and alternatives, when they were
+    /// asked for (the lens on a pass).
+    pub tokens: Option<Vec<KeptToken>>,
 }
 
 /// Feedback on a pass.
@@ -125,6 +132,9 @@ pub struct Pass {
     pub text: String,
     pub reason: StopReason,
     pub stats: GenerationStats,
+    /// Its tokens with their probabilities, when they were kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokens: Option<Vec<KeptToken>>,
     /// The feedback on this pass (that led to the next one).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub feedback: Option<Feedback>,
@@ -187,6 +197,10 @@ pub struct RefineRun {
     pub sampling: SamplingParams,
     pub max_tokens: u32,
     pub stop: Vec<String>,
+    /// The grammar or JSON schema the draft and every pass follow (the
+    /// feedback is free text).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub constraint: Option<Constraint>,
     pub config: LoopConfig,
     pub prompts: RefinePrompts,
     /// The rendered prompt (`{{task}}`) and the messages of the draft.
@@ -223,11 +237,14 @@ impl StepKind {
 pub struct Step {
     pub kind: StepKind,
     pub messages: Vec<ChatMessage>,
+    /// What the output must match: the run's constraint on a pass, none on
+    /// feedback.
+    pub constraint: Option<Constraint>,
 }
 
 impl Step {
     /// The engine request for this step: its messages as a chat, with the
-    /// run's sampler, token limit and stop strings.
+    /// run's sampler, token limit and stop strings, and its constraint.
     pub fn request(
         &self,
         sampling: &SamplingParams,
@@ -245,7 +262,7 @@ impl Step {
             reuse_prefix: true,
             ignore_eos: false,
             probs: None,
-            constraint: None,
+            constraint: self.constraint.clone(),
         }
     }
 }
@@ -256,6 +273,7 @@ impl From<Generation> for Generated {
             text: generation.text,
             reason: generation.reason,
             stats: generation.stats,
+            tokens: None,
         }
     }
 }
@@ -334,6 +352,8 @@ pub struct RefineSetup {
     pub sampling: SamplingParams,
     pub max_tokens: u32,
     pub stop: Vec<String>,
+    /// The grammar or schema of the draft and the passes.
+    pub constraint: Option<Constraint>,
     pub config: LoopConfig,
     /// The template's own prompts; the defaults fill what it leaves out.
     pub refine: Refine,
@@ -392,6 +412,7 @@ impl RefineLoop {
                 sampling: setup.sampling,
                 max_tokens: setup.max_tokens,
                 stop: setup.stop,
+                constraint: setup.constraint,
                 config,
                 prompts,
                 task,
@@ -445,6 +466,7 @@ impl RefineLoop {
                 return Some(Step {
                     kind,
                     messages: self.run.draft_messages.clone(),
+                    constraint: self.run.constraint.clone(),
                 })
             }
             StepKind::Feedback { .. } => {
@@ -468,7 +490,15 @@ impl RefineLoop {
             History::Conversation | History::Fresh => Vec::new(),
         };
         messages.push(request);
-        Some(Step { kind, messages })
+        let constraint = match kind {
+            StepKind::Feedback { .. } => None,
+            StepKind::Draft | StepKind::Refine { .. } => self.run.constraint.clone(),
+        };
+        Some(Step {
+            kind,
+            messages,
+            constraint,
+        })
     }
 
     /// Whether the conversation so far, `request` and a whole answer fit in
@@ -562,6 +592,7 @@ impl RefineLoop {
                     text: generated.text,
                     reason: generated.reason,
                     stats: generated.stats,
+                    tokens: generated.tokens,
                     feedback: None,
                     diff,
                     rating: None,

@@ -45,6 +45,7 @@ impl Generator for Script {
                 generated_tokens: 10,
                 ..Default::default()
             },
+            tokens: None,
         })
     }
 }
@@ -58,6 +59,7 @@ fn setup(config: LoopConfig, refine: Refine) -> RefineSetup {
         sampling: SamplingParams::default(),
         max_tokens: 64,
         stop: Vec::new(),
+        constraint: None,
         config,
         refine,
         draft_messages: vec![
@@ -274,6 +276,7 @@ fn cancel_between_steps_stops_before_the_next() {
             text: "Red".into(),
             reason: StopReason::Eos,
             stats: Default::default(),
+            tokens: None,
         },
     );
     refine.cancel();
@@ -286,9 +289,79 @@ fn cancel_between_steps_stops_before_the_next() {
             text: "late".into(),
             reason: StopReason::Eos,
             stats: Default::default(),
+            tokens: None,
         },
     );
     assert_eq!(texts(refine.run()), ["Red"]);
+}
+
+#[test]
+fn the_constraint_binds_the_draft_and_the_passes_not_the_feedback() {
+    let grammar = crate::engine::constraint::Constraint::Grammar {
+        text: "root ::= [a-z]+".into(),
+        source: "words.gbnf".into(),
+    };
+    let mut config = setup(LoopConfig::default(), own_prompts());
+    config.constraint = Some(grammar.clone());
+    let mut refine = RefineLoop::new(config).unwrap();
+    let mut kinds = Vec::new();
+    for text in ["red", "more blue", "blue"] {
+        let step = refine.next_step().unwrap();
+        let request = step.request(&SamplingParams::default(), 8, &[]);
+        assert_eq!(request.constraint, step.constraint);
+        kinds.push((step.kind, step.constraint.is_some()));
+        refine.record(
+            &step,
+            Generated {
+                text: text.into(),
+                reason: StopReason::Eos,
+                stats: Default::default(),
+                tokens: None,
+            },
+        );
+    }
+    assert_eq!(
+        kinds,
+        [
+            (StepKind::Draft, true),
+            (StepKind::Feedback { round: 1 }, false),
+            (StepKind::Refine { round: 1 }, true),
+        ]
+    );
+    assert_eq!(refine.run().constraint, Some(grammar));
+}
+
+#[test]
+fn a_pass_keeps_its_tokens_and_a_version_1_run_loads_without() {
+    let mut refine = RefineLoop::new(setup(LoopConfig::default(), own_prompts())).unwrap();
+    let step = refine.next_step().unwrap();
+    let probs = crate::engine::probs::TokenProbs {
+        logprob: -0.25,
+        top: Vec::new(),
+        entropy: Some(0.5),
+    };
+    let tokens = vec![crate::store::tokens::KeptToken::new(42, "Red", &probs)];
+    refine.record(
+        &step,
+        Generated {
+            text: "Red".into(),
+            reason: StopReason::Eos,
+            stats: Default::default(),
+            tokens: Some(tokens.clone()),
+        },
+    );
+    let run = refine.run().clone();
+    assert_eq!(run.passes[0].tokens.as_deref(), Some(&tokens[..]));
+    let json = serde_json::to_string(&run).unwrap();
+    let back: RefineRun = serde_json::from_str(&json).unwrap();
+    assert_eq!(back, run);
+    // A version 1 file has no tokens and no constraint.
+    let mut old: serde_json::Value = serde_json::from_str(&json).unwrap();
+    old["version"] = 1.into();
+    old["passes"][0].as_object_mut().unwrap().remove("tokens");
+    let old: RefineRun = serde_json::from_value(old).unwrap();
+    assert_eq!(old.passes[0].tokens, None);
+    assert_eq!(old.constraint, None);
 }
 
 #[test]

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::atomic::write_atomic;
 use super::tokens::{write_pretty, KeptToken};
+use crate::engine::constraint::Constraint;
 use crate::engine::protocol::Role;
 use crate::engine::sampling::SamplingOverrides;
 use crate::engine::SamplingParams;
@@ -14,8 +15,10 @@ use crate::engine::SamplingParams;
 /// The format version this build writes; it reads this one and older.
 /// Version 2 added reply settings and kept branches of edited turns;
 /// version 3 records which sampler settings the session chose itself;
-/// version 4 keeps replies' tokens with their probabilities.
-pub const SESSION_VERSION: u32 = 4;
+/// version 4 keeps replies' tokens with their probabilities; version 5 the
+/// grammar or JSON schema replies follow (a chat started from a template
+/// that sets one).
+pub const SESSION_VERSION: u32 = 5;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -54,6 +57,10 @@ pub struct ReplySettings {
     pub n_ctx: Option<u32>,
     /// Keep each reply token's probability and alternatives (for the lens).
     pub probabilities: bool,
+    /// What every new reply must match (a continued or forked one is not
+    /// held to it: its start was not generated under it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub constraint: Option<Constraint>,
 }
 
 impl Default for ReplySettings {
@@ -64,6 +71,7 @@ impl Default for ReplySettings {
             stop: Vec::new(),
             n_ctx: None,
             probabilities: true,
+            constraint: None,
         }
     }
 }
@@ -286,7 +294,9 @@ mod tests {
         std::fs::write(&path, "{\"version\": 9, \"name\": \"x\", \"tabs\": []}").unwrap();
         let error = load(&path).unwrap_err().to_string();
         assert!(
-            error.contains("session format version 9 is newer than this whet reads (4)"),
+            error.contains(&format!(
+                "session format version 9 is newer than this whet reads ({SESSION_VERSION})"
+            )),
             "{error}"
         );
     }
@@ -330,13 +340,38 @@ mod tests {
     }
 
     #[test]
+    fn a_reply_grammar_round_trips_and_older_files_have_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = session_path(dir.path(), "g").unwrap();
+        let mut session = Session::new("g");
+        session.reply.constraint = Some(Constraint::JsonSchema {
+            schema: r#"{"type": "object"}"#.into(),
+            source: "obj.json".into(),
+        });
+        save(&path, &session).unwrap();
+        assert_eq!(load(&path).unwrap(), session);
+        let old = dir.path().join("old.json");
+        std::fs::write(
+            &old,
+            r#"{"version": 4, "name": "old", "reply": {"max_tokens": 9}}"#,
+        )
+        .unwrap();
+        let loaded = load(&old).unwrap();
+        assert_eq!(loaded.reply.max_tokens, 9);
+        assert_eq!(loaded.reply.constraint, None);
+    }
+
+    #[test]
     fn probabilities_round_trip_on_one_line_per_reply() {
         let dir = tempfile::tempdir().unwrap();
         let path = session_path(dir.path(), "demo").unwrap();
         save(&path, &with_tokens()).unwrap();
         assert_eq!(load(&path).unwrap(), with_tokens());
         let text = std::fs::read_to_string(&path).unwrap();
-        assert!(text.contains("\"version\": 4,\n"), "{text}");
+        assert!(
+            text.contains(&format!("\"version\": {SESSION_VERSION},\n")),
+            "{text}"
+        );
         assert!(
             text.contains(
                 r#""tokens": [[5,"pa\n",-100,812,[[5,"pa\n",-100],[2,"<|im_end|>",-3000]]],[6,"rt",-1800,812,"#

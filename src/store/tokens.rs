@@ -145,6 +145,28 @@ impl KeptToken {
     }
 }
 
+/// Adds a streamed piece of a reply to its kept tokens: a sampled token
+/// with its probabilities, or text held back to the end (a stop string's
+/// near-miss, a split UTF-8 character; `token` < 0), which belongs to the
+/// last token. When the pieces no longer spell the reply token by token
+/// (probabilities missing), nothing is kept rather than something wrong.
+pub fn keep_piece(
+    tokens: &mut Option<Vec<KeptToken>>,
+    text: &str,
+    token: i32,
+    probs: Option<&TokenProbs>,
+) {
+    let Some(kept) = tokens else {
+        return;
+    };
+    match (probs, kept.last_mut()) {
+        (Some(probs), _) if token >= 0 => kept.push(KeptToken::new(token, text, probs)),
+        (None, Some(last)) if token < 0 => last.text.push_str(text),
+        (None, None) if token < 0 && text.is_empty() => {}
+        _ => *tokens = None,
+    }
+}
+
 /// Writes `value` as pretty JSON (two spaces, as `to_string_pretty`),
 /// except that the value of every `tokens` key goes on one line: a reply's
 /// tokens with their alternatives are hundreds of small arrays, which

@@ -269,8 +269,8 @@ pub enum Effect {
         sampling: SamplingParams,
         max_tokens: u32,
         stop: Vec<String>,
-        /// The template's grammar or JSON schema (workbench runs only:
-        /// refinement passes are not constrained).
+        /// The template's grammar or JSON schema (on a refinement step: on
+        /// the draft and the passes, not on the feedback).
         constraint: Option<crate::engine::constraint::Constraint>,
     },
     /// A beam search for the workbench, with the template's settings.
@@ -557,7 +557,7 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
                 wb::on_token(&mut app.wb, &sanitize(&text), token, probs.as_ref());
             } else if rd::owns_generation(app, id) {
                 // Kept as the model wrote it: it goes into the next prompt.
-                rd::on_token(app, &text);
+                rd::on_token(app, &text, token, probs.as_ref());
             } else if app.generating == Some(id) {
                 chat::on_token(app, &sanitize(&text), token, probs.as_ref());
             }
@@ -578,7 +578,9 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
                 app.engine = EngineState::Ready;
                 app.context_used = context_used;
                 app.last_turn = Some(figures);
-                return wb::on_finished(&mut app.wb, RunOutcome::Done { reason }, stats);
+                let mut effects = wb::on_finished(&mut app.wb, RunOutcome::Done { reason }, stats);
+                effects.extend(wb::fork_pending(app));
+                return effects;
             }
             if rd::owns_generation(app, id) {
                 app.generating = None;

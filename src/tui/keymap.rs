@@ -239,7 +239,7 @@ const ROUNDS: &[Context] = &[Context::Rounds, Context::Experiments];
 const EXPERIMENTS: &[Context] = &[Context::Experiments];
 const COPY: &[Context] = &[Context::Messages, Context::Rounds, Context::Experiments];
 const BRANCHES: &[Context] = &[Context::Messages, Context::Experiments];
-const LENS: &[Context] = &[Context::Messages, Context::WorkbenchList];
+const LENS: &[Context] = &[Context::Messages, Context::WorkbenchList, Context::Rounds];
 const POPUPS: &[Context] = &[Context::Settings, Context::Picker, Context::WorkbenchForm];
 const INPUTS: &[Context] = &[Context::Input, Context::Workbench, Context::WorkbenchForm];
 const PICKERS: &[Context] = &[
@@ -574,6 +574,7 @@ const DEFAULTS: &[(Context, Action, &[&str])] = &[
     (Context::Messages, Action::BranchPrev, &["["]),
     (Context::Messages, Action::Lens, &["t"]),
     (Context::WorkbenchList, Action::Lens, &["t"]),
+    (Context::Rounds, Action::Lens, &["t"]),
     (Context::Messages, Action::Help, &["?"]),
     (Context::Settings, Action::Apply, &["ctrl+s"]),
     (Context::Settings, Action::Close, &["esc"]),

@@ -74,7 +74,12 @@ impl Lens {
     pub fn settle(&mut self, tokens: &[KeptToken]) {
         let last = tokens.len().saturating_sub(1);
         if self.follow {
-            if self.cursor != last {
+            // A new newest token, or the first one of a lens opened before
+            // any arrived (its choice was made with nothing to choose from).
+            let on_itself = tokens
+                .get(last)
+                .is_some_and(|t| t.top.get(self.choice).is_some_and(|a| a.id == t.id));
+            if self.cursor != last || on_itself {
                 self.cursor = last;
                 self.choice = first_other(tokens.get(last));
             }
@@ -517,6 +522,13 @@ mod tests {
         let mut empty = Lens::open(&[], true);
         assert_eq!(empty.on_key(key(KeyCode::Enter), &[]), LensKey::Moved);
         assert_eq!(empty.on_key(key(KeyCode::Down), &[]), LensKey::Moved);
+        // Opened before the first token: once it arrives, the choice is
+        // its likeliest alternative, not the token itself.
+        let tokens = reply();
+        empty.settle(&tokens[..1]);
+        assert_eq!(empty.cursor, 0);
+        assert_eq!(empty.choice, first_other(tokens.first()));
+        assert_ne!(tokens[0].top[empty.choice].id, tokens[0].id);
     }
 
     #[test]

@@ -680,9 +680,10 @@ fn start_generation(
     open_tokens: Option<Vec<i32>>,
 ) -> Msg {
     let settings = &app.chat.settings;
+    let continued = continue_reply || open_tokens.is_some();
     let request = GenerateRequest {
         id: 0,
-        prompt: if continue_reply || open_tokens.is_some() {
+        prompt: if continued {
             Prompt::ChatContinue {
                 messages,
                 open_tokens,
@@ -705,18 +706,22 @@ fn start_generation(
         reuse_prefix: true,
         ignore_eos: false,
         probs: settings.reply.probabilities.then_some(lens::PROBS),
-        constraint: None,
+        // A continued reply's start was not generated under the grammar,
+        // whose state would not know it.
+        constraint: settings.reply.constraint.clone().filter(|_| !continued),
     };
     started(engine, request)
 }
 
-/// A workbench run asks for probabilities when its record keeps them.
+/// A workbench run asks for probabilities when its record keeps them, a
+/// step of the rounds when it keeps its tokens.
 fn run_probs(app: &App) -> Option<crate::engine::probs::ProbsRequest> {
-    app.wb
+    let run_keeps = app
+        .wb
         .run
         .as_ref()
-        .and_then(|run| run.record.tokens.as_ref())
-        .map(|_| lens::PROBS)
+        .is_some_and(|run| run.is_streaming() && run.record.tokens.is_some());
+    (run_keeps || rounds::update::wants_probs(app)).then_some(lens::PROBS)
 }
 
 fn started(engine: Option<&mut EngineClient>, request: GenerateRequest) -> Msg {

@@ -32,10 +32,14 @@ pub enum Field {
     Stop,
     Context,
     Probabilities,
+    Output,
 }
 
+/// The Output field's word for replies under no grammar.
+const FREE_OUTPUT: &str = "free";
+
 impl Field {
-    pub const ALL: [Field; 11] = [
+    pub const ALL: [Field; 12] = [
         Field::SystemPrompt,
         Field::Temperature,
         Field::TopK,
@@ -47,6 +51,7 @@ impl Field {
         Field::Stop,
         Field::Context,
         Field::Probabilities,
+        Field::Output,
     ];
 
     pub fn label(self) -> &'static str {
@@ -62,6 +67,7 @@ impl Field {
             Field::Stop => "Stop strings",
             Field::Context => "Context size",
             Field::Probabilities => "Probabilities",
+            Field::Output => "Output",
         }
     }
 
@@ -92,6 +98,9 @@ impl Field {
             Field::Context => "tokens; 'default' = the command line's; reloads the model",
             Field::Probabilities => {
                 "on: keep each token's probability and alternatives (the lens); off"
+            }
+            Field::Output => {
+                "'free', or the grammar or JSON schema of the template the chat came from"
             }
         }
     }
@@ -151,6 +160,7 @@ impl SettingsForm {
                 .n_ctx
                 .map_or_else(|| "default".to_string(), |n| n.to_string()),
             Field::Probabilities => if r.probabilities { "on" } else { "off" }.to_string(),
+            Field::Output => output_text(r),
         };
         let without_session = defaults.resolve(&SamplingOverrides::default(), s);
         let origin = |field: Field| {
@@ -304,8 +314,30 @@ impl SettingsForm {
                 ))
             }
         };
+        // A grammar comes only from a template; here it can only be dropped.
+        let output = self.text(Field::Output);
+        if output.trim() != output_text(&current.reply).trim() {
+            if output.trim().is_empty() || output.trim().eq_ignore_ascii_case(FREE_OUTPUT) {
+                next.reply.constraint = None;
+            } else {
+                return Err(format!(
+                    "{}: '{}' is not '{FREE_OUTPUT}'; a grammar or JSON schema comes from a \
+                     template's [sampling] (send the template to the chat)",
+                    Field::Output.label(),
+                    output.trim()
+                ));
+            }
+        }
         Ok(next)
     }
+}
+
+/// "free", or "grammar FILE" / "JSON schema FILE".
+fn output_text(reply: &ReplySettings) -> String {
+    reply
+        .constraint
+        .as_ref()
+        .map_or_else(|| FREE_OUTPUT.to_string(), |c| c.describe())
 }
 
 /// A sampler value as a person writes it: `0.2`, not `0.20000000298`.

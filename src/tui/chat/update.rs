@@ -9,7 +9,7 @@ use super::{Focus, PendingFork};
 use crate::engine::probs::TokenProbs;
 use crate::engine::protocol::{prompt_too_long, ChatMessage, Role, StopReason};
 use crate::store::session::Session;
-use crate::store::tokens::{KeptAlternative, KeptToken};
+use crate::store::tokens::{keep_piece, KeptAlternative};
 use crate::tui::app::{engine_ready, restart, App, Effect, EngineState, Overlay, Screen};
 use crate::tui::conversation::chat_messages;
 use crate::tui::conversation::{self, Entry, EntryStatus};
@@ -36,16 +36,7 @@ pub fn on_token(app: &mut App, text: &str, token: i32, probs: Option<&TokenProbs
         return;
     };
     entry.text.push_str(text);
-    if let Some(tokens) = &mut entry.tokens {
-        match (probs, tokens.last_mut()) {
-            (Some(probs), _) if token >= 0 => tokens.push(KeptToken::new(token, text, probs)),
-            // Text held back to the end belongs to the last token.
-            (None, Some(last)) if token < 0 => last.text.push_str(text),
-            (None, None) if token < 0 && text.is_empty() => {}
-            // The tokens could no longer spell the reply.
-            _ => entry.tokens = None,
-        }
-    }
+    keep_piece(&mut entry.tokens, text, token, probs);
     let index = app.chat.entries.len() - 1;
     settle_lens(app, index);
 }

@@ -12,8 +12,10 @@ pub mod view;
 use ratatui_textarea::TextArea;
 
 use super::keymap::Context;
+use super::lens::Lens;
 use crate::refine::{Pass, RefineLoop, RefineRun, Step};
 use crate::store::runs::RunSummary;
+use crate::store::tokens::KeptToken;
 
 /// What a list of saved runs is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,6 +46,10 @@ pub struct Rounds {
     pub generation: Option<u64>,
     /// What the step in flight has produced so far (as the model wrote it).
     pub streaming: String,
+    /// Its tokens with their probabilities, when the step asked for them.
+    pub streaming_tokens: Option<Vec<KeptToken>>,
+    /// The lens, when open: on a pass, or on the step streaming.
+    pub lens: Option<RoundsLens>,
     /// The pass selected in the timeline.
     pub selected: usize,
     /// Passes chosen for the two columns; None follows the loop (the one
@@ -59,6 +65,21 @@ pub struct Rounds {
     pub max_scroll: std::cell::Cell<u16>,
 }
 
+/// What the lens looks at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LensTarget {
+    Pass(usize),
+    /// The step in flight, whichever it is; once the rounds end, the pass
+    /// selected.
+    Streaming,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoundsLens {
+    pub target: LensTarget,
+    pub lens: Lens,
+}
+
 /// One column of the comparison.
 pub struct Side<'a> {
     pub title: String,
@@ -72,6 +93,8 @@ impl Rounds {
             step: None,
             generation: None,
             streaming: String::new(),
+            streaming_tokens: None,
+            lens: None,
             selected: 0,
             left: None,
             right: None,
@@ -88,6 +111,26 @@ impl Rounds {
 
     pub fn is_running(&self) -> bool {
         self.step.is_some()
+    }
+
+    /// What the lens shows: a title, and the tokens (None when none were
+    /// kept). On the stream once the rounds have ended, the selected pass.
+    pub fn lens_tokens(&self) -> Option<(String, Option<&[KeptToken]>)> {
+        let target = self.lens.as_ref()?.target;
+        match (target, &self.step) {
+            (LensTarget::Streaming, Some(step)) => Some((
+                format!("{} (streaming)", step.kind.describe()),
+                self.streaming_tokens.as_deref(),
+            )),
+            (LensTarget::Pass(_), _) | (LensTarget::Streaming, None) => {
+                let index = match target {
+                    LensTarget::Pass(index) => index,
+                    LensTarget::Streaming => self.selected,
+                };
+                let pass = self.run().passes.get(index)?;
+                Some((pass_name(index), pass.tokens.as_deref()))
+            }
+        }
     }
 
     pub fn context(&self) -> Context {

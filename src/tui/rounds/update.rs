@@ -5,12 +5,15 @@
 use crossterm::event::{KeyCode, KeyEvent};
 use ratatui_textarea::TextArea;
 
-use super::{ListPurpose, Rounds, RoundsOverlay, RunList};
+use super::{LensTarget, ListPurpose, Rounds, RoundsLens, RoundsOverlay, RunList};
+use crate::engine::probs::TokenProbs;
 use crate::engine::protocol::{GenerationStats, StopReason};
 use crate::refine::{Generated, LoopConfig, RefineLoop, RefineRun, RefineSetup, DEFAULT_ROUNDS};
 use crate::store::runs::RunSummary;
+use crate::store::tokens::keep_piece;
 use crate::tui::app::{engine_ready, App, Effect, EngineState, Screen};
 use crate::tui::keymap::Action;
+use crate::tui::lens::{self, Lens, LensKey};
 use crate::tui::rating::{parse_rating, rating_text};
 use crate::tui::run_settings::run_settings;
 use crate::tui::workbench::{AfterConfirm, WbOverlay};
@@ -50,6 +53,7 @@ pub fn start(app: &mut App) -> Vec<Effect> {
         return Vec::new();
     };
     let values = doc.values();
+    let constraint = doc.constraint(&template);
     // The template's references answer its default values only.
     let defaults_only = doc.vars.iter().all(|var| {
         let value = var.text();
@@ -62,6 +66,18 @@ pub fn start(app: &mut App) -> Vec<Effect> {
         return Vec::new();
     }
     let (sampling, max_tokens, stop) = run_settings(&template);
+    // The draft and every pass follow the template's grammar or schema.
+    let constraint = match constraint {
+        Ok(constraint) => constraint,
+        Err(why) => {
+            app.error(format!("cannot refine: {why}"));
+            return Vec::new();
+        }
+    };
+    if template.sampling.beams().is_some() && constraint.is_some() {
+        app.error("cannot refine: a grammar or JSON schema does not apply to beam search");
+        return Vec::new();
+    }
     let setup = RefineSetup {
         template: template.name.clone(),
         template_toml: crate::prompt::to_toml(&template),
@@ -70,6 +86,7 @@ pub fn start(app: &mut App) -> Vec<Effect> {
         sampling,
         max_tokens,
         stop,
+        constraint,
         config: LoopConfig {
             max_rounds: DEFAULT_ROUNDS,
             n_ctx: Some(app.n_ctx).filter(|&n| n > 0),
@@ -96,6 +113,7 @@ pub fn start(app: &mut App) -> Vec<Effect> {
                         text,
                         reason: StopReason::Eos,
                         stats: GenerationStats::default(),
+                        tokens: None,
                     };
                     lp.record(&step, generated);
                 }
@@ -118,6 +136,9 @@ fn next_step(app: &mut App) -> Vec<Effect> {
     };
     rounds.streaming.clear();
     rounds.generation = None;
+    // Every step keeps its tokens for the lens when the chat's replies do
+    // (the driver asks for probabilities when this is Some).
+    rounds.streaming_tokens = app.chat.settings.reply.probabilities.then(Vec::new);
     match rounds.lp.next_step() {
         Some(step) => {
             let run = rounds.lp.run();
@@ -126,14 +147,36 @@ fn next_step(app: &mut App) -> Vec<Effect> {
                 sampling: run.sampling.clone(),
                 max_tokens: run.max_tokens,
                 stop: run.stop.clone(),
-                constraint: None,
+                constraint: step.constraint.clone(),
             };
             rounds.step = Some(step);
+            if let Some(open) = &mut rounds.lens {
+                if open.target == LensTarget::Streaming {
+                    open.lens.settle(&[]);
+                }
+            }
             app.engine = EngineState::Generating;
             vec![effect]
         }
         None => {
             rounds.step = None;
+            rounds.streaming_tokens = None;
+            // A lens that followed the steps stays on the newest pass.
+            if let Some(open) = &mut rounds.lens {
+                let index = match open.target {
+                    LensTarget::Pass(index) => index,
+                    LensTarget::Streaming => rounds.selected,
+                };
+                open.target = LensTarget::Pass(index);
+                open.lens.follow = false;
+                let tokens = rounds
+                    .lp
+                    .run()
+                    .passes
+                    .get(index)
+                    .and_then(|p| p.tokens.as_deref());
+                open.lens.settle(tokens.unwrap_or_default());
+            }
             let end = rounds.lp.run().end.as_ref().map(|e| e.describe());
             if app.engine == EngineState::Generating {
                 app.engine = EngineState::Ready;
@@ -164,10 +207,25 @@ pub fn on_started(app: &mut App, id: u64) -> bool {
     }
 }
 
-pub fn on_token(app: &mut App, text: &str) {
+pub fn on_token(app: &mut App, text: &str, token: i32, probs: Option<&TokenProbs>) {
     if let Some(rounds) = &mut app.rounds {
         rounds.streaming.push_str(text);
+        keep_piece(&mut rounds.streaming_tokens, text, token, probs);
+        if let Some(RoundsLens {
+            target: LensTarget::Streaming,
+            lens,
+        }) = &mut rounds.lens
+        {
+            lens.settle(rounds.streaming_tokens.as_deref().unwrap_or_default());
+        }
     }
+}
+
+/// Whether the rounds' next step should ask for probabilities.
+pub fn wants_probs(app: &App) -> bool {
+    app.rounds
+        .as_ref()
+        .is_some_and(|r| r.step.is_some() && r.generation.is_none() && r.streaming_tokens.is_some())
 }
 
 /// The step ended: its result goes into the loop, the run is saved, and
@@ -183,6 +241,7 @@ pub fn on_done(app: &mut App, reason: StopReason, stats: GenerationStats) -> Vec
         text: std::mem::take(&mut rounds.streaming),
         reason,
         stats,
+        tokens: rounds.streaming_tokens.take(),
     };
     rounds.lp.record(&step, generated);
     // The newest pass is selected, but not under an open rating prompt:
@@ -269,8 +328,17 @@ pub fn on_key(app: &mut App, action: Option<Action>, key: KeyEvent) -> Vec<Effec
     if let Some(overlay) = rounds.overlay.take() {
         return on_overlay_key(app, overlay, action, key);
     }
+    if rounds.lens.is_some() {
+        if let Some(effects) = lens_key(app, action, key) {
+            return effects;
+        }
+    }
+    let Some(rounds) = &mut app.rounds else {
+        return Vec::new();
+    };
     let count = rounds.run().passes.len();
     match action {
+        Some(Action::Lens) => return open_lens(app),
         Some(Action::Stop) => {
             if let Some(id) = rounds.generation.filter(|_| rounds.step.is_some()) {
                 return vec![Effect::Cancel { id }];
@@ -381,6 +449,81 @@ pub fn on_key(app: &mut App, action: Option<Action>, key: KeyEvent) -> Vec<Effec
         _ => {}
     }
     Vec::new()
+}
+
+/// Opens the lens: on the step streaming, else on the selected pass.
+fn open_lens(app: &mut App) -> Vec<Effect> {
+    let Some(rounds) = &mut app.rounds else {
+        return Vec::new();
+    };
+    let (target, tokens, streaming) = match &rounds.step {
+        Some(_) => (
+            LensTarget::Streaming,
+            rounds.streaming_tokens.as_deref(),
+            true,
+        ),
+        None => {
+            let Some(pass) = rounds.run().passes.get(rounds.selected) else {
+                app.info("no pass yet: the lens shows a pass's tokens");
+                return Vec::new();
+            };
+            (
+                LensTarget::Pass(rounds.selected),
+                pass.tokens.as_deref(),
+                false,
+            )
+        }
+    };
+    let kept = tokens.is_some();
+    let lens = Lens::open(tokens.unwrap_or_default(), streaming);
+    rounds.lens = Some(RoundsLens { target, lens });
+    if !kept {
+        app.info(lens::NO_PROBS);
+    }
+    Vec::new()
+}
+
+/// A key while the lens is open; None hands it on (the lens closed first,
+/// unless the key is Esc that stops the step streaming).
+fn lens_key(app: &mut App, action: Option<Action>, key: KeyEvent) -> Option<Vec<Effect>> {
+    let rounds = app.rounds.as_mut()?;
+    let mut open = rounds.lens.clone()?;
+    match action {
+        Some(Action::Lens) => {
+            rounds.lens = None;
+            return Some(Vec::new());
+        }
+        Some(Action::Stop) if !rounds.is_running() => {
+            rounds.lens = None;
+            return Some(Vec::new());
+        }
+        Some(Action::Stop | Action::Help) => return None,
+        _ => {}
+    }
+    let tokens = rounds
+        .lens_tokens()
+        .and_then(|(_, tokens)| tokens)
+        .unwrap_or_default()
+        .to_vec();
+    match open.lens.on_key(key, &tokens) {
+        LensKey::Unhandled => {
+            rounds.lens = None;
+            None
+        }
+        LensKey::Moved | LensKey::SameToken => {
+            rounds.lens = Some(open);
+            Some(Vec::new())
+        }
+        LensKey::Fork { .. } => {
+            rounds.lens = Some(open);
+            // A pass is one step of its rounds: the loop goes on from the
+            // whole pass, so a fork here would have nothing to continue.
+            app.info(
+                "a pass is not forked: fork a workbench run or a chat reply (its lens, Enter)",
+            );
+            Some(Vec::new())
+        }
+    }
 }
 
 fn on_overlay_key(

@@ -160,12 +160,13 @@ fn render_timeline(app: &App, rounds: &Rounds, frame: &mut Frame, area: Rect, fo
     let keys = &app.keymap;
     lines.push(Line::styled(
         format!(
-            "{}/{} left/right · {} rate · {} best · {} copy · {} other run · {} stop",
+            "{}/{} left/right · {} rate · {} best · {} copy · {} lens · {} other run · {} stop",
             keys.key_hint(Action::CompareLeft),
             keys.key_hint(Action::CompareRight),
             keys.key_hint(Action::Rate),
             keys.key_hint(Action::MarkBest),
             keys.key_hint_in(crate::tui::keymap::Context::Rounds, Action::CopyMessage),
+            keys.key_hint_in(crate::tui::keymap::Context::Rounds, Action::Lens),
             keys.key_hint(Action::CompareRuns),
             keys.key_hint(Action::Stop),
         ),
@@ -270,6 +271,21 @@ fn pass_lines(theme: &Theme, best: Option<u32>, pass: &Pass, selected: bool) -> 
 
 fn render_compare(app: &App, rounds: &Rounds, frame: &mut Frame, area: Rect) {
     let theme = &app.theme;
+    if let (Some(open), Some((title, tokens))) = (&rounds.lens, rounds.lens_tokens()) {
+        let block = pane(theme, true).title(Span::styled(
+            format!(" Lens · {title} "),
+            theme.style(Slot::Title),
+        ));
+        let inner = block.inner(area);
+        frame.render_widget(block, area);
+        let hints = format!(
+            "←/→ token · ↑/↓ alternatives · {} closes",
+            app.keymap
+                .key_hint_in(crate::tui::keymap::Context::Rounds, Action::Lens)
+        );
+        crate::tui::lens::render(frame, inner, theme, tokens, &open.lens, &hints);
+        return;
+    }
     let Some((left, right)) = rounds.sides() else {
         frame.render_widget(
             Paragraph::new(Line::styled(

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 
 use ratatui_textarea::{TextArea, WrapMode};
 
+use crate::engine::constraint::Constraint;
 use crate::engine::protocol::ChatMessage;
 use crate::prompt::placeholders::{self, Segment};
 use crate::prompt::template::{FEEDBACK_PLACEHOLDERS, REFINE_PLACEHOLDERS};
@@ -391,6 +392,17 @@ impl TemplateDoc {
             ),
             e => e.to_string(),
         })
+    }
+
+    /// The grammar or JSON schema `template` (this document's) sets, read
+    /// from its file: relative to the template's own file, or to the working
+    /// directory for a shipped or unsaved one, as `whet run` reads it.
+    pub fn constraint(&self, template: &Template) -> Result<Option<Constraint>, String> {
+        let base = match &self.origin {
+            Origin::User(path) => path.parent().map(PathBuf::from).unwrap_or_default(),
+            Origin::Shipped | Origin::New => PathBuf::from("."),
+        };
+        template.sampling.constraint(&base)
     }
 
     // --- the examples list -------------------------------------------------

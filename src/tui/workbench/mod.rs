@@ -174,6 +174,9 @@ pub struct WorkbenchRun {
     pub beam_selected: usize,
     /// The lens on the output, when open.
     pub lens: Option<crate::tui::lens::Lens>,
+    /// A fork chosen while the run streamed: it starts once the run has
+    /// stopped (at the token, with the alternative).
+    pub pending_fork: Option<(usize, crate::store::tokens::KeptAlternative)>,
 }
 
 impl WorkbenchRun {
@@ -185,6 +188,7 @@ impl WorkbenchRun {
             scroll: 0,
             beam_selected: 0,
             lens: None,
+            pending_fork: None,
         }
     }
 

@@ -20,7 +20,7 @@ use crate::prompt::{Source, Template, TemplateEntry};
 use crate::store::runs::{
     BeamSearchRun, ForkedFrom, RunOutcome, RunRecord, RunSummary, RUN_FORMAT_VERSION,
 };
-use crate::store::tokens::{KeptAlternative, KeptToken};
+use crate::store::tokens::{keep_piece, KeptAlternative};
 use crate::tui::app::{engine_ready, App, Effect};
 use crate::tui::keymap::Action;
 use crate::tui::lens::{self, Lens, LensKey};
@@ -770,12 +770,7 @@ fn run(app: &mut App) -> Vec<Effect> {
     };
     let values = doc.values();
     let examples = doc.enabled_examples();
-    // A grammar or schema file is relative to the template's file (to the
-    // working directory for a shipped or unsaved one), as for `whet run`.
-    let base = match &doc.origin {
-        Origin::User(path) => path.parent().map(PathBuf::from).unwrap_or_default(),
-        Origin::Shipped | Origin::New => PathBuf::from("."),
-    };
+    let constraint = doc.constraint(&template);
     if !engine_ready(app) {
         return Vec::new();
     }
@@ -785,7 +780,7 @@ fn run(app: &mut App) -> Vec<Effect> {
         app.error("a beam search needs a token limit: set max_tokens in [sampling]");
         return Vec::new();
     }
-    let constraint = match template.sampling.constraint(&base) {
+    let constraint = match constraint {
         Ok(constraint) => constraint,
         Err(why) => {
             app.error(format!("cannot run: {why}"));
@@ -862,12 +857,22 @@ fn send_to_chat(app: &mut App) -> Vec<Effect> {
             // and its length and stop strings for every reply.
             let mut sampling = SamplingParams::default();
             let mut reply = app.chat.settings.reply.clone();
+            let mut constraint = Ok(None);
             if let Ok(template) = doc.to_template() {
                 let (template_sampling, _, stop) = run_settings(&template);
                 sampling = template_sampling;
                 reply.stop = stop;
                 // The chat's own limit unless the template sets one.
                 reply.max_tokens = template.sampling.max_tokens.unwrap_or(reply.max_tokens);
+                constraint = doc.constraint(&template);
+            }
+            // The template's grammar or schema binds every new reply.
+            match constraint {
+                Ok(constraint) => reply.constraint = constraint,
+                Err(why) => {
+                    app.error(format!("cannot send: {why}"));
+                    return Vec::new();
+                }
             }
             vec![Effect::StartChat {
                 messages,
@@ -1055,14 +1060,7 @@ pub fn on_token(wb: &mut Workbench, text: &str, token: i32, probs: Option<&Token
     };
     run.record.output.push_str(text);
     let record = &mut run.record;
-    if let Some(tokens) = &mut record.tokens {
-        match (probs, tokens.last_mut()) {
-            (Some(probs), _) if token >= 0 => tokens.push(KeptToken::new(token, text, probs)),
-            (None, Some(last)) if token < 0 => last.text.push_str(text),
-            (None, None) if token < 0 && text.is_empty() => {}
-            _ => record.tokens = None,
-        }
-    }
+    keep_piece(&mut record.tokens, text, token, probs);
     if let Some(lens) = &mut run.lens {
         lens.settle(record.tokens.as_deref().unwrap_or_default());
     }
@@ -1124,12 +1122,18 @@ fn open_lens(app: &mut App) -> Vec<Effect> {
 /// same messages and settings whose output starts with the kept tokens
 /// and the chosen one, the model going on from there.
 fn fork_run(app: &mut App, at: usize, choice: KeptAlternative) -> Vec<Effect> {
-    let Some(run) = &app.wb.run else {
+    let Some(run) = &mut app.wb.run else {
         return Vec::new();
     };
     if run.is_streaming() {
-        app.info("the run is still streaming: Esc stops it, then fork");
-        return Vec::new();
+        // Stopped first; the fork follows when the stop has landed.
+        let Some(id) = run.generation else {
+            app.info("the run has not started yet: fork once its tokens stream");
+            return Vec::new();
+        };
+        run.pending_fork = Some((at, choice));
+        app.info("stopping the run; the fork follows");
+        return vec![Effect::Cancel { id }];
     }
     if run.record.tokens.as_ref().is_none_or(|t| at >= t.len()) || !engine_ready(app) {
         return Vec::new();
@@ -1202,6 +1206,15 @@ pub fn on_beams(wb: &mut Workbench, beams: Vec<Beam>, stats: BeamStats) -> Vec<E
         search.stats = Some(stats);
     }
     on_finished(wb, RunOutcome::Done { reason }, None)
+}
+
+/// The run stopped for a fork chosen while it streamed: the fork starts
+/// now, from the tokens it has.
+pub fn fork_pending(app: &mut App) -> Vec<Effect> {
+    let Some((at, choice)) = app.wb.run.as_mut().and_then(|run| run.pending_fork.take()) else {
+        return Vec::new();
+    };
+    fork_run(app, at, choice)
 }
 
 /// The run ended; its record is saved.
