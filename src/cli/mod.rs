@@ -1,5 +1,6 @@
 //! The command line: argument parsing and dispatch to one module per command.
 
+mod backends;
 mod experiment;
 mod models;
 mod refine;
@@ -13,7 +14,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use whet::engine::{EngineError, LoadRequest, SpawnOptions};
+use whet::engine::protocol::ModelInfo;
+use whet::engine::remote::{Backend, Backends};
+use whet::engine::{EngineClient, EngineError, LoadRequest, SpawnOptions};
 use whet::paths;
 
 #[derive(Parser)]
@@ -61,6 +64,10 @@ enum Commands {
     /// Prompt experiments: variants of a prompt over a dataset.
     #[command(subcommand)]
     Experiment(experiment::ExperimentCommand),
+    /// The OpenAI-compatible servers of <config>/backends.toml: list them,
+    /// or check one (reachable, models, context, what it can do).
+    #[command(subcommand)]
+    Backends(backends::BackendsCommand),
     /// Check the user's theme and keymap files; prints every problem.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -88,6 +95,10 @@ pub struct ModelArgs {
     /// GGUF model file [default: the installed default model].
     #[arg(long, short)]
     pub model: Option<PathBuf>,
+    /// Use an OpenAI-compatible server instead of a local model: a backend
+    /// named in <config>/backends.toml, or a base URL up to /v1.
+    #[arg(long, value_name = "NAME|URL", conflicts_with = "model")]
+    pub backend: Option<String>,
     /// Context size in tokens (llama.cpp rounds it up to a multiple of 256).
     #[arg(long = "ctx", default_value_t = 4096)]
     pub n_ctx: u32,
@@ -112,16 +123,29 @@ impl ModelArgs {
     /// The model file asked for (or the default one), not yet checked: what
     /// the sampling defaults are looked up by before anything loads.
     pub fn model_path(&self) -> Result<std::path::PathBuf, String> {
+        if let Some(backend) = &self.backend {
+            // No local file: no catalog recommendation for its sampler.
+            return Ok(PathBuf::from(backend));
+        }
         match &self.model {
             Some(path) => Ok(path.clone()),
             None => paths::default_model_path(),
         }
     }
 
+    /// The backend asked for with `--backend`, resolved.
+    pub fn remote(&self) -> Result<Option<Backend>, String> {
+        match &self.backend {
+            Some(name) => Backends::load()?.resolve(name).map(Some),
+            None => Ok(None),
+        }
+    }
+
     pub fn load_request(&self) -> Result<LoadRequest, String> {
-        let model = match &self.model {
-            Some(path) => path.clone(),
-            None => {
+        let model = match (&self.model, &self.backend) {
+            (_, Some(backend)) => PathBuf::from(backend),
+            (Some(path), None) => path.clone(),
+            (None, None) => {
                 let path = paths::default_model_path()?;
                 if !path.exists() {
                     return Err(format!(
@@ -151,6 +175,33 @@ impl ModelArgs {
             flash_attention: self.flash_attn.setting(),
             parallel: 1,
         })
+    }
+}
+
+/// The engine the command asked for, with its model loaded: a worker with
+/// the local model, or the remote backend probed.
+pub async fn start_engine(
+    args: &ModelArgs,
+    load: &LoadRequest,
+) -> Result<(EngineClient, ModelInfo), String> {
+    match args.remote()? {
+        Some(backend) => {
+            let mut engine = EngineClient::connect(backend)
+                .await
+                .map_err(|e| e.to_string())?;
+            let info = engine.load(load.clone()).await.map_err(|e| e.to_string())?;
+            Ok((engine, info))
+        }
+        None => {
+            let mut engine = EngineClient::spawn(&spawn_options()?)
+                .await
+                .map_err(|e| e.to_string())?;
+            let info = engine
+                .load(load.clone())
+                .await
+                .map_err(|e| load_error(load, e))?;
+            Ok((engine, info))
+        }
     }
 }
 
@@ -192,6 +243,7 @@ pub fn main() -> ExitCode {
             Some(Commands::Run(args)) => run::run(args).await,
             Some(Commands::Refine(args)) => refine::run(args).await,
             Some(Commands::Models(command)) => models::run(command).await,
+            Some(Commands::Backends(command)) => backends::run(command).await,
             Some(Commands::Bench(args)) => whet::bench::run(args).await,
             Some(Commands::Engine) => Ok(ExitCode::SUCCESS),
         }

@@ -16,7 +16,7 @@ use whet::refine::{
 };
 
 use super::run::{ConstraintArgs, SamplingArgs};
-use super::{load_error, spawn_options, ModelArgs};
+use super::ModelArgs;
 
 #[derive(clap::Args, Debug)]
 pub struct RefineArgs {
@@ -120,13 +120,7 @@ pub async fn run(args: RefineArgs) -> Result<ExitCode, String> {
     let load = args.model.load_request()?;
     refine.set_model(load.model.clone());
 
-    let mut engine = EngineClient::spawn(&spawn_options()?)
-        .await
-        .map_err(|e| e.to_string())?;
-    let info = engine
-        .load(load.clone())
-        .await
-        .map_err(|e| load_error(&load, e))?;
+    let (mut engine, info) = super::start_engine(&args.model, &load).await?;
     refine.set_n_ctx(info.n_ctx);
     let mut generator = EngineGenerator {
         engine: &mut engine,

@@ -10,11 +10,11 @@ use whet::engine::client::Generation;
 use whet::engine::probs::{Confidence, ProbsRequest, ReplyConfidence};
 use whet::engine::protocol::{ChatMessage, Constraint, GenerateRequest, Prompt, Role, StopReason};
 use whet::engine::sampling::SamplingOverrides;
-use whet::engine::{EngineClient, SamplingParams};
+use whet::engine::SamplingParams;
 use whet::prompt::TemplateSampling;
 use whet::sampling_defaults::{self, SamplingDefaults};
 
-use super::{load_error, spawn_options, ModelArgs};
+use super::ModelArgs;
 
 #[derive(clap::Args, Debug)]
 pub struct RunArgs {
@@ -182,13 +182,7 @@ pub async fn run(args: RunArgs) -> Result<ExitCode, String> {
         load.parallel = whet::engine::beams::sequences_for(beams.num_beams);
     }
 
-    let mut engine = EngineClient::spawn(&spawn_options()?)
-        .await
-        .map_err(|e| e.to_string())?;
-    let info = engine
-        .load(load.clone())
-        .await
-        .map_err(|e| load_error(&load, e))?;
+    let (mut engine, info) = super::start_engine(&args.model, &load).await?;
     let prompt = if let Some((_, messages)) = rendered {
         Prompt::Chat { messages }
     } else if args.raw {

@@ -224,12 +224,57 @@ impl EngineClient {
         }
     }
 
+    /// Connects to a remote backend instead of starting a worker: the same
+    /// commands and events, answered over HTTP by a task of this process
+    /// (see [`super::remote`]). Loading the "model" probes the server.
+    pub async fn connect(backend: super::remote::Backend) -> Result<Self, EngineError> {
+        let (command_tx, command_rx) = mpsc::unbounded_channel();
+        let (event_tx, mut remote_events) = mpsc::unbounded_channel::<Event>();
+        let (incoming, events) = mpsc::unbounded_channel();
+        let name = backend.name.clone();
+        tokio::spawn(super::remote::serve::serve(backend, command_rx, event_tx));
+        tokio::spawn(async move {
+            while let Some(event) = remote_events.recv().await {
+                if incoming.send(Incoming::Event(event)).is_err() {
+                    return;
+                }
+            }
+            let _ = incoming.send(Incoming::Exited(WorkerExit {
+                status: format!("the connection to backend '{name}' was closed"),
+                last_lines: Vec::new(),
+            }));
+        });
+        let mut client = Self {
+            pid: 0,
+            commands: command_tx,
+            events,
+            log_tail: Arc::default(),
+            exited: None,
+            next_id: 1,
+        };
+        match client.next_event().await? {
+            Event::Ready { .. } => Ok(client),
+            other => Err(EngineError::Protocol(format!(
+                "expected Ready from the remote engine, got {other:?}"
+            ))),
+        }
+    }
+
+    /// Whether this engine is a remote backend (no worker process).
+    pub fn is_remote(&self) -> bool {
+        self.pid == 0
+    }
+
     pub fn pid(&self) -> u32 {
         self.pid
     }
 
-    /// The worker's peak resident memory in KiB, while it is alive (Linux).
+    /// The worker's peak resident memory in KiB, while it is alive (Linux);
+    /// None for a remote backend.
     pub fn peak_rss_kib(&self) -> Option<u64> {
+        if self.is_remote() {
+            return None;
+        }
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid)).ok()?;
         status
             .lines()
@@ -372,8 +417,8 @@ impl EngineClient {
                     ..
                 } if event_id == id => {
                     on_token(&text, probs.as_ref());
-                    // token -1 is the flush of held-back text at the end, not a sample.
-                    if token >= 0 {
+                    // A flush of held-back text at the end is not a sample.
+                    if token != super::protocol::FLUSH_TOKEN {
                         let now = Instant::now();
                         if first.is_none() {
                             first = Some(now);
@@ -471,7 +516,7 @@ impl EngineClient {
                         continue;
                     };
                     on_text(index, &text);
-                    if token >= 0 {
+                    if token != super::protocol::FLUSH_TOKEN {
                         firsts[index].get_or_insert_with(Instant::now);
                         tokens[index].push(TokenRecord {
                             token,

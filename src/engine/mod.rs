@@ -10,6 +10,7 @@ pub mod llama_log;
 pub mod parallel;
 pub mod probs;
 pub mod protocol;
+pub mod remote;
 pub mod runner;
 pub mod sampling;
 pub mod scripted;

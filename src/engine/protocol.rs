@@ -423,6 +423,8 @@ pub enum ChatFormat {
     Unrecognized,
     /// The model has no chat template (e.g. a base model).
     Missing,
+    /// A remote backend formats chats itself, with its model's template.
+    Server { backend: String, kind: String },
 }
 
 impl ChatFormat {
@@ -439,13 +441,27 @@ impl ChatFormat {
                 "none usable: the model's template is not one llama.cpp recognises".to_string()
             }
             ChatFormat::Missing => "none: the model has no chat template".to_string(),
+            ChatFormat::Server { backend, kind } => {
+                format!("the server's own ({kind} backend '{backend}')")
+            }
         }
     }
 
     pub fn usable(&self) -> bool {
-        matches!(self, ChatFormat::Model { .. } | ChatFormat::Override { .. })
+        matches!(
+            self,
+            ChatFormat::Model { .. } | ChatFormat::Override { .. } | ChatFormat::Server { .. }
+        )
     }
 }
+
+/// The `token` of a `Token` event that releases text held back (a possible
+/// stop string, a split character) rather than a sampled token.
+pub const FLUSH_TOKEN: i32 = -1;
+
+/// The `token` of a sampled token whose id is not known: a remote server
+/// streams text without ids (llama-server gives them with probabilities).
+pub const UNKNOWN_TOKEN: i32 = -2;
 
 /// Serialises one message as a protocol line (without the newline).
 /// The worker's refusal of a prompt longer than the context, as

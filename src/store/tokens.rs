@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::ser::{CompactFormatter, Formatter, PrettyFormatter};
 
 use crate::engine::probs::{Alternative, TokenProbs};
+use crate::engine::protocol::FLUSH_TOKEN;
 
 /// A quantity in nats, kept to a thousandth.
 #[derive(
@@ -147,7 +148,7 @@ impl KeptToken {
 
 /// Adds a streamed piece of a reply to its kept tokens: a sampled token
 /// with its probabilities, or text held back to the end (a stop string's
-/// near-miss, a split UTF-8 character; `token` < 0), which belongs to the
+/// near-miss, a split UTF-8 character; [`FLUSH_TOKEN`]), which belongs to the
 /// last token. When the pieces no longer spell the reply token by token
 /// (probabilities missing), nothing is kept rather than something wrong.
 pub fn keep_piece(
@@ -161,8 +162,8 @@ pub fn keep_piece(
     };
     match (probs, kept.last_mut()) {
         (Some(probs), _) if token >= 0 => kept.push(KeptToken::new(token, text, probs)),
-        (None, Some(last)) if token < 0 => last.text.push_str(text),
-        (None, None) if token < 0 && text.is_empty() => {}
+        (None, Some(last)) if token == FLUSH_TOKEN => last.text.push_str(text),
+        (None, None) if token == FLUSH_TOKEN && text.is_empty() => {}
         _ => *tokens = None,
     }
 }

@@ -5,7 +5,9 @@
 
 pub mod app;
 pub mod bad_model;
+pub mod fake_server;
 pub mod keys;
+pub mod llama_server;
 pub mod screen;
 pub mod tmux;
 
