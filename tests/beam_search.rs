@@ -53,7 +53,7 @@ fn request(prompt: Prompt, settings: BeamSettings, max_tokens: u32) -> BeamReque
 }
 
 async fn engine(n_ctx: u32, parallel: u32) -> EngineClient {
-    let options = whet::engine::SpawnOptions { exe: whet_bin() };
+    let options = whet::engine::SpawnOptions::local(whet_bin());
     let mut engine = EngineClient::spawn(&options).await.expect("spawn");
     let mut load = load_request(smollm2(), n_ctx);
     load.parallel = parallel;

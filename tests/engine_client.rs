@@ -237,7 +237,7 @@ async fn a_killed_worker_is_reported_and_a_new_one_works() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn base_model_without_template_needs_an_explicit_chat_format() {
-    let options = SpawnOptions { exe: whet_bin() };
+    let options = SpawnOptions::local(whet_bin());
     let mut engine = EngineClient::spawn(&options).await.unwrap();
     let info = engine.load(load_request(gemma3(), 1024)).await.unwrap();
     assert_eq!(
@@ -453,7 +453,7 @@ async fn a_stopped_reply_continues_as_if_it_had_never_stopped() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn loading_reports_progress_up_to_the_whole_file() {
-    let mut engine = EngineClient::spawn(&SpawnOptions { exe: whet_bin() })
+    let mut engine = EngineClient::spawn(&SpawnOptions::local(whet_bin()))
         .await
         .unwrap();
     let mut seen = Vec::new();

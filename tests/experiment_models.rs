@@ -55,7 +55,7 @@ async fn each_variant_runs_on_its_own_model_and_equals_a_single_generation() {
     let gemma_cells: Vec<_> = started.cells.iter().filter(|c| c.model.is_some()).collect();
     assert_eq!(gemma_cells.len(), 2);
     assert!(gemma_cells.iter().all(|c| c.variant == 1));
-    let spawn = SpawnOptions { exe: whet_bin() };
+    let spawn = SpawnOptions::local(whet_bin());
     let mut engine = Engine::start(spawn, load_request(smollm2(), 2048))
         .await
         .unwrap();
@@ -87,7 +87,7 @@ async fn each_variant_runs_on_its_own_model_and_equals_a_single_generation() {
         (smollm2(), "smollm2", None),
         (gemma3(), "gemma", Some("gemma")),
     ] {
-        let mut single = whet::engine::EngineClient::spawn(&SpawnOptions { exe: whet_bin() })
+        let mut single = whet::engine::EngineClient::spawn(&SpawnOptions::local(whet_bin()))
             .await
             .unwrap();
         let mut load = load_request(model, 2048);

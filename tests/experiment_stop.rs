@@ -26,7 +26,7 @@ fn outputs(results: &[CellResult]) -> BTreeMap<String, (String, Option<String>)>
 async fn engine(model: &Path) -> Engine {
     let mut load = load_request(model.to_path_buf(), 4096);
     load.parallel = 3;
-    Engine::start(SpawnOptions { exe: whet_bin() }, load)
+    Engine::start(SpawnOptions::local(whet_bin()), load)
         .await
         .unwrap()
 }

@@ -34,7 +34,7 @@ fn outputs(results: &[CellResult]) -> BTreeMap<String, (String, Option<Vec<Strin
 async fn engine(model: &Path) -> Engine {
     let mut load = load_request(model.to_path_buf(), 4096);
     load.parallel = 2;
-    Engine::start(SpawnOptions { exe: whet_bin() }, load)
+    Engine::start(SpawnOptions::local(whet_bin()), load)
         .await
         .unwrap()
 }

@@ -70,7 +70,7 @@ fn ask(text: &str, max_tokens: u32, constraint: Option<Constraint>) -> GenerateR
 }
 
 async fn engine(parallel: u32) -> EngineClient {
-    let mut engine = EngineClient::spawn(&SpawnOptions { exe: whet_bin() })
+    let mut engine = EngineClient::spawn(&SpawnOptions::local(whet_bin()))
         .await
         .expect("spawn worker");
     let mut request = load_request(smollm2(), 4096);

@@ -39,7 +39,7 @@ fn question(text: &str, max_tokens: u32) -> GenerateRequest {
 }
 
 async fn engine(parallel: u32, n_ctx: u32) -> EngineClient {
-    let options = SpawnOptions { exe: whet_bin() };
+    let options = SpawnOptions::local(whet_bin());
     let mut engine = EngineClient::spawn(&options).await.expect("spawn worker");
     let mut request = load_request(smollm2(), n_ctx);
     request.parallel = parallel;

@@ -160,7 +160,7 @@ struct EngineClientBuilder;
 
 impl EngineClientBuilder {
     async fn parallel(parallel: u32) -> whet::engine::EngineClient {
-        let options = whet::engine::SpawnOptions { exe: whet_bin() };
+        let options = whet::engine::SpawnOptions::local(whet_bin());
         let mut engine = whet::engine::EngineClient::spawn(&options)
             .await
             .expect("spawn");

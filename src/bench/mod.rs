@@ -292,12 +292,10 @@ async fn start_worker(
         None => paths::default_model_path()?,
     };
     let threads = args.threads.unwrap_or_else(paths::default_threads);
-    let spawn = SpawnOptions {
-        exe: match &args.worker_exe {
-            Some(exe) => exe.clone(),
-            None => std::env::current_exe().map_err(|e| e.to_string())?,
-        },
-    };
+    let spawn = SpawnOptions::local(match &args.worker_exe {
+        Some(exe) => exe.clone(),
+        None => std::env::current_exe().map_err(|e| e.to_string())?,
+    });
     let load = LoadRequest {
         model: model.clone(),
         n_ctx,

@@ -363,6 +363,9 @@ async fn start(
     use_cache: bool,
     options: RunOptions,
 ) -> Result<ExitCode, String> {
+    if model.backend.is_some() {
+        return Err("experiments do not run on a remote backend yet (their cache keys cells by the model file's hash); run them on a local model".into());
+    }
     let parallel = options.parallel;
     if !(1..=whet::engine::parallel::MAX_PARALLEL).contains(&parallel) {
         return Err(format!(
@@ -394,6 +397,11 @@ async fn start(
 }
 
 async fn resume(id: &str, model: &ModelArgs, options: RunOptions) -> Result<ExitCode, String> {
+    if model.backend.is_some() {
+        return Err(
+            "experiments do not run on a remote backend yet; resume it on a local model".into(),
+        );
+    }
     let dir = launch::run_dir(id)?;
     let mut load = model.load_request()?;
     let mut launch = launch::resume_run(

@@ -141,6 +141,14 @@ impl ModelArgs {
         }
     }
 
+    /// How engines start for this command: workers from this binary, or
+    /// the `--backend` server.
+    pub fn spawn_options(&self) -> Result<SpawnOptions, String> {
+        let mut options = spawn_options()?;
+        options.remote = self.remote()?;
+        Ok(options)
+    }
+
     pub fn load_request(&self) -> Result<LoadRequest, String> {
         let model = match (&self.model, &self.backend) {
             (_, Some(backend)) => PathBuf::from(backend),
@@ -184,25 +192,18 @@ pub async fn start_engine(
     args: &ModelArgs,
     load: &LoadRequest,
 ) -> Result<(EngineClient, ModelInfo), String> {
-    match args.remote()? {
-        Some(backend) => {
-            let mut engine = EngineClient::connect(backend)
-                .await
-                .map_err(|e| e.to_string())?;
-            let info = engine.load(load.clone()).await.map_err(|e| e.to_string())?;
-            Ok((engine, info))
-        }
-        None => {
-            let mut engine = EngineClient::spawn(&spawn_options()?)
-                .await
-                .map_err(|e| e.to_string())?;
-            let info = engine
-                .load(load.clone())
-                .await
-                .map_err(|e| load_error(load, e))?;
-            Ok((engine, info))
-        }
-    }
+    let options = args.spawn_options()?;
+    let mut engine = EngineClient::spawn(&options)
+        .await
+        .map_err(|e| e.to_string())?;
+    let info = match options.remote {
+        Some(_) => engine.load(load.clone()).await.map_err(|e| e.to_string())?,
+        None => engine
+            .load(load.clone())
+            .await
+            .map_err(|e| load_error(load, e))?,
+    };
+    Ok((engine, info))
 }
 
 /// A worker that dies while loading is a property of the model file: say which.
@@ -307,7 +308,7 @@ async fn open_ui(
     }
     check_terminal_type(std::env::var("TERM").ok().as_deref())?;
     let target = whet::tui::SessionTarget { session, dir, lock };
-    let farewell = whet::tui::run(load, spawn_options()?, target, config).await?;
+    let farewell = whet::tui::run(load, model.spawn_options()?, target, config).await?;
     for line in &farewell.lines {
         eprintln!("{line}");
     }

@@ -5,12 +5,11 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use whet::engine::protocol::{ChatMessage, Prompt};
-use whet::engine::EngineClient;
 use whet::outln;
 use whet::paths;
 use whet::prompt::{library, template, ExampleSelection, Template};
 
-use super::{load_error, spawn_options, ModelArgs};
+use super::ModelArgs;
 
 /// Which template to render, with which values and examples.
 #[derive(clap::Args, Debug, Clone)]
@@ -152,20 +151,15 @@ pub async fn run(command: TemplatesCommand) -> Result<ExitCode, String> {
 }
 
 /// The exact text the model receives, from the engine itself (only the
-/// vocabulary is loaded: formatting needs no weights).
+/// vocabulary is loaded: formatting needs no weights), or from the
+/// `--backend` server where it says (llama-server).
 async fn exact_input(
     messages: Vec<ChatMessage>,
     model: &ModelArgs,
 ) -> Result<(String, u32), String> {
     let mut load = model.load_request()?;
     load.vocab_only = true;
-    let mut engine = EngineClient::spawn(&spawn_options()?)
-        .await
-        .map_err(|e| e.to_string())?;
-    engine
-        .load(load.clone())
-        .await
-        .map_err(|e| load_error(&load, e))?;
+    let (mut engine, _) = super::start_engine(model, &load).await?;
     let formatted = engine
         .format_prompt(Prompt::Chat { messages })
         .await

@@ -27,18 +27,25 @@ const LOG_TAIL_LINES: usize = 64;
 /// Lines of that tail shown in the message itself.
 const LOG_LINES_IN_MESSAGE: usize = 2;
 
+/// How an engine is started: a worker process from the `whet` binary, or,
+/// with `remote`, a connection to that backend instead (every front end
+/// that starts engines, restarts included, then talks to the server).
 #[derive(Debug, Clone)]
 pub struct SpawnOptions {
     /// The `whet` binary that provides the hidden `engine` subcommand.
     pub exe: PathBuf,
+    pub remote: Option<super::remote::Backend>,
 }
 
 impl SpawnOptions {
+    /// Workers from `exe`.
+    pub fn local(exe: PathBuf) -> Self {
+        Self { exe, remote: None }
+    }
+
     /// Spawns workers from the running binary.
     pub fn from_current_exe() -> std::io::Result<Self> {
-        Ok(Self {
-            exe: std::env::current_exe()?,
-        })
+        Ok(Self::local(std::env::current_exe()?))
     }
 }
 
@@ -166,8 +173,12 @@ pub struct EngineClient {
 }
 
 impl EngineClient {
-    /// Starts a worker and waits until it reads commands.
+    /// Starts a worker (or connects to the remote backend of `options`)
+    /// and waits until it reads commands.
     pub async fn spawn(options: &SpawnOptions) -> Result<Self, EngineError> {
+        if let Some(backend) = &options.remote {
+            return Self::connect(backend.clone()).await;
+        }
         let mut child = tokio::process::Command::new(&options.exe)
             .arg("engine")
             // An abort must not start a debugger to print a backtrace.

@@ -100,7 +100,7 @@ pub fn load_request(model: PathBuf, n_ctx: u32) -> LoadRequest {
 }
 
 pub async fn engine_with(model: PathBuf, n_ctx: u32) -> EngineClient {
-    let options = SpawnOptions { exe: whet_bin() };
+    let options = SpawnOptions::local(whet_bin());
     let mut engine = EngineClient::spawn(&options).await.expect("spawn worker");
     engine
         .load(load_request(model, n_ctx))

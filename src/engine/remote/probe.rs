@@ -119,12 +119,14 @@ pub async fn probe(client: &reqwest::Client, backend: &Backend) -> Result<Server
                 backend.name
             ))
         }
-        (None, many) => return Err(format!(
+        (None, many) => {
+            return Err(format!(
             "backend '{}' serves {} models ({}); choose one with model = \"…\" in backends.toml",
             backend.name,
             many.len(),
             many.join(", ")
-        )),
+        ))
+        }
     };
     let owned_by = entries
         .iter()
