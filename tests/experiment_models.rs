@@ -44,6 +44,7 @@ async fn each_variant_runs_on_its_own_model_and_equals_a_single_generation() {
         NewRun {
             prepared,
             model: &smollm2(),
+            remote: None,
             parallel: 1,
             limit: None,
             repeats: None,
@@ -126,6 +127,7 @@ fn a_variant_model_that_is_not_there_is_refused_before_running() {
             NewRun {
                 prepared,
                 model: &smollm2(),
+                remote: None,
                 parallel: 1,
                 limit: None,
                 repeats: None,

@@ -61,6 +61,7 @@ async fn a_stopped_run_keeps_its_finished_cells_and_resumes_to_the_same_results(
             NewRun {
                 prepared,
                 model: &model,
+                remote: None,
                 parallel: 3,
                 limit: None,
                 repeats: None,
@@ -130,7 +131,7 @@ async fn a_stopped_run_keeps_its_finished_cells_and_resumes_to_the_same_results(
 
     // Resumed: the 6 others, and the whole is the uninterrupted run.
     std::fs::write(&script, "").unwrap();
-    let mut launch = resume_run(&run, None, None).unwrap();
+    let mut launch = resume_run(&run, None, None, None).unwrap();
     assert_eq!(launch.done.len(), 4);
     let mut engine_c = engine(&model).await;
     let known = Known {

@@ -89,6 +89,7 @@ async fn a_run_stopped_inside_a_loop_keeps_finished_cells_and_resumes_to_the_sam
             NewRun {
                 prepared,
                 model: &model,
+                remote: None,
                 parallel: 2,
                 limit: None,
                 repeats: None,
@@ -138,7 +139,7 @@ async fn a_run_stopped_inside_a_loop_keeps_finished_cells_and_resumes_to_the_sam
 
     // Resumed: the loop that was stopped runs again, whole.
     std::fs::write(&script, "").unwrap();
-    let mut launch = resume_run(&run, None, None).unwrap();
+    let mut launch = resume_run(&run, None, None, None).unwrap();
     assert_eq!(launch.done.len(), 3);
     let rest = run_all(&mut launch, &model).await;
     assert_eq!(rest.len(), 1);

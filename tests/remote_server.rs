@@ -396,7 +396,13 @@ fn the_command_line_runs_refines_and_checks_against_the_server() {
         ],
         Some("sk-test-secret"),
     );
-    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        output.status.success(),
+        "{:?}: {} {}",
+        output.status,
+        stderr(&output),
+        stdout(&output)
+    );
     let run: whet::refine::RefineRun = serde_json::from_value(json(&output)).unwrap();
     assert!(run.passes.len() >= 2, "{:?}", run.end);
     assert!(run.passes[0].feedback.is_some());
@@ -417,6 +423,77 @@ fn the_command_line_runs_refines_and_checks_against_the_server() {
         stdout(&output)
     );
     assert!(!stdout(&output).contains("sk-test-secret"));
+    // An experiment over the server: its cells go out up to max_parallel
+    // (2 here) at a time, into the same results file as a local run.
+    let files = dir.path().join("files");
+    std::fs::create_dir_all(&files).unwrap();
+    std::fs::write(
+        files.join("d.jsonl"),
+        "{\"text\": \"red\", \"reference\": \"red\"}\n{\"text\": \"blue\", \"reference\": \"blue\"}\n{\"text\": \"green\", \"reference\": \"green\"}\n{\"text\": \"gold\", \"reference\": \"gold\"}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        files.join("e.toml"),
+        "name = \"e\"\nprompt = \"Repeat the word {{text}}.\"\ndataset = \"d.jsonl\"\nmetrics = [\"chrf\"]\n[[variants]]\nname = \"greedy\"\ntemperature = 0\nmax_tokens = 16\n",
+    )
+    .unwrap();
+    let experiment = files.join("e.toml");
+    let output = whet_here(
+        &[
+            "experiment",
+            "run",
+            experiment.to_str().unwrap(),
+            "--backend",
+            "local",
+            "--parallel",
+            "4",
+            "--json",
+        ],
+        Some("sk-test-secret"),
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    let runs = dir.path().join("data").join("experiments");
+    let run = std::fs::read_dir(&runs)
+        .unwrap()
+        .flatten()
+        .find(|e| e.path().is_dir())
+        .unwrap()
+        .path();
+    let results = std::fs::read_to_string(run.join("results.jsonl")).unwrap();
+    let cells: Vec<serde_json::Value> = results
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(cells.len(), 4, "{results}");
+    assert!(
+        cells
+            .iter()
+            .all(|c| c["error"].is_null() && !c["output"].as_str().unwrap_or_default().is_empty()),
+        "{results}"
+    );
+    // A variant with a model of its own cannot run on the server's.
+    std::fs::write(
+        files.join("m.toml"),
+        "name = \"m\"\nprompt = \"Say {{text}}\"\ndataset = \"d.jsonl\"\n[[variants]]\nname = \"own\"\nmodel = \"smollm2-135m\"\n",
+    )
+    .unwrap();
+    let output = whet_here(
+        &[
+            "experiment",
+            "run",
+            files.join("m.toml").to_str().unwrap(),
+            "--backend",
+            "local",
+        ],
+        Some("sk-test-secret"),
+    );
+    assert!(!output.status.success());
+    assert!(
+        stderr(&output).contains("variant 'own' names its own model"),
+        "{}",
+        stderr(&output)
+    );
+
     drop(server);
     let output = whet_here(&["backends", "check", "local"], Some("sk-test-secret"));
     assert_eq!(output.status.code(), Some(1));

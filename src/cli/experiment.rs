@@ -14,7 +14,7 @@ use whet::experiment::summary::{cells_failing_checks, summarise, table};
 use whet::experiment::{compare, export, library, plan};
 use whet::outln;
 
-use super::{load_error, spawn_options, ModelArgs};
+use super::{load_error, ModelArgs};
 
 /// The exit code of a run whose checks failed under `--fail-on-check`.
 pub const EXIT_CHECKS_FAILED: u8 = 3;
@@ -363,11 +363,11 @@ async fn start(
     use_cache: bool,
     options: RunOptions,
 ) -> Result<ExitCode, String> {
-    if model.backend.is_some() {
-        return Err("experiments do not run on a remote backend yet (their cache keys cells by the model file's hash); run them on a local model".into());
-    }
+    let remote = model.remote()?;
     let parallel = options.parallel;
-    if !(1..=whet::engine::parallel::MAX_PARALLEL).contains(&parallel) {
+    // A server takes as many as its backend's max_parallel allows; the
+    // local engine's sequences are bounded by its context.
+    if remote.is_none() && !(1..=whet::engine::parallel::MAX_PARALLEL).contains(&parallel) {
         return Err(format!(
             "--parallel takes 1 to {}",
             whet::engine::parallel::MAX_PARALLEL
@@ -380,6 +380,7 @@ async fn start(
         NewRun {
             prepared,
             model: &load.model,
+            remote: remote.as_ref(),
             parallel,
             limit,
             repeats,
@@ -387,7 +388,8 @@ async fn start(
         },
     )?;
     eprintln!("run {} into {}", launch.info.id, launch.log.dir.display());
-    let results = execute(&mut launch, &root, load, parallel).await?;
+    let spawn = model.spawn_options()?;
+    let results = execute(&mut launch, &root, load, parallel, spawn).await?;
     print_summary(&launch.prepared, &results, options.json)?;
     eprintln!(
         "show it again with: whet experiment show {}",
@@ -397,22 +399,20 @@ async fn start(
 }
 
 async fn resume(id: &str, model: &ModelArgs, options: RunOptions) -> Result<ExitCode, String> {
-    if model.backend.is_some() {
-        return Err(
-            "experiments do not run on a remote backend yet; resume it on a local model".into(),
-        );
-    }
+    let remote = model.remote()?;
     let dir = launch::run_dir(id)?;
     let mut load = model.load_request()?;
     let mut launch = launch::resume_run(
         &dir,
         model.model.clone(),
+        remote.as_ref(),
         super::templates::user_dir().as_deref(),
     )?;
     load.model = launch.info.model.clone();
     eprintln!("run {id}: going on in {}", dir.display());
     let root = results::experiments_dir()?;
-    let new = execute(&mut launch, &root, load, options.parallel).await?;
+    let spawn = model.spawn_options()?;
+    let new = execute(&mut launch, &root, load, options.parallel, spawn).await?;
     let mut all = std::mem::take(&mut launch.earlier);
     all.extend(new);
     print_summary(&launch.prepared, &all, options.json)?;
@@ -449,11 +449,12 @@ async fn execute(
     root: &Path,
     mut load: whet::engine::LoadRequest,
     parallel: u32,
+    spawn: whet::engine::SpawnOptions,
 ) -> Result<Vec<CellResult>, String> {
     let mut the_plan = plan::plan(&run.prepared, &run.cells, &run.done, &run.cache, parallel);
     eprintln!("{}", plan::cells_line(&the_plan));
     load.parallel = parallel;
-    let mut engine = Engine::start(spawn_options()?, load.clone())
+    let mut engine = Engine::start(spawn, load.clone())
         .await
         .map_err(|e| load_error(&load, whet::engine::EngineError::Request(e)))?;
     let pending = plan::to_decode(&run.cells, &run.done, &run.cache);

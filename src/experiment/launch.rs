@@ -126,10 +126,50 @@ pub fn model_sha256(path: &Path) -> Result<String, String> {
         .collect())
 }
 
+/// The identity of a remote backend's model, in place of a file's hash in
+/// cells' keys: its base URL and the model it was told to use. (A server
+/// can swap the weights behind the same name; `--no-cache` then.)
+pub fn remote_identity(backend: &crate::engine::remote::Backend) -> String {
+    let text = format!(
+        "remote\n{}\n{}",
+        backend.base_url(),
+        backend.model.as_deref().unwrap_or_default()
+    );
+    Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The run's model identity: the file's hash, or the backend's identity.
+fn identity(
+    model: &Path,
+    remote: Option<&crate::engine::remote::Backend>,
+    prepared: &Prepared,
+) -> Result<String, String> {
+    let Some(backend) = remote else {
+        return model_sha256(model);
+    };
+    if let Some(variant) = prepared
+        .experiment
+        .variants
+        .iter()
+        .find(|v| v.model.is_some() || v.chat_format.is_some())
+    {
+        return Err(format!(
+            "variant '{}' names its own model or chat format; on backend '{}' every variant runs on the server's model",
+            variant.name, backend.name
+        ));
+    }
+    Ok(remote_identity(backend))
+}
+
 /// What a new run is asked to do.
 pub struct NewRun<'a> {
     pub prepared: Prepared,
     pub model: &'a Path,
+    /// The remote backend it runs on (`model` then names it).
+    pub remote: Option<&'a crate::engine::remote::Backend>,
     pub parallel: u32,
     pub limit: Option<usize>,
     pub repeats: Option<u32>,
@@ -141,12 +181,13 @@ pub fn new_run(root: &Path, run: NewRun<'_>) -> Result<Launch, String> {
     let NewRun {
         prepared,
         model,
+        remote,
         parallel,
         limit,
         repeats,
         use_cache,
     } = run;
-    let sha = model_sha256(model)?;
+    let sha = identity(model, remote, &prepared)?;
     let models = variant_models(&prepared, model, &sha)?;
     let cells = cells_on(&prepared, &models).map_err(|e| e.join("\n"))?;
     let cache = if use_cache {
@@ -185,12 +226,13 @@ pub fn new_run(root: &Path, run: NewRun<'_>) -> Result<Launch, String> {
 pub fn resume_run(
     dir: &Path,
     model: Option<PathBuf>,
+    remote: Option<&crate::engine::remote::Backend>,
     user_templates: Option<&Path>,
 ) -> Result<Launch, String> {
     let info = results::read_info(dir)?;
     let prepared = prepare_run(&info.file, info.limit, info.repeats, user_templates)?;
     let model = model.unwrap_or_else(|| info.model.clone());
-    let sha = model_sha256(&model)?;
+    let sha = identity(&model, remote, &prepared)?;
     let models = variant_models(&prepared, &model, &sha)?;
     let cells = cells_on(&prepared, &models).map_err(|e| e.join("\n"))?;
     let earlier = results::read_results(dir)?;

@@ -213,6 +213,14 @@ pub fn send_error(backend: &Backend, url: &str, error: &reqwest::Error) -> Strin
     format!("backend '{name}': {url}: {detail}")
 }
 
+/// The request went out on a pooled connection the server had just
+/// closed (keep-alive timing): it never reached the server.
+pub fn is_stale_connection(error: &reqwest::Error) -> bool {
+    let detail = chain(error);
+    detail.contains("connection closed before message completed")
+        || detail.contains("Connection reset by peer")
+}
+
 /// An error with its causes, "a: b: c", without repeats.
 pub fn chain(error: &dyn std::error::Error) -> String {
     let mut parts: Vec<String> = vec![error.to_string()];

@@ -220,16 +220,30 @@ async fn generate(
     let call = openai::call(backend, server.info.kind, &server.info.model, &request)?;
     let url = format!("{}{}", backend.base_url(), call.path);
     let started = Instant::now();
-    let post = server
-        .client
-        .post(&url)
-        .header(reqwest::header::CONTENT_TYPE, "application/json")
-        .body(call.body.to_string());
-    let send = http::with_key(backend, post)?.send();
+    let body = call.body.to_string();
+    let post = || {
+        server
+            .client
+            .post(&url)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body.clone())
+    };
+    let send = async {
+        match http::with_key(backend, post())?.send().await {
+            // A kept-alive connection the server closed as the request went
+            // out: nothing reached it, so the request goes again, once, on
+            // a fresh connection.
+            Err(e) if http::is_stale_connection(&e) => http::with_key(backend, post())?
+                .send()
+                .await
+                .map_err(|e| http::send_error(backend, &url, &e)),
+            other => other.map_err(|e| http::send_error(backend, &url, &e)),
+        }
+    };
     let response = tokio::select! {
         sent = tokio::time::timeout(backend.first_token_timeout(), send) => match sent {
             Ok(Ok(response)) => response,
-            Ok(Err(e)) => return Err(http::send_error(backend, &url, &e)),
+            Ok(Err(message)) => return Err(message),
             Err(_) => return Err(format!(
                 "backend '{}': no answer within {} s (first_token_timeout_s)",
                 backend.name, backend.first_token_timeout_s

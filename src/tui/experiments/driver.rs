@@ -168,6 +168,7 @@ pub fn start(file: &Path, load: &LoadRequest, spawn: &SpawnOptions) -> Result<Ta
             NewRun {
                 prepared,
                 model: &load.model,
+                remote: spawn.remote.as_ref(),
                 parallel: DEFAULT_PARALLEL,
                 limit: None,
                 repeats: None,
@@ -187,7 +188,12 @@ pub fn start(file: &Path, load: &LoadRequest, spawn: &SpawnOptions) -> Result<Ta
 /// Goes on with run `id` (on the model it ran on) in the background.
 pub fn resume(id: &str, load: &LoadRequest, spawn: &SpawnOptions) -> Result<Task, Msg> {
     let set_up = launch::run_dir(id).and_then(|dir| {
-        launch::resume_run(&dir, None, crate::paths::user_templates_dir().as_deref())
+        launch::resume_run(
+            &dir,
+            None,
+            spawn.remote.as_ref(),
+            crate::paths::user_templates_dir().as_deref(),
+        )
     });
     match set_up {
         Ok(launch) if launch.earlier.len() >= launch.cells.len() => {
