@@ -251,6 +251,7 @@ fn settings_panel_and_pickers_draw_at_small_and_large_sizes() {
                     detail: "4 messages · 日本語で挨拶して".into(),
                     current: true,
                     problem: None,
+                    remote: None,
                 },
                 whet::tui::picker::PickerItem {
                     key: "broken".into(),
@@ -258,6 +259,7 @@ fn settings_panel_and_pickers_draw_at_small_and_large_sizes() {
                     detail: "0 messages · ".into(),
                     current: false,
                     problem: Some("broken.json:4:17: not a valid session file".into()),
+                    remote: None,
                 },
             ],
         ),

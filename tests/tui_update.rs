@@ -243,6 +243,7 @@ fn item(key: &str, current: bool, problem: Option<&str>) -> PickerItem {
         detail: String::new(),
         current,
         problem: problem.map(str::to_string),
+        remote: None,
     }
 }
 
@@ -1072,6 +1073,81 @@ fn picking_another_model_restarts_the_engine_with_it() {
     assert_eq!(
         app.to_session().model,
         Some(PathBuf::from("/m/other-model.gguf"))
+    );
+}
+
+#[test]
+fn picking_a_remote_model_connects_to_it_and_the_session_remembers_it() {
+    use whet::engine::remote::RemoteModel;
+    let mut app = ready_app();
+    key(&mut app, KeyCode::F(3));
+    let gpu = RemoteModel {
+        backend: "gpu".into(),
+        model: None,
+    };
+    let mut stand_in = item("gpu", false, None);
+    stand_in.remote = Some(gpu.clone());
+    update(
+        &mut app,
+        Msg::PickerItems(
+            PickerKind::Models,
+            vec![item("/m/model.gguf", true, None), stand_in],
+        ),
+    );
+    // The server answers while the picker is open: its models replace it.
+    let big = RemoteModel {
+        backend: "gpu".into(),
+        model: Some("big".into()),
+    };
+    let mut listed = item("big @ gpu", false, None);
+    listed.remote = Some(big.clone());
+    update(
+        &mut app,
+        Msg::BackendItems {
+            backend: "gpu".into(),
+            items: vec![listed],
+        },
+    );
+    key(&mut app, KeyCode::Down);
+    assert_eq!(
+        key(&mut app, KeyCode::Enter),
+        vec![Effect::SaveSession, Effect::RestartEngine]
+    );
+    assert_eq!(app.remote, Some(big.clone()));
+    assert_eq!(app.model_name, "big @ gpu");
+    assert_eq!(app.engine, EngineState::Loading);
+    let session = app.to_session();
+    assert_eq!((session.model, session.backend), (None, Some(big.clone())));
+
+    // A backend that did not answer says why and is not picked.
+    key(&mut app, KeyCode::F(3));
+    let mut down = item(
+        "laptop",
+        false,
+        Some("backend 'laptop' is not reachable: refused"),
+    );
+    down.remote = Some(gpu);
+    update(&mut app, Msg::PickerItems(PickerKind::Models, vec![down]));
+    assert!(key(&mut app, KeyCode::Enter).is_empty());
+    assert_eq!(app.remote, Some(big));
+
+    // Back to a local file: the remote is forgotten.
+    app.overlay = None;
+    app.engine = EngineState::Ready;
+    key(&mut app, KeyCode::F(3));
+    update(
+        &mut app,
+        Msg::PickerItems(PickerKind::Models, vec![item("/m/model.gguf", false, None)]),
+    );
+    assert_eq!(
+        key(&mut app, KeyCode::Enter),
+        vec![Effect::SaveSession, Effect::RestartEngine]
+    );
+    assert_eq!(app.remote, None);
+    let session = app.to_session();
+    assert_eq!(
+        (session.model, session.backend),
+        (Some(PathBuf::from("/m/model.gguf")), None)
     );
 }
 

@@ -297,18 +297,43 @@ async fn open_ui(
     } else {
         Session::new(name)
     };
-    // A reopened session goes on with its own model, unless one is asked for.
+    // A reopened session goes on with its own model, local or remote,
+    // unless one is asked for.
     let mut model = model.clone();
-    if model.model.is_none() {
-        model.model = session.model.clone().filter(|p| p.is_file());
+    let mut session_remote = None;
+    if model.model.is_none() && model.backend.is_none() {
+        match &session.backend {
+            Some(remote) => {
+                model.backend = Some(remote.backend.clone());
+                session_remote = Some(remote.clone());
+            }
+            None => model.model = session.model.clone().filter(|p| p.is_file()),
+        }
     }
     let load = model.load_request()?;
+    let spawn = match &session_remote {
+        Some(remote) => {
+            let backend = whet::engine::remote::Backends::load()
+                .and_then(|backends| backends.resolve_model(remote))
+                .map_err(|e| {
+                    format!(
+                        "session '{}' talks to backend '{}', which cannot be used: {e}; pass --model or --backend to go on with another model",
+                        session.name, remote.backend
+                    )
+                })?;
+            SpawnOptions {
+                remote: Some(backend),
+                ..spawn_options()?
+            }
+        }
+        None => model.spawn_options()?,
+    };
     if !std::io::stdin().is_terminal() || !std::io::stdout().is_terminal() {
         return Err("the chat UI needs a terminal; use `whet run` in scripts and pipes".into());
     }
     check_terminal_type(std::env::var("TERM").ok().as_deref())?;
     let target = whet::tui::SessionTarget { session, dir, lock };
-    let farewell = whet::tui::run(load, model.spawn_options()?, target, config).await?;
+    let farewell = whet::tui::run(load, spawn, target, config).await?;
     for line in &farewell.lines {
         eprintln!("{line}");
     }

@@ -9,6 +9,7 @@ use super::atomic::write_atomic;
 use super::tokens::{write_pretty, KeptToken};
 use crate::engine::constraint::Constraint;
 use crate::engine::protocol::Role;
+use crate::engine::remote::RemoteModel;
 use crate::engine::sampling::SamplingOverrides;
 use crate::engine::SamplingParams;
 
@@ -17,8 +18,8 @@ use crate::engine::SamplingParams;
 /// version 3 records which sampler settings the session chose itself;
 /// version 4 keeps replies' tokens with their probabilities; version 5 the
 /// grammar or JSON schema replies follow (a chat started from a template
-/// that sets one).
-pub const SESSION_VERSION: u32 = 5;
+/// that sets one); version 6 the remote backend the chat's model is on.
+pub const SESSION_VERSION: u32 = 6;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -27,6 +28,10 @@ pub struct Session {
     pub name: String,
     #[serde(default)]
     pub model: Option<PathBuf>,
+    /// The model is on this remote backend rather than in a local file
+    /// (from version 6).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backend: Option<RemoteModel>,
     #[serde(default)]
     pub system_prompt: Option<String>,
     /// The sampler settings of the last save, all of them, as used.
@@ -142,6 +147,7 @@ impl Session {
             version: SESSION_VERSION,
             name: name.into(),
             model: None,
+            backend: None,
             system_prompt: None,
             sampling: SamplingParams::default(),
             sampling_set: Some(SamplingOverrides::default()),
@@ -359,6 +365,36 @@ mod tests {
         let loaded = load(&old).unwrap();
         assert_eq!(loaded.reply.max_tokens, 9);
         assert_eq!(loaded.reply.constraint, None);
+    }
+
+    #[test]
+    fn a_remote_model_round_trips_and_older_files_have_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = session_path(dir.path(), "r").unwrap();
+        let mut session = Session::new("r");
+        session.backend = Some(RemoteModel {
+            backend: "gpu".into(),
+            model: Some("qwen2.5-7b".into()),
+        });
+        save(&path, &session).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains("\"backend\": {"), "{text}");
+        assert_eq!(load(&path).unwrap(), session);
+        // A local session's file has no `backend` at all.
+        save(&path, &Session::new("r")).unwrap();
+        assert!(!std::fs::read_to_string(&path).unwrap().contains("backend"));
+        let old = dir.path().join("old.json");
+        std::fs::write(
+            &old,
+            r#"{"version": 5, "name": "old", "model": "/m/a.gguf"}"#,
+        )
+        .unwrap();
+        let loaded = load(&old).unwrap();
+        assert_eq!(loaded.backend, None);
+        assert_eq!(
+            loaded.model.as_deref(),
+            Some(std::path::Path::new("/m/a.gguf"))
+        );
     }
 
     #[test]

@@ -23,6 +23,7 @@ use super::theme::Theme;
 use super::workbench::{self, update as wb, Workbench};
 use crate::engine::probs::TokenProbs;
 use crate::engine::protocol::{ChatMessage, GenerationStats, StopReason};
+use crate::engine::remote::RemoteModel;
 use crate::engine::sampling::SamplingOverrides;
 use crate::engine::SamplingParams;
 use crate::experiment::compare::Comparison;
@@ -138,6 +139,12 @@ pub enum Msg {
     EngineStopped(String),
     /// The lists a picker shows, read from disk by the driver.
     PickerItems(PickerKind, Vec<PickerItem>),
+    /// A remote backend's models (or why it did not answer), replacing its
+    /// stand-in in the model picker.
+    BackendItems {
+        backend: String,
+        items: Vec<PickerItem>,
+    },
     /// Another session was opened.
     SessionOpened(Box<Session>),
     /// A session file was renamed (perhaps the open one).
@@ -340,6 +347,9 @@ pub struct App {
     pub model_name: String,
     /// The model file loaded (or to load); a picked model replaces it.
     pub model_path: PathBuf,
+    /// The model is on this remote backend instead (`model_path` then only
+    /// names it).
+    pub remote: Option<RemoteModel>,
     pub engine: EngineState,
     /// How much of the model file is read, while loading.
     pub load_progress: Option<f32>,
@@ -380,6 +390,7 @@ impl App {
             chat: Chat::new(&model_path),
             model_name: model_name_of(&model_path),
             model_path,
+            remote: None,
             engine: EngineState::Loading,
             load_progress: None,
             generating: None,
@@ -416,7 +427,12 @@ impl App {
     /// The session as it should be saved; a reply still streaming is saved
     /// with what has arrived so far.
     pub fn to_session(&self) -> Session {
-        self.chat.to_session(&self.model_path)
+        let mut session = self.chat.to_session(&self.model_path);
+        if let Some(remote) = &self.remote {
+            session.model = None;
+            session.backend = Some(remote.clone());
+        }
+        session
     }
 
     /// The user's sampling defaults (read from their file at start).
@@ -661,6 +677,14 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
             if let Some(Overlay::Picker(picker)) = &mut app.overlay {
                 if picker.kind == kind {
                     picker.set_items(items);
+                }
+            }
+            Vec::new()
+        }
+        Msg::BackendItems { backend, items } => {
+            if let Some(Overlay::Picker(picker)) = &mut app.overlay {
+                if picker.kind == PickerKind::Models {
+                    picker.replace_backend(&backend, items);
                 }
             }
             Vec::new()
@@ -1024,7 +1048,10 @@ fn on_picker_key(app: &mut App, action: Option<Action>, key: KeyEvent) -> Vec<Ef
                 return Vec::new();
             }
             match picker.kind {
-                PickerKind::Models => pick_model(app, PathBuf::from(item.key)),
+                PickerKind::Models => match item.remote {
+                    Some(remote) => pick_remote(app, remote),
+                    None => pick_model(app, PathBuf::from(item.key)),
+                },
                 PickerKind::Sessions => {
                     if item.key == current_session {
                         app.overlay = None;
@@ -1069,15 +1096,37 @@ fn on_picker_key(app: &mut App, action: Option<Action>, key: KeyEvent) -> Vec<Ef
 
 fn pick_model(app: &mut App, path: PathBuf) -> Vec<Effect> {
     app.overlay = None;
-    if path == app.model_path && app.engine == EngineState::Ready {
+    if app.remote.is_none() && path == app.model_path && app.engine == EngineState::Ready {
         return Vec::new();
     }
     if app.generating.is_some() {
         app.info("wait for the reply, or press Esc to stop it");
         return Vec::new();
     }
+    app.remote = None;
     app.model_name = model_name_of(&path);
     app.set_model_path(path);
+    restart_engine(app)
+}
+
+/// A model on a remote backend: the engine reconnects to it; the local
+/// worker, if one ran, stops.
+fn pick_remote(app: &mut App, remote: RemoteModel) -> Vec<Effect> {
+    app.overlay = None;
+    if app.remote.as_ref() == Some(&remote) && app.engine == EngineState::Ready {
+        return Vec::new();
+    }
+    if app.generating.is_some() {
+        app.info("wait for the reply, or press Esc to stop it");
+        return Vec::new();
+    }
+    app.model_name = remote.label();
+    app.set_model_path(PathBuf::from(remote.label()));
+    app.remote = Some(remote);
+    restart_engine(app)
+}
+
+fn restart_engine(app: &mut App) -> Vec<Effect> {
     app.engine = EngineState::Loading;
     app.load_progress = Some(0.0);
     app.context_used = 0;

@@ -12,6 +12,7 @@ pub mod experiments;
 pub mod keymap;
 pub mod lens;
 pub mod markdown;
+pub mod model_list;
 pub mod picker;
 pub mod rating;
 pub mod rounds;
@@ -38,6 +39,7 @@ use tokio::sync::oneshot;
 use crate::engine::protocol::{
     BeamRequest, ChatMessage, Command, Event, GenerateRequest, LoadRequest, ModelInfo, Prompt, Role,
 };
+use crate::engine::remote::RemoteModel;
 use crate::engine::sampling::SamplingOverrides;
 use crate::engine::{EngineClient, EngineError, SamplingParams, SpawnOptions};
 use crate::sampling_defaults;
@@ -193,6 +195,20 @@ async fn next_engine_event(engine: &mut Option<EngineClient>) -> Result<Event, E
     }
 }
 
+/// How the engine for the app's model starts: a worker for a local file,
+/// or a connection to the remote backend (read from backends.toml again,
+/// so that an edit there applies to the next pick).
+fn engine_spawn(workers: &SpawnOptions, app: &App) -> Result<SpawnOptions, String> {
+    let remote = match &app.remote {
+        Some(remote) => Some(crate::engine::remote::Backends::load()?.resolve_model(remote)?),
+        None => None,
+    };
+    Ok(SpawnOptions {
+        remote,
+        ..workers.clone()
+    })
+}
+
 /// The load request for the model and context size the app holds now.
 fn load_request(base: &LoadRequest, app: &App) -> LoadRequest {
     LoadRequest {
@@ -210,6 +226,17 @@ async fn event_loop(
     config: UiConfig,
 ) -> Result<Farewell, String> {
     let mut app = App::with_session(&target.session, load.model.clone());
+    // The engine the UI starts with; a model picked later replaces it.
+    app.remote = spawn.remote.as_ref().map(|backend| RemoteModel {
+        backend: backend.name.clone(),
+        model: backend.model.clone(),
+    });
+    let workers = SpawnOptions {
+        remote: None,
+        ..spawn.clone()
+    };
+    // Answers that arrive on their own time (the picker's backends).
+    let (background, mut background_msgs) = tokio::sync::mpsc::unbounded_channel::<Msg>();
     let rescue_places = rescue::candidates();
     app.chat.rescue_hint = rescue::first_place(&rescue_places);
     app.theme = config.theme;
@@ -296,6 +323,7 @@ async fn event_loop(
                 }
             },
             Some(fraction) = progress.recv() => Msg::LoadProgress(fraction),
+            Some(msg) = background_msgs.recv() => msg,
             Some(msg) = next_experiment_msg(&mut experiment) => {
                 if matches!(msg, Msg::ExperimentFinished { .. }) {
                     experiment = None;
@@ -374,12 +402,17 @@ async fn event_loop(
                         if let Some(old) = engine.take() {
                             old.shutdown().await;
                         }
-                        loading = Some(start_loading(
-                            load_request(&load, &app),
-                            &spawn,
-                            progress_sender.clone(),
-                        ));
-                        None
+                        match engine_spawn(&workers, &app) {
+                            Ok(spawn) => {
+                                loading = Some(start_loading(
+                                    load_request(&load, &app),
+                                    &spawn,
+                                    progress_sender.clone(),
+                                ));
+                                None
+                            }
+                            Err(message) => Some(Msg::EngineLoadFailed(message)),
+                        }
                     }
                     Effect::Suspend => {
                         terminal::suspend(terminal).map_err(|e| e.to_string())?;
@@ -389,10 +422,26 @@ async fn event_loop(
                         .err()
                         .map(|e| error_notice(format!("cannot copy: {e}"))),
                     Effect::Export => Some(export_session(&app)),
-                    Effect::ListModels => Some(Msg::PickerItems(
-                        PickerKind::Models,
-                        model_items(crate::paths::models_dir().ok().as_deref(), &app.model_path),
-                    )),
+                    Effect::ListModels => {
+                        let local = (app.remote.is_none()).then_some(app.model_path.as_path());
+                        let mut items = model_list::local_items(
+                            crate::paths::models_dir().ok().as_deref(),
+                            local,
+                        );
+                        let backends = crate::engine::remote::Backends::load();
+                        items.extend(model_list::backend_stand_ins(
+                            &backends,
+                            app.remote.as_ref(),
+                        ));
+                        if let Ok(backends) = backends {
+                            model_list::ask_backends(
+                                backends,
+                                app.remote.clone(),
+                                background.clone(),
+                            );
+                        }
+                        Some(Msg::PickerItems(PickerKind::Models, items))
+                    }
                     Effect::ListSessions => Some(Msg::PickerItems(
                         PickerKind::Sessions,
                         session_items(&sessions_dir, &app.chat.session_name),
@@ -532,8 +581,15 @@ async fn event_loop(
                     Effect::ListExperiments => Some(experiments::driver::list()),
                     Effect::OpenExperimentRun(id) => Some(experiments::driver::open(&id)),
                     Effect::StartExperiment(file) => {
-                        match experiments::driver::start(&file, &load_request(&load, &app), &spawn)
-                        {
+                        match engine_spawn(&workers, &app)
+                            .map_err(error_notice)
+                            .and_then(|spawn| {
+                                experiments::driver::start(
+                                    &file,
+                                    &load_request(&load, &app),
+                                    &spawn,
+                                )
+                            }) {
                             Ok(task) => {
                                 experiment = Some(task);
                                 Some(experiments::driver::list())
@@ -542,7 +598,11 @@ async fn event_loop(
                         }
                     }
                     Effect::ResumeExperiment(id) => {
-                        match experiments::driver::resume(&id, &load_request(&load, &app), &spawn) {
+                        match engine_spawn(&workers, &app)
+                            .map_err(error_notice)
+                            .and_then(|spawn| {
+                                experiments::driver::resume(&id, &load_request(&load, &app), &spawn)
+                            }) {
                             Ok(task) => {
                                 experiment = Some(task);
                                 None
@@ -920,56 +980,6 @@ fn export_session(app: &App) -> Msg {
     }
 }
 
-/// Installed models (the models folder) and the one in use, wherever it is.
-fn model_items(models_dir: Option<&Path>, current: &Path) -> Vec<PickerItem> {
-    let mut paths: Vec<PathBuf> = models_dir
-        .and_then(|dir| std::fs::read_dir(dir).ok())
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|entry| entry.path())
-        .filter(|path| path.extension().is_some_and(|e| e == "gguf") && path.is_file())
-        .collect();
-    // `--model` may name an installed file through a symlink or another
-    // spelling of its path: the same file is listed once.
-    let same_file = |a: &Path, b: &Path| {
-        a == b
-            || matches!(
-                (std::fs::canonicalize(a), std::fs::canonicalize(b)),
-                (Ok(a), Ok(b)) if a == b
-            )
-    };
-    let current = paths
-        .iter()
-        .find(|p| same_file(p, current))
-        .cloned()
-        .unwrap_or_else(|| {
-            paths.push(current.to_path_buf());
-            current.to_path_buf()
-        });
-    paths.sort();
-    paths
-        .into_iter()
-        .map(|path| {
-            let file_name = path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-            let known = crate::models::catalog::by_file_name(&file_name)
-                .map(|m| format!(" · {}", m.description))
-                .unwrap_or_default();
-            PickerItem {
-                key: path.to_string_lossy().into_owned(),
-                label: file_name,
-                detail: format!("{:.0} MB{known}", size as f64 / 1e6),
-                current: path == current,
-                problem: (!path.is_file()).then(|| "the file is missing".to_string()),
-            }
-        })
-        .collect()
-}
-
 fn session_items(dir: &Path, current: &str) -> Vec<PickerItem> {
     library::list(dir)
         .into_iter()
@@ -997,6 +1007,7 @@ fn session_items(dir: &Path, current: &str) -> Vec<PickerItem> {
                 summary.title
             ),
             problem: summary.problem,
+            remote: None,
         })
         .collect()
 }
@@ -1038,30 +1049,6 @@ fn engine_msg(event: Event) -> Option<Msg> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_model_named_through_a_symlink_is_listed_once_as_current() {
-        let dir = tempfile::tempdir().unwrap();
-        let models = dir.path().join("models");
-        std::fs::create_dir_all(&models).unwrap();
-        let installed = models.join("a.gguf");
-        std::fs::write(&installed, b"GGUF").unwrap();
-        std::fs::write(models.join("b.gguf"), b"GGUF").unwrap();
-        let link = dir.path().join("link.gguf");
-        std::os::unix::fs::symlink(&installed, &link).unwrap();
-
-        let items = model_items(Some(&models), &link);
-        let labels: Vec<&str> = items.iter().map(|i| i.label.as_str()).collect();
-        assert_eq!(labels, ["a.gguf", "b.gguf"]);
-        assert!(items[0].current && !items[1].current);
-
-        // A model outside the folder is added, once.
-        let elsewhere = dir.path().join("c.gguf");
-        std::fs::write(&elsewhere, b"GGUF").unwrap();
-        let items = model_items(Some(&models), &elsewhere);
-        assert_eq!(items.len(), 3);
-        assert_eq!(items.iter().filter(|i| i.current).count(), 1);
-    }
 
     #[test]
     fn sessions_open_in_another_whet_say_so() {

@@ -1,7 +1,10 @@
-//! A popup list to choose from (installed models, saved sessions), with an
-//! inline name editor for renaming and a two-step delete.
+//! A popup list to choose from (installed models and remote backends' models,
+//! saved sessions), with an inline name editor for renaming and a two-step
+//! delete.
 
 use ratatui_textarea::TextArea;
+
+use crate::engine::remote::RemoteModel;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PickerKind {
@@ -17,8 +20,11 @@ pub struct PickerItem {
     pub detail: String,
     /// Marks the model or session in use.
     pub current: bool,
-    /// Why the item cannot be opened (a corrupt session file), if so.
+    /// Why the item cannot be opened (a corrupt session file, a backend
+    /// that does not answer), if so.
     pub problem: Option<String>,
+    /// A model on a remote backend rather than a local file.
+    pub remote: Option<RemoteModel>,
 }
 
 pub struct Picker {
@@ -57,6 +63,23 @@ impl Picker {
         // Start on the item in use, so Enter right away changes nothing.
         self.selected = items.iter().position(|i| i.current).unwrap_or(0);
         self.items = items;
+    }
+
+    /// A backend has answered (or not): its models replace what stood for
+    /// it while it was asked. The selection stays on the item it was on.
+    pub fn replace_backend(&mut self, backend: &str, items: Vec<PickerItem>) {
+        let selected_key = self.selected_item().map(|i| i.key.clone());
+        let of_backend =
+            |item: &PickerItem| item.remote.as_ref().is_some_and(|r| r.backend == backend);
+        let at = self.items.iter().position(of_backend);
+        self.items.retain(|item| !of_backend(item));
+        let at = at.unwrap_or(self.items.len()).min(self.items.len());
+        self.items.splice(at..at, items);
+        // On the backend's stand-in, the selection moves to its first model.
+        self.selected = selected_key
+            .and_then(|key| self.items.iter().position(|i| i.key == key))
+            .unwrap_or(at)
+            .min(self.items.len().saturating_sub(1));
     }
 
     pub fn selected_item(&self) -> Option<&PickerItem> {

@@ -224,6 +224,27 @@ impl Backend {
     }
 }
 
+/// A model on a remote backend, as a session or a picker names it: the
+/// backend (a name from the file, or a URL) and, when the server serves
+/// several, which of its models.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RemoteModel {
+    pub backend: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+}
+
+impl RemoteModel {
+    /// What the status line and the picker call it.
+    pub fn label(&self) -> String {
+        match &self.model {
+            Some(model) => format!("{model} @ {}", self.backend),
+            None => self.backend.clone(),
+        }
+    }
+}
+
 /// The backends file read: every backend by name.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Backends {
@@ -247,6 +268,15 @@ impl Backends {
         let mut backends = parse(&path.display().to_string(), &text)?;
         backends.file = Some(path.to_path_buf());
         Ok(backends)
+    }
+
+    /// The backend `remote` names, asked for its model when it names one.
+    pub fn resolve_model(&self, remote: &RemoteModel) -> Result<Backend, String> {
+        let mut backend = self.resolve(&remote.backend)?;
+        if remote.model.is_some() {
+            backend.model = remote.model.clone();
+        }
+        Ok(backend)
     }
 
     /// `name` from the file, or a URL taken as a backend of its own.

@@ -20,4 +20,4 @@ pub mod probe;
 pub mod serve;
 pub mod sse;
 
-pub use config::{Backend, Backends, Kind};
+pub use config::{Backend, Backends, Kind, RemoteModel};
