@@ -18,9 +18,12 @@ pub fn display_name(info: &ModelInfo) -> String {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
+    // llama-server names its model by the file it loaded, path and all.
+    let name = info.name.as_deref().map(short_model_id);
     let base = catalog::by_file_name(&file_name)
+        .or_else(|| name.and_then(catalog::by_file_name))
         .map(|m| m.name.to_string())
-        .or_else(|| info.name.as_deref().map(tidy).filter(|n| !n.is_empty()))
+        .or_else(|| name.map(tidy).filter(|n| !n.is_empty()))
         .unwrap_or_else(|| {
             info.path
                 .file_stem()
@@ -30,6 +33,20 @@ pub fn display_name(info: &ModelInfo) -> String {
     match info.quantization.as_deref() {
         Some(quant) if !base.contains(quant) => format!("{base} {quant}"),
         _ => base,
+    }
+}
+
+/// A server's model id as a person reads it: a file path (llama-server
+/// gives the one it loaded) by its file name; other ids ("Qwen/Qwen2.5-7B",
+/// "llama3:8b") as they are.
+pub fn short_model_id(id: &str) -> &str {
+    if id.starts_with('/') {
+        id.rsplit('/')
+            .next()
+            .filter(|n| !n.is_empty())
+            .unwrap_or(id)
+    } else {
+        id
     }
 }
 
@@ -92,6 +109,17 @@ mod display_name_tests {
             display_name(&info("/m/plain-file.gguf", None, None)),
             "plain-file"
         );
+        // A remote model llama-server names by its path.
+        assert_eq!(
+            display_name(&info(
+                "http://127.0.0.1:8080/v1",
+                Some("/srv/models/SmolLM2-135M-Instruct.Q4_1.gguf"),
+                None
+            )),
+            "SmolLM2 135M Instruct"
+        );
+        assert_eq!(short_model_id("Qwen/Qwen2.5-7B"), "Qwen/Qwen2.5-7B");
+        assert_eq!(short_model_id("/srv/a.gguf"), "a.gguf");
         let long = display_name(&info("/m/x.gguf", Some(&"a".repeat(80)), None));
         assert_eq!(long.chars().count(), NAME_CHARS);
         assert!(long.ends_with('…'));

@@ -130,7 +130,12 @@ pub fn backend_items(
                 label: remote.label(),
                 detail: "remote · not reachable".into(),
                 current: current.is_some_and(|c| c.backend == backend),
-                problem: Some(format!("backend '{backend}' is not reachable: {problem}")),
+                problem: Some(format!(
+                    "backend '{backend}' is not reachable: {}",
+                    problem
+                        .strip_prefix(&format!("backend '{backend}': "))
+                        .unwrap_or(problem)
+                )),
                 remote: Some(remote),
             }];
         }

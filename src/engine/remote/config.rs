@@ -239,7 +239,11 @@ impl RemoteModel {
     /// What the status line and the picker call it.
     pub fn label(&self) -> String {
         match &self.model {
-            Some(model) => format!("{model} @ {}", self.backend),
+            Some(model) => format!(
+                "{} @ {}",
+                crate::models::short_model_id(model),
+                self.backend
+            ),
             None => self.backend.clone(),
         }
     }
