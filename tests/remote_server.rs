@@ -494,6 +494,77 @@ fn the_command_line_runs_refines_and_checks_against_the_server() {
         stderr(&output)
     );
 
+    // The benchmark: whet's view of each reply against the server's own
+    // timings, and cells in flight at once against one at a time.
+    let output = whet_here(
+        &[
+            "bench",
+            "--backend",
+            "local",
+            "--reps",
+            "2",
+            "--gen-tokens",
+            "16",
+            "--json",
+        ],
+        Some("sk-test-secret"),
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    let bench = json(&output)["remote"].clone();
+    assert_eq!(bench["reps"], 2);
+    assert_eq!(bench["generated_tokens"]["median"], 16.0);
+    // The prompt was evaluated afresh each time, not taken from the cache.
+    assert!(
+        bench["prompt_tokens"]["min"].as_f64().unwrap() > 10.0,
+        "{bench}"
+    );
+    for figure in ["whet", "raw"] {
+        let tok_s = bench["generation_tok_s"][figure]["median"]
+            .as_f64()
+            .unwrap();
+        assert!(tok_s > 1.0 && tok_s.is_finite(), "{bench}");
+    }
+    assert!(
+        bench["ttft_overhead_ms"]["median"].as_f64().unwrap() >= 0.0,
+        "{bench}"
+    );
+    let output = whet_here(
+        &[
+            "bench",
+            "--backend",
+            "local",
+            "--parallel",
+            "1,2",
+            "--cells",
+            "4",
+            "--reps",
+            "1",
+            "--gen-tokens",
+            "8",
+            "--json",
+        ],
+        Some("sk-test-secret"),
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    let output = whet_here(
+        &[
+            "bench",
+            "--backend",
+            "local",
+            "--parallel",
+            "4",
+            "--cells",
+            "4",
+        ],
+        Some("sk-test-secret"),
+    );
+    assert!(!output.status.success());
+    assert!(
+        stderr(&output).contains("backend 'local' allows 2 request(s) in flight"),
+        "{}",
+        stderr(&output)
+    );
+
     drop(server);
     let output = whet_here(&["backends", "check", "local"], Some("sk-test-secret"));
     assert_eq!(output.status.code(), Some(1));
@@ -501,5 +572,63 @@ fn the_command_line_runs_refines_and_checks_against_the_server() {
         stdout(&output).contains("connection refused"),
         "{}",
         stdout(&output)
+    );
+}
+
+/// The model picker asks every backend of the file at once: the live
+/// server lists its model with what it can do, a dead one says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_model_picker_lists_a_live_servers_model_and_a_dead_ones_problem() {
+    use whet::tui::app::Msg;
+    use whet::tui::model_list;
+    let server = LlamaServer::start(4, 1024);
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead_url = format!("http://{}/v1", dead.local_addr().unwrap());
+    drop(dead);
+    let backends = whet::engine::remote::config::parse(
+        "backends.toml",
+        &format!(
+            "[live]\nurl = \"{}\"\n[gone]\nurl = \"{dead_url}\"\n",
+            server.url()
+        ),
+    )
+    .unwrap();
+    let (sender, mut answers) = tokio::sync::mpsc::unbounded_channel();
+    model_list::ask_backends(backends, None, sender);
+    let mut seen = std::collections::BTreeMap::new();
+    while seen.len() < 2 {
+        let msg = tokio::time::timeout(Duration::from_secs(30), answers.recv())
+            .await
+            .expect("every backend answers or fails within its timeouts")
+            .unwrap();
+        let Msg::BackendItems { backend, items } = msg else {
+            panic!("unexpected message");
+        };
+        seen.insert(backend, items);
+    }
+    let live = &seen["live"];
+    assert_eq!(live.len(), 1, "{live:?}");
+    assert!(
+        live[0]
+            .label
+            .ends_with("SmolLM2-135M-Instruct.Q4_1.gguf @ live"),
+        "{live:?}"
+    );
+    assert!(
+        live[0]
+            .detail
+            .starts_with("remote · llama-server · 1024 ctx · 4 slots · "),
+        "{}",
+        live[0].detail
+    );
+    assert!(live[0].problem.is_none());
+    let gone = &seen["gone"];
+    assert!(
+        gone[0]
+            .problem
+            .as_deref()
+            .unwrap()
+            .starts_with("backend 'gone' is not reachable: "),
+        "{gone:?}"
     );
 }

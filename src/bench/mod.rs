@@ -7,6 +7,7 @@ pub mod grammar;
 pub mod history;
 pub mod parallel;
 pub mod raw;
+pub mod remote;
 pub mod saves;
 pub mod stats;
 pub mod ui;
@@ -29,6 +30,12 @@ pub struct BenchArgs {
     /// GGUF model file [default: the installed default model].
     #[arg(long, short)]
     pub model: Option<PathBuf>,
+    /// Measure an OpenAI-compatible server instead (a backend named in
+    /// <config>/backends.toml, or a base URL up to /v1): whet's view of each
+    /// reply against the server's own timings; with `--parallel`, cells in
+    /// flight at once against one at a time.
+    #[arg(long, value_name = "NAME|URL", conflicts_with_all = ["model", "ui", "saves", "depth"])]
+    pub backend: Option<String>,
     /// CPU threads for both paths [default: number of physical cores].
     #[arg(long)]
     pub threads: Option<u32>,
@@ -244,6 +251,9 @@ pub async fn run(args: BenchArgs) -> Result<ExitCode, String> {
     if let Some(schema) = &args.json_schema {
         return run_grammar(&args, schema).await;
     }
+    if args.backend.is_some() {
+        return run_remote(&args).await;
+    }
     if let Some(messages) = args.ui {
         let report = ui::measure(messages, 200)?;
         if args.json {
@@ -281,12 +291,69 @@ async fn start_paths(
     Ok((engine, raw_model, model, threads))
 }
 
-/// whet's worker with the model loaded for `parallel` sequences.
+async fn run_remote(args: &BenchArgs) -> Result<ExitCode, String> {
+    if args.reps == 0 || args.gen_tokens < 2 {
+        return Err("--reps must be at least 1 and --gen-tokens at least 2".into());
+    }
+    let (mut engine, info) = connect_backend(args).await?;
+    let ignore_eos = matches!(
+        &info.chat_format,
+        crate::engine::protocol::ChatFormat::Server { kind, .. } if kind == "llama-server" || kind == "vllm"
+    );
+    let report = remote::measure(&mut engine, PROMPT, args.gen_tokens, args.reps, ignore_eos).await;
+    engine.shutdown().await;
+    let report = report?;
+    if args.json {
+        print_json(&serde_json::json!({
+            "backend": args.backend,
+            "model": info.path,
+            "remote": report,
+        }))?;
+    } else {
+        outln!("{}", info.path.display());
+        for line in remote::table(&report) {
+            outln!("{line}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The `--backend` server, probed.
+async fn connect_backend(
+    args: &BenchArgs,
+) -> Result<(EngineClient, crate::engine::protocol::ModelInfo), String> {
+    let name = args.backend.as_deref().unwrap_or_default();
+    let backend = crate::engine::remote::Backends::load()?.resolve(name)?;
+    let mut engine = EngineClient::connect(backend)
+        .await
+        .map_err(|e| e.to_string())?;
+    let info = engine
+        .load(LoadRequest {
+            model: PathBuf::from(name),
+            n_ctx: args.n_ctx,
+            n_batch: args.n_batch,
+            threads: 0,
+            chat_format: None,
+            vocab_only: false,
+            flash_attention: None,
+            parallel: 1,
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok((engine, info))
+}
+
+/// whet's worker with the model loaded for `parallel` sequences (or, with
+/// `--backend`, the server).
 async fn start_worker(
     args: &BenchArgs,
     n_ctx: u32,
     parallel: u32,
 ) -> Result<(EngineClient, PathBuf, u32), String> {
+    if args.backend.is_some() {
+        let (engine, info) = connect_backend(args).await?;
+        return Ok((engine, info.path, 0));
+    }
     let model = match &args.model {
         Some(path) => path.clone(),
         None => paths::default_model_path()?,
@@ -351,6 +418,17 @@ async fn run_parallel(args: &BenchArgs) -> Result<ExitCode, String> {
     }
     if args.reps == 0 || args.cells == 0 {
         return Err("--reps and --cells must be at least 1".into());
+    }
+    if let Some(name) = &args.backend {
+        // The remote engine never has more requests in flight than the
+        // backend allows: a higher level would quietly measure a lower one.
+        let backend = crate::engine::remote::Backends::load()?.resolve(name)?;
+        if most > backend.max_parallel {
+            return Err(format!(
+                "--parallel {most}: backend '{}' allows {} request(s) in flight; raise its max_parallel in backends.toml",
+                backend.name, backend.max_parallel
+            ));
+        }
     }
     let (mut engine, model, threads) = start_worker(args, args.n_ctx, most).await?;
     let (sequential, reports) = parallel::measure(
