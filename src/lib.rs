@@ -3,6 +3,7 @@
 //! The library holds everything the front ends share: the crash-isolated
 //! inference engine, model files, paths and logging. `main.rs` is a thin CLI.
 
+pub mod arena;
 pub mod bench;
 pub mod diff;
 pub mod engine;

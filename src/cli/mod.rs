@@ -1,5 +1,6 @@
 //! The command line: argument parsing and dispatch to one module per command.
 
+mod arena;
 mod backends;
 mod experiment;
 mod models;
@@ -68,6 +69,9 @@ enum Commands {
     /// or check one (reachable, models, context, what it can do).
     #[command(subcommand)]
     Backends(backends::BackendsCommand),
+    /// The votes of the chat's compare mode: which model wins.
+    #[command(subcommand)]
+    Arena(arena::ArenaCommand),
     /// Check the user's theme and keymap files; prints every problem.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -245,6 +249,7 @@ pub fn main() -> ExitCode {
             Some(Commands::Refine(args)) => refine::run(args).await,
             Some(Commands::Models(command)) => models::run(command).await,
             Some(Commands::Backends(command)) => backends::run(command).await,
+            Some(Commands::Arena(command)) => arena::run(command),
             Some(Commands::Bench(args)) => whet::bench::run(args).await,
             Some(Commands::Engine) => Ok(ExitCode::SUCCESS),
         }
