@@ -4,11 +4,13 @@
 //!
 //! - `vote`: what one vote records (the two sides, the verdict, blindness);
 //! - `votes_file`: the append-only JSONL file under the data dir;
+//! - `duel`: the compare mode's state: two columns, their histories, votes;
 //! - `games`: votes as games between named models;
 //! - `pairs`: wins, ties and losses per pair of models, Wilson intervals;
 //! - `rating`: a Bradley–Terry rating per model with bootstrap intervals;
 //! - `standing`: both together, as a table, Markdown, CSV or JSON.
 
+pub mod duel;
 pub mod games;
 pub mod pairs;
 pub mod rating;
