@@ -8,6 +8,7 @@
 pub mod app;
 pub mod chat;
 pub mod conversation;
+pub mod duel_view;
 pub mod experiments;
 pub mod keymap;
 pub mod lens;
