@@ -5,6 +5,7 @@
 //! - `vote`: what one vote records (the two sides, the verdict, blindness);
 //! - `votes_file`: the append-only JSONL file under the data dir;
 //! - `duel`: the compare mode's state: two columns, their histories, votes;
+//! - `runner`: a duel's two engines, one task per column;
 //! - `games`: votes as games between named models;
 //! - `pairs`: wins, ties and losses per pair of models, Wilson intervals;
 //! - `rating`: a Bradley–Terry rating per model with bootstrap intervals;
@@ -14,6 +15,7 @@ pub mod duel;
 pub mod games;
 pub mod pairs;
 pub mod rating;
+pub mod runner;
 pub mod standing;
 pub mod vote;
 pub mod votes_file;
