@@ -219,3 +219,50 @@ async fn a_killed_worker_fails_its_column_alone_and_restarts_for_the_next_reply(
     assert!(!duel.turns[0].replies[0].text.is_empty());
     runner.finish().await;
 }
+
+#[test]
+fn the_duel_benchmark_reports_both_paces_and_both_workers_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let gemma = gemma3();
+    let output = whet(
+        &[
+            "bench",
+            "--model",
+            smollm2().to_str().unwrap(),
+            "--duel",
+            gemma.to_str().unwrap(),
+            "--duel-chat-format",
+            "chatml",
+            "--reps",
+            "1",
+            "--gen-tokens",
+            "8",
+            "--json",
+        ],
+        dir.path(),
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    let report = json(&output);
+    let duel = &report["duel"];
+    for pace in ["one_after_the_other", "at_once"] {
+        for figure in ["a_tok_s", "b_tok_s", "turn_ms"] {
+            let median = duel[pace][figure]["median"].as_f64().unwrap();
+            assert!(
+                median > 0.0 && median.is_finite(),
+                "{pace} {figure}: {duel}"
+            );
+        }
+    }
+    // Two workers, the larger model the larger one.
+    let rss = duel["worker_peak_rss_mib"].as_array().unwrap();
+    let (a, b) = (rss[0].as_f64().unwrap(), rss[1].as_f64().unwrap());
+    assert!(a > 50.0 && b > a, "{rss:?}");
+
+    let output = whet(&["bench", "--duel", "/nonexistent.gguf"], dir.path());
+    assert!(!output.status.success());
+    assert!(
+        stderr(&output).contains("/nonexistent.gguf: no such model file"),
+        "{}",
+        stderr(&output)
+    );
+}

@@ -3,6 +3,7 @@
 //! prompt, measured in the same run, alternating the two, several times.
 
 pub mod depth;
+pub mod duel;
 pub mod grammar;
 pub mod history;
 pub mod parallel;
@@ -91,6 +92,14 @@ pub struct BenchArgs {
     /// constrained outputs that validate.
     #[arg(long, value_name = "FILE")]
     pub json_schema: Option<PathBuf>,
+    /// The compare mode's cost: the same turns to `--model` (A) and this
+    /// model (B) in two workers, one after the other and at once — each
+    /// side's tok/s, Enter to both replies done, both workers' memory.
+    #[arg(long, value_name = "MODEL_B", conflicts_with_all = ["backend", "ui", "saves", "depth", "parallel"])]
+    pub duel: Option<PathBuf>,
+    /// The chat format for `--duel`'s model (a base model has none).
+    #[arg(long, value_name = "NAME", requires = "duel")]
+    pub duel_chat_format: Option<String>,
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -254,6 +263,9 @@ pub async fn run(args: BenchArgs) -> Result<ExitCode, String> {
     if args.backend.is_some() {
         return run_remote(&args).await;
     }
+    if let Some(model_b) = &args.duel {
+        return run_duel(&args, model_b).await;
+    }
     if let Some(messages) = args.ui {
         let report = ui::measure(messages, 200)?;
         if args.json {
@@ -312,6 +324,63 @@ async fn run_remote(args: &BenchArgs) -> Result<ExitCode, String> {
     } else {
         outln!("{}", info.path.display());
         for line in remote::table(&report) {
+            outln!("{line}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn run_duel(args: &BenchArgs, model_b: &std::path::Path) -> Result<ExitCode, String> {
+    if args.reps == 0 || args.gen_tokens < 2 {
+        return Err("--reps must be at least 1 and --gen-tokens at least 2".into());
+    }
+    let model_a = match &args.model {
+        Some(path) => path.clone(),
+        None => paths::default_model_path()?,
+    };
+    for model in [&model_a, &model_b.to_path_buf()] {
+        if !model.is_file() {
+            return Err(format!("{}: no such model file", model.display()));
+        }
+    }
+    let threads = args.threads.unwrap_or_else(paths::default_threads);
+    let spawn = SpawnOptions::local(match &args.worker_exe {
+        Some(exe) => exe.clone(),
+        None => std::env::current_exe().map_err(|e| e.to_string())?,
+    });
+    let column = |model: &std::path::Path, chat_format: Option<String>| duel::ColumnStart {
+        engine: None,
+        spawn: spawn.clone(),
+        load: LoadRequest {
+            model: model.to_path_buf(),
+            n_ctx: args.n_ctx,
+            n_batch: args.n_batch,
+            threads,
+            chat_format,
+            vocab_only: false,
+            flash_attention: args.flash_attn.setting(),
+            parallel: 1,
+        },
+    };
+    let names = [model_a.clone(), model_b.to_path_buf()].map(|p| {
+        p.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    });
+    let columns = [
+        column(&model_a, None),
+        column(model_b, args.duel_chat_format.clone()),
+    ];
+    let report = duel::measure(columns, names.clone(), args.gen_tokens, args.reps).await?;
+    if args.json {
+        print_json(&serde_json::json!({
+            "models": [model_a, model_b],
+            "threads": threads,
+            "duel": report,
+        }))?;
+    } else {
+        outln!("threads {threads} each");
+        for line in duel::table(&report, &names) {
             outln!("{line}");
         }
     }
