@@ -50,8 +50,10 @@ impl Standing {
             ];
         }
         let mut lines = vec![format!(
-            "{} votes ({} blind, {} both bad)",
-            self.votes, self.blind, self.both_bad
+            "{} ({} blind, {} both bad)",
+            plural(self.votes, "vote"),
+            self.blind,
+            self.both_bad
         )];
         lines.push(String::new());
         let width = name_width(self.ratings.iter().map(|r| r.model.as_str()), 5);
@@ -67,7 +69,7 @@ impl Standing {
                 "{}  {:>6.0}  {:>13}  {:>5}",
                 pad(&r.model, width),
                 r.elo.estimate,
-                format!("{:.0}–{:.0}", r.elo.low, r.elo.high),
+                interval_cell(r),
                 r.votes
             ));
         }
@@ -109,17 +111,18 @@ impl Standing {
 
     pub fn markdown(&self) -> String {
         let mut out = format!(
-            "# Arena standing\n\n{} votes ({} blind, {} both bad).\n\n",
-            self.votes, self.blind, self.both_bad
+            "# Arena standing\n\n{} ({} blind, {} both bad).\n\n",
+            plural(self.votes, "vote"),
+            self.blind,
+            self.both_bad
         );
         out.push_str("| model | rating | 95% interval | votes |\n|---|---:|---:|---:|\n");
         for r in &self.ratings {
             out.push_str(&format!(
-                "| {} | {:.0} | {:.0}–{:.0} | {} |\n",
+                "| {} | {:.0} | {} | {} |\n",
                 cell(&r.model),
                 r.elo.estimate,
-                r.elo.low,
-                r.elo.high,
+                interval_cell(r),
                 r.votes
             ));
         }
@@ -214,6 +217,26 @@ impl Standing {
         }
         let bytes = writer.into_inner().map_err(|e| e.to_string())?;
         String::from_utf8(bytes).map_err(|e| e.to_string())
+    }
+}
+
+/// Below this many votes a model's bootstrap interval says nothing (a
+/// single vote resamples to itself every time): the table says so instead.
+pub const FEWEST_VOTES_FOR_INTERVAL: u64 = 5;
+
+fn interval_cell(rating: &Rating) -> String {
+    if rating.votes < FEWEST_VOTES_FOR_INTERVAL {
+        "too few votes".into()
+    } else {
+        format!("{:.0}–{:.0}", rating.elo.low, rating.elo.high)
+    }
+}
+
+fn plural(count: u64, word: &str) -> String {
+    if count == 1 {
+        format!("1 {word}")
+    } else {
+        format!("{count} {word}s")
     }
 }
 
