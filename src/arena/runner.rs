@@ -44,11 +44,12 @@ pub struct ColumnSettings {
 
 #[derive(Debug)]
 pub enum DuelEvent {
-    /// The column's engine is up (started, or started again); `pid` is its
+    /// The column's engine is up (started, or started again; `info` is
+    /// None for an engine handed over already running); `pid` is its
     /// worker's (0 for a remote server), for its memory.
     Loaded {
         column: Column,
-        info: ModelInfo,
+        info: Option<Box<ModelInfo>>,
         pid: u32,
     },
     /// It could not start.
@@ -169,8 +170,20 @@ async fn serve(
         spawn,
         load,
     } = start;
-    if engine.is_none() {
-        engine = start_engine(column, &spawn, &load, &events).await;
+    match &engine {
+        Some(running) => {
+            let pid = if running.is_remote() {
+                0
+            } else {
+                running.pid()
+            };
+            let _ = events.send(DuelEvent::Loaded {
+                column,
+                info: None,
+                pid,
+            });
+        }
+        None => engine = start_engine(column, &spawn, &load, &events).await,
     }
     let mut served = 0u64;
     while let Some(request) = requests.recv().await {
@@ -242,7 +255,11 @@ async fn start_engine(
     match result {
         Ok((engine, info)) => {
             let pid = if engine.is_remote() { 0 } else { engine.pid() };
-            let _ = events.send(DuelEvent::Loaded { column, info, pid });
+            let _ = events.send(DuelEvent::Loaded {
+                column,
+                info: Some(Box::new(info)),
+                pid,
+            });
             Some(engine)
         }
         Err(error) => {

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::atomic::write_atomic;
 use super::tokens::{write_pretty, KeptToken};
+use crate::arena::duel::{Column, Duel};
 use crate::engine::constraint::Constraint;
 use crate::engine::protocol::Role;
 use crate::engine::remote::RemoteModel;
@@ -18,8 +19,19 @@ use crate::engine::SamplingParams;
 /// version 3 records which sampler settings the session chose itself;
 /// version 4 keeps replies' tokens with their probabilities; version 5 the
 /// grammar or JSON schema replies follow (a chat started from a template
-/// that sets one); version 6 the remote backend the chat's model is on.
-pub const SESSION_VERSION: u32 = 6;
+/// that sets one); version 6 the remote backend the chat's model is on;
+/// version 7 a comparison of two models in progress (the compare mode).
+pub const SESSION_VERSION: u32 = 7;
+
+/// A comparison in progress, kept with its session so that nothing typed
+/// or generated in it is lost when whet stops.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoredComparison {
+    pub duel: Duel,
+    /// The column the chat's own model is in.
+    pub chat_column: Column,
+}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -32,6 +44,9 @@ pub struct Session {
     /// (from version 6).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backend: Option<RemoteModel>,
+    /// A comparison in progress (from version 7).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compare: Option<StoredComparison>,
     #[serde(default)]
     pub system_prompt: Option<String>,
     /// The sampler settings of the last save, all of them, as used.
@@ -148,6 +163,7 @@ impl Session {
             name: name.into(),
             model: None,
             backend: None,
+            compare: None,
             system_prompt: None,
             sampling: SamplingParams::default(),
             sampling_set: Some(SamplingOverrides::default()),
@@ -395,6 +411,40 @@ mod tests {
             loaded.model.as_deref(),
             Some(std::path::Path::new("/m/a.gguf"))
         );
+    }
+
+    #[test]
+    fn a_comparison_in_progress_round_trips_and_older_files_have_none() {
+        use crate::arena::duel::{Contender, ModelRef};
+        let dir = tempfile::tempdir().unwrap();
+        let path = session_path(dir.path(), "c").unwrap();
+        let contender = |name: &str| Contender {
+            name: name.into(),
+            model: ModelRef::Local {
+                path: format!("/m/{name}.gguf").into(),
+                sha256: None,
+            },
+        };
+        let mut duel = Duel::new(
+            Vec::new(),
+            contender("a"),
+            contender("b"),
+            true,
+            false,
+            true,
+        );
+        duel.send("Hi").unwrap();
+        duel.token(Column::A, "half");
+        let mut session = Session::new("c");
+        session.compare = Some(StoredComparison {
+            duel,
+            chat_column: Column::B,
+        });
+        save(&path, &session).unwrap();
+        assert_eq!(load(&path).unwrap(), session);
+        let old = dir.path().join("old.json");
+        std::fs::write(&old, r#"{"version": 6, "name": "old"}"#).unwrap();
+        assert_eq!(load(&old).unwrap().compare, None);
     }
 
     #[test]

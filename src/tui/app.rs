@@ -45,6 +45,8 @@ pub enum Screen {
     Rounds,
     /// Experiments: files, runs, a run's results.
     Experiments,
+    /// Two models side by side (the chat's compare mode).
+    Compare,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -215,6 +217,8 @@ pub enum Msg {
     ExperimentsCompared(Result<Box<Comparison>, String>),
     /// An experiment file was written (from the workbench's template).
     ExperimentMade(PathBuf),
+    /// What one of the compare mode's two engines did.
+    Duel(Box<crate::arena::runner::DuelEvent>),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -339,6 +343,25 @@ pub enum Effect {
         edited: Option<Box<Template>>,
         dataset: PathBuf,
     },
+    /// Start the compare mode's engines (again, with the threads `pace`
+    /// wants); the chat's engine serves `chat_column`.
+    StartDuelEngines {
+        models: [crate::arena::duel::ModelRef; 2],
+        chat_column: crate::arena::duel::Column,
+        pace: crate::arena::duel::Pace,
+    },
+    /// Run these jobs of the duel.
+    DuelJobs {
+        jobs: Vec<crate::arena::duel::DuelJob>,
+        settings: [crate::arena::runner::ColumnSettings; 2],
+    },
+    /// Append a vote to the votes file.
+    RecordVote(Box<crate::arena::Vote>),
+    /// The comparison ended with `keep`'s side: its engine becomes the
+    /// chat's, the other stops.
+    EndDuel {
+        keep: crate::arena::duel::Column,
+    },
 }
 
 pub struct App {
@@ -372,6 +395,8 @@ pub struct App {
     /// The refinement rounds shown (running, finished or reopened).
     pub rounds: Option<Rounds>,
     pub exp: Experiments,
+    /// The compare mode, while a comparison is open.
+    pub compare: Option<super::compare::CompareScreen>,
 }
 
 /// Warn when fewer tokens than this are left in the context.
@@ -409,6 +434,7 @@ impl App {
             wb: Workbench::default(),
             rounds: None,
             exp: Experiments::default(),
+            compare: None,
         }
     }
 
@@ -422,6 +448,18 @@ impl App {
     pub(crate) fn load_session(&mut self, session: &Session) {
         self.chat.load_session(session);
         self.context_used = 0;
+        // A comparison left open goes on where it was (F9 shows it); its
+        // engines start again with its next message.
+        self.compare = session
+            .compare
+            .clone()
+            .map(super::compare::CompareScreen::restored);
+        if self.compare.is_some() {
+            self.info(format!(
+                "this session has a comparison open: {} shows it",
+                self.keymap.key_hint(Action::Compare)
+            ));
+        }
     }
 
     /// The session as it should be saved; a reply still streaming is saved
@@ -432,6 +470,13 @@ impl App {
             session.model = None;
             session.backend = Some(remote.clone());
         }
+        session.compare =
+            self.compare
+                .as_ref()
+                .map(|screen| crate::store::session::StoredComparison {
+                    duel: screen.duel.clone(),
+                    chat_column: screen.chat_column,
+                });
         session
     }
 
@@ -473,6 +518,9 @@ impl App {
         }
         if self.overlay.is_none() && self.screen == Screen::Experiments {
             return self.exp.context();
+        }
+        if self.overlay.is_none() && self.screen == Screen::Compare {
+            return Context::Compare;
         }
         if self.overlay.is_none() && self.screen == Screen::Rounds {
             return self
@@ -521,6 +569,18 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
                 None if app.screen == Screen::Workbench => return wb::on_paste(app, text),
                 None if app.screen == Screen::Rounds => rd::on_paste(app, &text),
                 None if app.screen == Screen::Experiments => ex::on_paste(app, &text),
+                None if app.screen == Screen::Compare => {
+                    if let Some(screen) = &mut app.compare {
+                        match &mut screen.note_editor {
+                            Some(editor) => {
+                                editor.insert_str(text.replace('\n', " "));
+                            }
+                            None => {
+                                screen.input.insert_str(text);
+                            }
+                        }
+                    }
+                }
                 None => chat::on_paste(app, text),
             }
             Vec::new()
@@ -689,6 +749,7 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
             }
             Vec::new()
         }
+        Msg::Duel(event) => super::compare::on_event(app, *event),
         Msg::SessionOpened(session) => {
             app.load_session(&session);
             app.overlay = None;
@@ -878,6 +939,10 @@ fn on_key(app: &mut App, key: KeyEvent) -> Vec<Effect> {
         None if app.screen == Screen::Workbench => on_workbench_key(app, action, key),
         None if app.screen == Screen::Rounds => rd::on_key(app, action, key),
         None if app.screen == Screen::Experiments => ex::on_key(app, action, key),
+        None if app.screen == Screen::Compare => super::compare::on_key(app, action, key),
+        None if action == Some(Action::Compare) && app.screen == Screen::Chat => {
+            super::compare::open(app)
+        }
         None => chat::on_key(app, action, key),
     }
 }
@@ -911,6 +976,7 @@ fn switch_screen(app: &mut App) -> Vec<Effect> {
         // The rounds belong to the workbench.
         Screen::Rounds => Screen::Workbench,
         Screen::Experiments => Screen::Workbench,
+        Screen::Compare => Screen::Workbench,
     };
     if app.screen == Screen::Workbench && !app.wb.listed {
         app.wb.listed = true;
@@ -1047,6 +1113,9 @@ fn on_picker_key(app: &mut App, action: Option<Action>, key: KeyEvent) -> Vec<Ef
                 app.error(problem);
                 return Vec::new();
             }
+            if picker.for_compare {
+                return super::compare::start(app, &item);
+            }
             match picker.kind {
                 PickerKind::Models => match item.remote {
                     Some(remote) => pick_remote(app, remote),
@@ -1126,7 +1195,7 @@ fn pick_remote(app: &mut App, remote: RemoteModel) -> Vec<Effect> {
     restart_engine(app)
 }
 
-fn restart_engine(app: &mut App) -> Vec<Effect> {
+pub(crate) fn restart_engine(app: &mut App) -> Vec<Effect> {
     app.engine = EngineState::Loading;
     app.load_progress = Some(0.0);
     app.context_used = 0;

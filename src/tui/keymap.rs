@@ -27,7 +27,7 @@
 //! is about is ignored, so that action keeps its default keys:
 //!
 //! - `FILE:LINE:COL: <toml message>` — a syntax error; the whole file is ignored.
-//! - `FILE:LINE:COL: unknown section 'foo' (sections: global, input, messages, settings, picker, workbench, workbench_list, workbench_form, rounds, experiments)`
+//! - `FILE:LINE:COL: unknown section 'foo' (sections: global, input, messages, settings, picker, workbench, workbench_list, workbench_form, rounds, experiments, compare)`
 //! - `FILE:LINE:COL: 'foo' is outside a section (sections: …)` — a key before any `[section]`.
 //! - `FILE:LINE:COL: 'global' must be a table [global], found string`
 //! - `FILE:LINE:COL: unknown action 'frobnicate'`
@@ -86,6 +86,8 @@ pub enum Context {
     Rounds,
     /// The experiments screen: files, runs, a run's matrix and cells.
     Experiments,
+    /// Two models side by side: the message editor has focus, like `input`.
+    Compare,
 }
 
 impl Context {
@@ -100,6 +102,7 @@ impl Context {
         Context::WorkbenchForm,
         Context::Rounds,
         Context::Experiments,
+        Context::Compare,
     ];
 
     /// The section name in `keymap.toml`.
@@ -115,6 +118,7 @@ impl Context {
             Context::WorkbenchForm => "workbench_form",
             Context::Rounds => "rounds",
             Context::Experiments => "experiments",
+            Context::Compare => "compare",
         }
     }
 
@@ -133,6 +137,7 @@ impl Context {
                 | Context::Settings
                 | Context::Workbench
                 | Context::WorkbenchForm
+                | Context::Compare
         )
     }
 }
@@ -222,10 +227,22 @@ pub enum Action {
     SortRows,
     FilterRows,
     MakeExperiment,
+    // Compare
+    Compare,
+    VoteA,
+    VoteB,
+    VoteTie,
+    VoteBothBad,
+    VoteNote,
+    RegenerateA,
+    RegenerateB,
+    KeepA,
+    KeepB,
+    ToggleBlind,
+    TogglePace,
 }
 
 const GLOBAL: &[Context] = &[Context::Global];
-const INPUT: &[Context] = &[Context::Input];
 const MESSAGES: &[Context] = &[Context::Messages];
 const PICKER: &[Context] = &[Context::Picker];
 const LISTS: &[Context] = &[
@@ -241,7 +258,14 @@ const COPY: &[Context] = &[Context::Messages, Context::Rounds, Context::Experime
 const BRANCHES: &[Context] = &[Context::Messages, Context::Experiments];
 const LENS: &[Context] = &[Context::Messages, Context::WorkbenchList, Context::Rounds];
 const POPUPS: &[Context] = &[Context::Settings, Context::Picker, Context::WorkbenchForm];
-const INPUTS: &[Context] = &[Context::Input, Context::Workbench, Context::WorkbenchForm];
+const INPUTS: &[Context] = &[
+    Context::Input,
+    Context::Workbench,
+    Context::WorkbenchForm,
+    Context::Compare,
+];
+const SEND: &[Context] = &[Context::Input, Context::Compare];
+const COMPARE: &[Context] = &[Context::Compare];
 const PICKERS: &[Context] = &[
     Context::Picker,
     Context::WorkbenchList,
@@ -335,6 +359,18 @@ impl Action {
         Action::SortRows,
         Action::FilterRows,
         Action::MakeExperiment,
+        Action::Compare,
+        Action::VoteA,
+        Action::VoteB,
+        Action::VoteTie,
+        Action::VoteBothBad,
+        Action::VoteNote,
+        Action::RegenerateA,
+        Action::RegenerateB,
+        Action::KeepA,
+        Action::KeepB,
+        Action::ToggleBlind,
+        Action::TogglePace,
     ];
 
     /// (name in `keymap.toml`, description for help, contexts it may be bound in)
@@ -353,7 +389,7 @@ impl Action {
             Action::PageUp => ("page_up", "Scroll up a page", GLOBAL),
             Action::PageDown => ("page_down", "Scroll down a page", GLOBAL),
             Action::Export => ("export", "Export the session as Markdown and JSON", GLOBAL),
-            Action::Send => ("send", "Send the message", INPUT),
+            Action::Send => ("send", "Send the message", SEND),
             Action::Newline => ("newline", "Insert a line break", INPUTS),
             Action::QuitNow => ("quit_now", "Quit", QUIT_NOW),
             Action::SelectPrev => ("select_prev", "Select the previous item", LISTS),
@@ -459,6 +495,38 @@ impl Action {
                 "sort_rows",
                 "Sort rows: by item, by the selected variant, by disagreement",
                 EXPERIMENTS,
+            ),
+            Action::Compare => (
+                "compare",
+                "Compare the chat's model with another, side by side",
+                GLOBAL,
+            ),
+            Action::VoteA => ("vote_a", "Vote: A's reply is better", COMPARE),
+            Action::VoteB => ("vote_b", "Vote: B's reply is better", COMPARE),
+            Action::VoteTie => ("vote_tie", "Vote: a tie", COMPARE),
+            Action::VoteBothBad => ("vote_both_bad", "Vote: both replies are bad", COMPARE),
+            Action::VoteNote => ("vote_note", "Write a note for the next vote", COMPARE),
+            Action::RegenerateA => ("regenerate_a", "Regenerate A's last reply only", COMPARE),
+            Action::RegenerateB => ("regenerate_b", "Regenerate B's last reply only", COMPARE),
+            Action::KeepA => (
+                "keep_a",
+                "End the comparison: the chat goes on with A's model and replies",
+                COMPARE,
+            ),
+            Action::KeepB => (
+                "keep_b",
+                "End the comparison: the chat goes on with B's model and replies",
+                COMPARE,
+            ),
+            Action::ToggleBlind => (
+                "toggle_blind",
+                "Blind: hide the models' names until the first vote (before the first message)",
+                COMPARE,
+            ),
+            Action::TogglePace => (
+                "toggle_pace",
+                "Replies one after the other (each at full speed) or at once (the cores split)",
+                COMPARE,
             ),
             Action::MakeExperiment => (
                 "make_experiment",
@@ -663,6 +731,20 @@ const DEFAULTS: &[(Context, Action, &[&str])] = &[
     (Context::Rounds, Action::Help, &["?"]),
     (Context::Global, Action::Experiments, &["f10"]),
     (Context::Workbench, Action::MakeExperiment, &["alt+e"]),
+    (Context::Global, Action::Compare, &["f9"]),
+    (Context::Compare, Action::Send, &["enter"]),
+    (Context::Compare, Action::Newline, &["alt+enter", "ctrl+j"]),
+    (Context::Compare, Action::VoteA, &["alt+a"]),
+    (Context::Compare, Action::VoteB, &["alt+b"]),
+    (Context::Compare, Action::VoteTie, &["alt+t"]),
+    (Context::Compare, Action::VoteBothBad, &["alt+x"]),
+    (Context::Compare, Action::VoteNote, &["alt+n"]),
+    (Context::Compare, Action::RegenerateA, &["alt+1"]),
+    (Context::Compare, Action::RegenerateB, &["alt+2"]),
+    (Context::Compare, Action::KeepA, &["f6"]),
+    (Context::Compare, Action::KeepB, &["f7"]),
+    (Context::Compare, Action::ToggleBlind, &["alt+h"]),
+    (Context::Compare, Action::TogglePace, &["alt+p"]),
     (Context::WorkbenchList, Action::MakeExperiment, &["alt+e"]),
     (Context::Experiments, Action::SelectPrev, &["up", "k"]),
     (Context::Experiments, Action::SelectNext, &["down", "j"]),
@@ -1437,6 +1519,7 @@ mod tests {
         let ctrl_g = parse_key("ctrl+g").unwrap();
         let ctrl_r = parse_key("ctrl+r").unwrap();
         let tab = parse_key("tab").unwrap();
+        let f9 = parse_key("f9").unwrap();
         let expected: HashSet<_> = [
             (Context::Settings, esc, Action::Close, Action::Stop),
             (Context::Picker, esc, Action::Close, Action::Stop),
@@ -1472,6 +1555,9 @@ mod tests {
                 Action::FieldNext,
                 Action::FocusNext,
             ),
+            // F9 refines on the workbench, compares on the chat.
+            (Context::Workbench, f9, Action::Refine, Action::Compare),
+            (Context::WorkbenchList, f9, Action::Refine, Action::Compare),
         ]
         .into_iter()
         .collect();
@@ -1729,11 +1815,11 @@ mod tests {
     fn unknown_sections_and_actions() {
         assert_eq!(
             report("[global]\nregenerate = \"f11\"\n\n[foo]\nx = \"y\"\n"),
-            ["F:4:2: unknown section 'foo' (sections: global, input, messages, settings, picker, workbench, workbench_list, workbench_form, rounds, experiments)"]
+            ["F:4:2: unknown section 'foo' (sections: global, input, messages, settings, picker, workbench, workbench_list, workbench_form, rounds, experiments, compare)"]
         );
         assert_eq!(
             report("regenerate = \"f11\"\n"),
-            ["F:1:1: 'regenerate' is outside a section (sections: global, input, messages, settings, picker, workbench, workbench_list, workbench_form, rounds, experiments)"]
+            ["F:1:1: 'regenerate' is outside a section (sections: global, input, messages, settings, picker, workbench, workbench_list, workbench_form, rounds, experiments, compare)"]
         );
         assert_eq!(
             report("global = \"f11\"\n"),

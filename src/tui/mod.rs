@@ -7,6 +7,7 @@
 
 pub mod app;
 pub mod chat;
+pub mod compare;
 pub mod conversation;
 pub mod duel_view;
 pub mod experiments;
@@ -189,6 +190,45 @@ async fn next_experiment_msg(task: &mut Option<experiments::driver::Task>) -> Op
     }
 }
 
+async fn next_duel_event(
+    runner: &mut Option<crate::arena::runner::DuelRunner>,
+) -> Option<crate::arena::runner::DuelEvent> {
+    match runner.as_mut() {
+        Some(runner) => runner.events.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// How one column of a comparison starts: a worker for a local model
+/// with `threads`, or the remote backend.
+fn duel_column(
+    model: &crate::arena::duel::ModelRef,
+    workers: &SpawnOptions,
+    base: LoadRequest,
+    threads: u32,
+) -> Result<crate::arena::runner::ColumnStart, String> {
+    use crate::arena::duel::ModelRef;
+    let (spawn, model) = match model {
+        ModelRef::Local { path, .. } => (workers.clone(), path.clone()),
+        ModelRef::Remote(remote) => (
+            SpawnOptions {
+                remote: Some(crate::engine::remote::Backends::load()?.resolve_model(remote)?),
+                ..workers.clone()
+            },
+            PathBuf::from(&remote.backend),
+        ),
+    };
+    Ok(crate::arena::runner::ColumnStart {
+        engine: None,
+        spawn,
+        load: LoadRequest {
+            model,
+            threads,
+            ..base
+        },
+    })
+}
+
 async fn next_engine_event(engine: &mut Option<EngineClient>) -> Result<Event, EngineError> {
     match engine.as_mut() {
         Some(engine) => engine.next_event().await,
@@ -281,6 +321,8 @@ async fn event_loop(
     let templates_dir = crate::paths::user_templates_dir();
     // The experiment running in the background, if any.
     let mut experiment: Option<experiments::driver::Task> = None;
+    // The compare mode's two engines, while a comparison runs.
+    let mut duel_runner: Option<crate::arena::runner::DuelRunner> = None;
 
     loop {
         let msg = tokio::select! {
@@ -325,6 +367,7 @@ async fn event_loop(
             },
             Some(fraction) = progress.recv() => Msg::LoadProgress(fraction),
             Some(msg) = background_msgs.recv() => msg,
+            Some(event) = next_duel_event(&mut duel_runner) => Msg::Duel(Box::new(event)),
             Some(msg) = next_experiment_msg(&mut experiment) => {
                 if matches!(msg, Msg::ExperimentFinished { .. }) {
                     experiment = None;
@@ -399,6 +442,91 @@ async fn event_loop(
                         }
                         None
                     }
+                    Effect::StartDuelEngines {
+                        models,
+                        chat_column,
+                        pace,
+                    } => {
+                        // Engines of an earlier start stop (the pace changed
+                        // their threads); the first start takes the chat's.
+                        let mut chat_engine = engine.take();
+                        if let Some(runner) = duel_runner.take() {
+                            for old in runner.finish().await.into_iter().flatten() {
+                                old.shutdown().await;
+                            }
+                        }
+                        let base = load_request(&load, &app);
+                        let local = models.iter().filter(|m| !m.is_remote()).count();
+                        let threads =
+                            crate::arena::runner::threads_per_worker(pace, local, base.threads);
+                        let mut problem = None;
+                        let mut columns = Vec::new();
+                        for column in crate::arena::duel::Column::BOTH {
+                            let model = &models[column.index()];
+                            match duel_column(model, &workers, base.clone(), threads) {
+                                Ok(mut start) => {
+                                    if column == chat_column
+                                        && (threads == base.threads || model.is_remote())
+                                    {
+                                        start.engine = chat_engine.take();
+                                    }
+                                    columns.push(start);
+                                }
+                                Err(message) => problem = Some(message),
+                            }
+                        }
+                        if let Some(unused) = chat_engine.take() {
+                            unused.shutdown().await;
+                        }
+                        match (problem, <[_; 2]>::try_from(columns)) {
+                            (None, Ok(columns)) => {
+                                duel_runner =
+                                    Some(crate::arena::runner::DuelRunner::start(columns));
+                                None
+                            }
+                            (problem, _) => Some(error_notice(format!(
+                                "cannot start the comparison's engines: {}",
+                                problem.unwrap_or_default()
+                            ))),
+                        }
+                    }
+                    Effect::DuelJobs { jobs, settings } => match duel_runner.as_mut() {
+                        Some(runner) => {
+                            for job in jobs {
+                                runner.run(job, &settings);
+                            }
+                            None
+                        }
+                        None => Some(error_notice(
+                            "the comparison's engines are not running".into(),
+                        )),
+                    },
+                    Effect::RecordVote(vote) => crate::arena::votes_file::default_path()
+                        .and_then(|path| crate::arena::votes_file::append(&path, &vote))
+                        .err()
+                        .map(error_notice),
+                    Effect::EndDuel { keep } => match duel_runner.take() {
+                        Some(runner) => {
+                            let [a, b] = runner.finish().await;
+                            let (kept, other) = match keep {
+                                crate::arena::duel::Column::A => (a, b),
+                                crate::arena::duel::Column::B => (b, a),
+                            };
+                            if let Some(other) = other {
+                                other.shutdown().await;
+                            }
+                            match kept {
+                                Some(kept) => {
+                                    engine = Some(kept);
+                                    None
+                                }
+                                None => Some(Msg::EngineStopped(
+                                    "the kept model's engine had stopped".into(),
+                                )),
+                            }
+                        }
+                        None => None,
+                    },
                     Effect::RestartEngine => {
                         if let Some(old) = engine.take() {
                             old.shutdown().await;

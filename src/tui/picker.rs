@@ -37,6 +37,8 @@ pub struct Picker {
     pub delete_armed: bool,
     /// Until the list arrives from disk.
     pub loading: bool,
+    /// The model picked is compared with the chat's, not loaded instead.
+    pub for_compare: bool,
 }
 
 impl Picker {
@@ -48,11 +50,13 @@ impl Picker {
             renaming: None,
             delete_armed: false,
             loading: true,
+            for_compare: false,
         }
     }
 
     pub fn title(&self) -> &'static str {
         match self.kind {
+            PickerKind::Models if self.for_compare => "Compare the chat's model with…",
             PickerKind::Models => "Models",
             PickerKind::Sessions => "Sessions",
         }

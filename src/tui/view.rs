@@ -34,6 +34,7 @@ pub fn render(app: &App, frame: &mut Frame) {
         Screen::Workbench => super::workbench::view::render(app, frame, main),
         Screen::Rounds => super::rounds::view::render(app, frame, main),
         Screen::Experiments => super::experiments::view::render(app, frame, main),
+        Screen::Compare => super::compare::view::render(app, frame, main),
     }
     render_status(app, frame, status);
     render_overlays(app, frame, area);
@@ -262,6 +263,11 @@ fn render_picker(app: &App, picker: &Picker, frame: &mut Frame, area: Rect) {
         return;
     }
     let hint = match picker.kind {
+        super::picker::PickerKind::Models if picker.for_compare => format!(
+            "{} compare with this model · {} close · ● the chat's",
+            keys.key_hint(Action::Pick),
+            keys.key_hint(Action::Close)
+        ),
         super::picker::PickerKind::Models => format!(
             "{} load · {} close · ● in use",
             keys.key_hint(Action::Pick),
