@@ -236,16 +236,16 @@ impl Duel {
         messages
     }
 
-    /// The history `column` answers the last turn from.
+    /// The history `column` answers the last turn from: its history
+    /// without its own (partial or earlier) reply to that turn.
     fn prompt_for(&self, column: Column) -> Vec<ChatMessage> {
-        let mut messages = self.prefix.clone();
-        let last = self.turns.len().saturating_sub(1);
-        for (i, turn) in self.turns.iter().enumerate() {
-            messages.push(ChatMessage::new(Role::User, turn.user.clone()));
-            let reply = &turn.replies[column.index()];
-            if i < last && !reply.text.is_empty() {
-                messages.push(ChatMessage::new(Role::Assistant, reply.text.clone()));
-            }
+        let mut messages = self.history(column);
+        if self
+            .turns
+            .last()
+            .is_some_and(|t| !t.replies[column.index()].text.is_empty())
+        {
+            messages.pop();
         }
         messages
     }

@@ -403,7 +403,7 @@ pub struct App {
 pub const CONTEXT_WARNING_MARGIN: u32 = 256;
 
 /// What a model is called until it has loaded and named itself.
-fn model_name_of(path: &std::path::Path) -> String {
+pub(crate) fn model_name_of(path: &std::path::Path) -> String {
     path.file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default()

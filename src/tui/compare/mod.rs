@@ -114,7 +114,7 @@ pub fn start(app: &mut App, item: &PickerItem) -> Vec<Effect> {
             .remote
             .as_ref()
             .map(|r| r.label())
-            .unwrap_or_else(|| model_name_of(&item.key)),
+            .unwrap_or_else(|| super::app::model_name_of(std::path::Path::new(&item.key))),
         model: match &item.remote {
             Some(remote) => ModelRef::Remote(remote.clone()),
             None => ModelRef::Local {
@@ -141,13 +141,6 @@ pub fn start(app: &mut App, item: &PickerItem) -> Vec<Effect> {
         app.keymap.key_hint(Action::KeepB),
     ));
     vec![Effect::SaveSession]
-}
-
-fn model_name_of(key: &str) -> String {
-    std::path::Path::new(key)
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_else(|| key.to_string())
 }
 
 /// Both columns generate with the chat's settings: a comparison of models,
@@ -349,21 +342,22 @@ fn keep(app: &mut App, column: Column) -> Vec<Effect> {
             let restart = screen.duel.pace == Pace::AtOnce && local == 2;
             let switches_model = column != screen.chat_column;
             end(app, column);
-            match (started, switches_model || restart) {
-                (true, false) => vec![Effect::EndDuel { keep: column }, Effect::SaveSession],
-                // The kept engine serves the chat as it is.
-                (true, true) if !restart => {
-                    vec![Effect::EndDuel { keep: column }, Effect::SaveSession]
-                }
-                // Its threads were split: it starts again with all.
-                (true, true) => {
-                    let mut effects = vec![Effect::EndDuel { keep: column }];
-                    effects.extend(super::app::restart_engine(app));
-                    effects
-                }
-                (false, true) => super::app::restart_engine(app),
-                (false, false) => vec![Effect::SaveSession],
+            if !started {
+                // The chat's engine never left the chat.
+                return if switches_model {
+                    super::app::restart_engine(app)
+                } else {
+                    vec![Effect::SaveSession]
+                };
             }
+            let mut effects = vec![Effect::EndDuel { keep: column }];
+            if restart {
+                // Its threads were split: it starts again with all.
+                effects.extend(super::app::restart_engine(app));
+            } else {
+                effects.push(Effect::SaveSession);
+            }
+            effects
         }
         Err(message) => {
             app.info(message);
